@@ -1,0 +1,39 @@
+//! UMT5-base text encoder at the full `umt5-base` config with random weights (f32, CPU).
+//!
+//! Compare with `tools/bench_reference.py umt5` (PyTorch, same shapes, same thread count):
+//! `RAYON_NUM_THREADS=2 cargo bench --bench umt5` vs `python tools/bench_reference.py umt5 --threads 2`.
+
+use acestep::text_encoder::{Umt5Config, Umt5EncoderModel};
+use acestep::weights::random_var_builder;
+use candle_core::{DType, Device, Tensor};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+fn full_config() -> Umt5Config {
+    let text = include_str!("../tests/fixtures/manifests/umt5-base.json");
+    let m: serde_json::Value = serde_json::from_str(text).expect("manifest");
+    serde_json::from_value(m["config"].clone()).expect("umt5 config")
+}
+
+fn bench_umt5(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let cfg = full_config();
+    let model =
+        Umt5EncoderModel::new(&cfg, random_var_builder(0.02, DType::F32, &dev)).expect("model");
+    let mut group = c.benchmark_group("umt5_base_encode_f32");
+    group.sample_size(10);
+    for &len in &[64usize, 256] {
+        let ids = Tensor::arange(0u32, len as u32, &dev)
+            .expect("ids")
+            .unsqueeze(0)
+            .expect("ids");
+        let ids = ((ids * 37.0).expect("ids") % 256_000.0).expect("ids");
+        let mask = Tensor::ones((1, len), DType::F32, &dev).expect("mask");
+        group.bench_with_input(BenchmarkId::new("tokens", len), &len, |b, _| {
+            b.iter(|| model.forward(&ids, &mask, None).expect("forward"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_umt5);
+criterion_main!(benches);

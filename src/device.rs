@@ -1,0 +1,130 @@
+//! Device and dtype selection.
+//!
+//! Strings accepted on the command line and in APIs: devices `auto`, `cpu`, `cuda`, `cuda:N`,
+//! `metal`, `metal:N`; dtypes `auto`, `f32`, `bf16`, `f16`. `auto` picks a GPU when one is compiled
+//! in and present (else the CPU), and bf16 on a GPU, f32 on the CPU.
+
+use candle_core::{DType, Device};
+
+use crate::error::{Error, Result};
+
+/// Parses a device string (see the module docs).
+pub fn parse_device(spec: &str) -> Result<Device> {
+    let spec = spec.trim().to_ascii_lowercase();
+    let (kind, ordinal) = match spec.split_once(':') {
+        Some((k, n)) => {
+            let n: usize = n.parse().map_err(|_| Error::InvalidArgument {
+                name: "device",
+                value: spec.clone(),
+                expected: "an ordinal after the colon, e.g. cuda:0".into(),
+            })?;
+            (k.to_string(), n)
+        }
+        None => (spec.clone(), 0),
+    };
+    match kind.as_str() {
+        "auto" => Ok(default_device()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => {
+            if !candle_core::utils::cuda_is_available() {
+                return Err(Error::DeviceUnavailable {
+                    device: spec,
+                    message: "this build has no CUDA support (rebuild with `--features cuda`)"
+                        .into(),
+                });
+            }
+            Device::new_cuda(ordinal).map_err(|e| Error::DeviceUnavailable {
+                device: spec,
+                message: e.to_string(),
+            })
+        }
+        "metal" => {
+            if !candle_core::utils::metal_is_available() {
+                return Err(Error::DeviceUnavailable {
+                    device: spec,
+                    message: "this build has no Metal support (rebuild with `--features metal`)"
+                        .into(),
+                });
+            }
+            Device::new_metal(ordinal).map_err(|e| Error::DeviceUnavailable {
+                device: spec,
+                message: e.to_string(),
+            })
+        }
+        _ => Err(Error::InvalidArgument {
+            name: "device",
+            value: spec,
+            expected: "one of auto, cpu, cuda, cuda:N, metal, metal:N".into(),
+        }),
+    }
+}
+
+/// The first GPU that is compiled in and present, else the CPU.
+pub fn default_device() -> Device {
+    if candle_core::utils::cuda_is_available() {
+        if let Ok(d) = Device::new_cuda(0) {
+            return d;
+        }
+    }
+    if candle_core::utils::metal_is_available() {
+        if let Ok(d) = Device::new_metal(0) {
+            return d;
+        }
+    }
+    Device::Cpu
+}
+
+/// The default compute dtype for `device`: bf16 on a GPU, f32 on the CPU.
+pub fn default_dtype(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::BF16
+    }
+}
+
+/// Parses a dtype string; `auto` gives [`default_dtype`] for `device`.
+pub fn parse_dtype(spec: &str, device: &Device) -> Result<DType> {
+    match spec.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(default_dtype(device)),
+        "f32" | "float32" | "fp32" => Ok(DType::F32),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        "f16" | "float16" | "fp16" | "half" => Ok(DType::F16),
+        other => Err(Error::InvalidArgument {
+            name: "dtype",
+            value: other.to_string(),
+            expected: "one of auto, f32, bf16, f16".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cpu_and_dtypes() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        assert!(parse_device(" CPU ").unwrap().is_cpu());
+        assert_eq!(parse_dtype("bf16", &Device::Cpu).unwrap(), DType::BF16);
+        assert_eq!(parse_dtype("auto", &Device::Cpu).unwrap(), DType::F32);
+        assert_eq!(parse_dtype("F16", &Device::Cpu).unwrap(), DType::F16);
+    }
+
+    #[test]
+    fn rejects_bad_specs_with_the_value() {
+        let e = parse_device("tpu").unwrap_err().to_string();
+        assert!(e.contains("tpu") && e.contains("cuda:N"), "{e}");
+        let e = parse_device("cuda:x").unwrap_err().to_string();
+        assert!(e.contains("cuda:x"), "{e}");
+        let e = parse_dtype("int8", &Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("int8"), "{e}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_feature_is_a_clear_error() {
+        let e = parse_device("cuda:0").unwrap_err().to_string();
+        assert!(e.contains("--features cuda"), "{e}");
+    }
+}

@@ -1,0 +1,45 @@
+//! # acestep
+//!
+//! A pure-Rust ([candle](https://github.com/huggingface/candle)) inference engine for the
+//! **ACE-Step v1 3.5B** music generation model, loading the real checkpoint layout of
+//! `ACE-Step/ACE-Step-v1-3.5B` from a local directory or the Hugging Face Hub.
+//!
+//! Components (one module each, named after the pipeline stage):
+//!
+//! | module | component | status |
+//! | --- | --- | --- |
+//! | [`checkpoint`] | checkpoint layout, local or hub | done |
+//! | [`text_encoder`] | UMT5-base prompt encoder + tokenizer, ERG-tag | done, at parity |
+//! | [`dit`] | ACE-Step DiT + Conformer lyric encoder | config |
+//! | [`dcae`] | music DCAE (AutoencoderDC) | config |
+//! | [`vocoder`] | ADaMoSHiFiGAN vocoder | config |
+//!
+//! ```no_run
+//! use acestep::{Checkpoint, TextEncoder};
+//! use candle_core::Device;
+//!
+//! let device = acestep::device::default_device();
+//! let dtype = acestep::device::default_dtype(&device);
+//! let ckpt = Checkpoint::resolve(None)?; // $ACESTEP_CHECKPOINT_DIR or a hub download
+//! let enc = TextEncoder::load(&ckpt, &device, dtype)?;
+//! let emb = enc.encode(&["lofi hip hop, mellow piano"])?;
+//! assert_eq!(emb.hidden_states.dim(2)?, 768);
+//! # Ok::<(), acestep::Error>(())
+//! ```
+
+pub mod checkpoint;
+pub mod config;
+pub mod dcae;
+pub mod device;
+pub mod dit;
+pub mod erg;
+pub mod error;
+pub mod testing;
+pub mod text_encoder;
+pub mod vocoder;
+pub mod weights;
+
+pub use checkpoint::{Checkpoint, Component, HubOptions, DEFAULT_REPO_ID};
+pub use erg::QueryScale;
+pub use error::{Error, Result};
+pub use text_encoder::{TextEmbeddings, TextEncoder};
