@@ -37,6 +37,31 @@ fn umt5_base_manifest_zero_missing_zero_unexpected() {
 }
 
 #[test]
+fn ace_step_transformer_manifest_zero_missing_zero_unexpected() {
+    use acestep::dit::{is_unused_key, AceStepTransformer2DModel, AceStepTransformerConfig};
+
+    let m = manifest("ace_step_transformer");
+    let cfg: AceStepTransformerConfig = serde_json::from_value(m.config.clone()).unwrap();
+    let rec = ManifestRecorder::new();
+    AceStepTransformer2DModel::new(&cfg, rec.var_builder()).unwrap();
+    let diff = m.diff(&rec.tensors());
+    println!(
+        "ace_step_transformer: {} tensors in manifest, {} requested, {} deliberately ignored \
+         (projectors.*, cross_attn add_*/to_add_out), missing {:?}, unexpected {:?}, shape mismatches {:?}",
+        m.tensors.len(),
+        rec.tensors().len(),
+        diff.ignored.len(),
+        diff.missing,
+        diff.unexpected,
+        diff.shape_mismatch
+    );
+    assert!(diff.is_clean());
+    // The ignored ones are exactly what the loader's own filter calls unused.
+    assert!(diff.ignored.iter().all(|k| is_unused_key(k)));
+    assert_eq!(diff.ignored.len(), 12 + 24 * 8);
+}
+
+#[test]
 fn every_component_manifest_parses_with_our_config_structs() {
     use acestep::dcae::AutoencoderDcConfig;
     use acestep::dit::AceStepTransformerConfig;

@@ -3,6 +3,7 @@
 our criterion benches (same machine, same thread count, same shapes).
 
     python tools/bench_reference.py umt5 --threads 2
+    ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dit --threads 2 --reps 3
 """
 
 import argparse
@@ -40,15 +41,46 @@ def bench_umt5(reps):
         print(f"umt5_base_encode_f32/tokens/{length}: {t * 1e3:.1f} ms (median of {reps})")
 
 
+def bench_dit(reps):
+    """One decode at T=107 and T=646 and one encode, full config, 64 prompt + 256 lyric tokens."""
+    import sys
+    ref = os.environ.get("ACESTEP_REFERENCE")
+    if not ref:
+        raise SystemExit("set ACESTEP_REFERENCE=/path/to/ACE-Step (the reference checkout)")
+    sys.path.insert(0, ref)
+    from acestep.models.ace_step_transformer import ACEStepTransformer2DModel
+
+    with open(os.path.join(ROOT, "tests", "fixtures", "manifests", "ace_step_transformer.json")) as f:
+        cfg = json.load(f)["config"]
+    model = ACEStepTransformer2DModel(**cfg).eval()
+    text = torch.randn(1, 64, 768)
+    text_mask = torch.ones(1, 64, dtype=torch.long)
+    speaker = torch.zeros(1, 512)
+    lyrics = (torch.arange(256) * 7 % 6000)[None]
+    lyric_mask = torch.ones(1, 256, dtype=torch.long)
+    with torch.no_grad():
+        t = _timeit(lambda: model.encode(text, text_mask, speaker, lyrics, lyric_mask), reps)
+        print(f"dit_full_f32/encode: {t * 1e3:.1f} ms (median of {reps})")
+        enc, enc_mask = model.encode(text, text_mask, speaker, lyrics, lyric_mask)
+        for length in (107, 646):
+            lat = torch.randn(1, 8, 16, length)
+            mask = torch.ones(1, length)
+            ts = torch.tensor([500.0])
+            fn = lambda: model.decode(hidden_states=lat, attention_mask=mask, encoder_hidden_states=enc,
+                                      encoder_hidden_mask=enc_mask, timestep=ts, output_length=length)
+            t = _timeit(fn, reps)
+            print(f"dit_full_f32/decode/T={length}: {t * 1e3:.1f} ms (median of {reps})")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["umt5"])
+    ap.add_argument("what", choices=["umt5", "dit"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    {"umt5": bench_umt5}[args.what](args.reps)
+    {"umt5": bench_umt5, "dit": bench_dit}[args.what](args.reps)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,14 @@ def make_manifests(configs):
 
         cfg = _load_cfg(configs, "ace_step_transformer")
         dit = ACEStepTransformer2DModel(**cfg)
-        _write_manifest("ace_step_transformer", _meta_state_shapes(dit), cfg, ignored_prefixes=["projectors."])
+        # Training-only SSL projectors, and the cross-attention's context projections that the
+        # reference's attention processor never calls, are in the checkpoint but not used.
+        unused = ["projectors."] + [
+            f"transformer_blocks.{i}.cross_attn.{m}."
+            for i in range(cfg["num_layers"])
+            for m in ("add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+        ]
+        _write_manifest("ace_step_transformer", _meta_state_shapes(dit), cfg, ignored_prefixes=unused)
 
         cfg = _load_cfg(configs, "music_dcae_f8c8")
         dcae = AutoencoderDC(**cfg)
@@ -245,12 +252,149 @@ def make_umt5():
           f"hidden {list(hidden.shape)} -> {os.path.relpath(fix_dir, ROOT)}")
 
 
+
+# Two small DiT configs: "a" has 20 blocks (so the ERG-diffusion blocks 15..20 exist) and a
+# 6-block Conformer (ERG-lyric layers 4..6); "b" is shallow with other widths and RoPE base.
+DIT_CONFIGS = {
+    "a": dict(
+        in_channels=8, num_layers=20, inner_dim=32, attention_head_dim=16, num_attention_heads=2,
+        mlp_ratio=2.5, out_channels=8, max_position=4096, rope_theta=1000000.0,
+        speaker_embedding_dim=16, text_embedding_dim=24, ssl_encoder_depths=[8, 8],
+        ssl_names=["mert", "m-hubert"], ssl_latent_dims=[8, 6], lyric_encoder_vocab_size=300,
+        lyric_hidden_size=32, patch_size=[16, 1], max_height=16, max_width=4096,
+        lyric_encoder_output_size=32, lyric_encoder_attention_heads=4,
+        lyric_encoder_linear_units=64, lyric_encoder_num_blocks=6,
+    ),
+    "b": dict(
+        in_channels=8, num_layers=3, inner_dim=48, attention_head_dim=8, num_attention_heads=6,
+        mlp_ratio=4.0, out_channels=8, max_position=2048, rope_theta=10000.0,
+        speaker_embedding_dim=12, text_embedding_dim=20, ssl_encoder_depths=[1, 2],
+        ssl_names=["mert", "m-hubert"], ssl_latent_dims=[4, 4], lyric_encoder_vocab_size=120,
+        lyric_hidden_size=24, patch_size=[16, 1], max_height=16, max_width=2048,
+        lyric_encoder_output_size=24, lyric_encoder_attention_heads=2,
+        lyric_encoder_linear_units=40, lyric_encoder_num_blocks=2,
+    ),
+}
+# ERG ranges exercised per config (the reference's defaults where the layers exist).
+DIT_ERG = {"a": dict(lyric=(4, 6), diffusion=(15, 20)), "b": dict(lyric=(1, 2), diffusion=(1, 3))}
+LYRIC_KEYS = ("lyric_encoder_output_size", "lyric_encoder_attention_heads",
+              "lyric_encoder_linear_units", "lyric_encoder_num_blocks")
+
+
+def _build_dit(cfg):
+    """The reference ACEStepTransformer2DModel, its hard-coded Conformer sized from our keys."""
+    import functools
+    import acestep.models.ace_step_transformer as ast
+    from acestep.models.lyrics_utils.lyric_encoder import ConformerEncoder
+
+    args = {k: v for k, v in cfg.items() if k not in LYRIC_KEYS}
+    ast.LyricEncoder = functools.partial(
+        ConformerEncoder,
+        output_size=cfg["lyric_encoder_output_size"],
+        attention_heads=cfg["lyric_encoder_attention_heads"],
+        linear_units=cfg["lyric_encoder_linear_units"],
+        num_blocks=cfg["lyric_encoder_num_blocks"],
+    )
+    try:
+        model = ast.ACEStepTransformer2DModel(**args)
+    finally:
+        ast.LyricEncoder = ConformerEncoder
+    return model
+
+
+def _scaled_q_hooks(modules, tau):
+    def hook(_module, _inp, output):
+        output[:] *= tau
+        return output
+    return [m.register_forward_hook(hook) for m in modules]
+
+
+def make_dit():
+    """Tiny DiT checkpoints in the `ace_step_transformer/` layout and reference encode/decode."""
+    for name, cfg in DIT_CONFIGS.items():
+        _seed(1 if name == "a" else 2)
+        model = _build_dit(cfg).eval()
+        with torch.no_grad():
+            # Make every parameter matter: the reference initialises some of them to zero or one.
+            for pname, p in model.named_parameters():
+                if pname.endswith("bias"):
+                    p.normal_(0.0, 0.1)
+                elif "norm" in pname and p.dim() == 1:
+                    p.copy_(1.0 + 0.1 * torch.randn_like(p))
+                elif "scale_shift_table" in pname:
+                    p.normal_(0.0, 0.3)
+                elif "pos_bias" in pname:
+                    p.normal_(0.0, 0.5)
+        out_dir = os.path.join(FIX, f"dit_{name}", "ace_step_transformer")
+        os.makedirs(out_dir, exist_ok=True)
+        model.save_pretrained(out_dir, safe_serialization=True)
+        cfg_path = os.path.join(out_dir, "config.json")
+        with open(cfg_path) as f:
+            saved = json.load(f)
+        saved.update({k: cfg[k] for k in LYRIC_KEYS})
+        with open(cfg_path, "w") as f:
+            json.dump(saved, f, indent=2)
+
+        g = torch.Generator().manual_seed(10)
+        B, T, St, Sl = 2, 27, 7, 11
+        text = torch.randn(B, St, cfg["text_embedding_dim"], generator=g)
+        text_mask = torch.ones(B, St, dtype=torch.long)
+        text_mask[1, 4:] = 0
+        speaker = torch.randn(B, cfg["speaker_embedding_dim"], generator=g)
+        lyric_ids = torch.randint(0, cfg["lyric_encoder_vocab_size"], (B, Sl), generator=g)
+        lyric_mask = torch.ones(B, Sl, dtype=torch.long)
+        lyric_mask[0, 8:] = 0
+        lyric_ids[0, 8:] = 0
+        latents = torch.randn(B, 8, 16, T, generator=g)
+        attn_mask = torch.ones(B, T)
+        timestep = torch.tensor([873.5, 120.25])
+        erg = DIT_ERG[name]
+        tau = 0.01
+
+        with torch.no_grad():
+            enc, enc_mask = model.encode(text, text_mask, speaker, lyric_ids, lyric_mask)
+            hooks = _scaled_q_hooks(
+                [model.lyric_encoder.encoders[i].self_attn.linear_q for i in range(*erg["lyric"])], tau)
+            enc_erg, _ = model.encode(text, text_mask, speaker, lyric_ids, lyric_mask)
+            for h in hooks:
+                h.remove()
+            kw = dict(attention_mask=attn_mask, encoder_hidden_states=enc, encoder_hidden_mask=enc_mask,
+                      timestep=timestep, output_length=T)
+            vel = model.decode(hidden_states=latents, **kw).sample
+            blocks = model.transformer_blocks
+            hooks = _scaled_q_hooks(
+                [blocks[i].attn.to_q for i in range(*erg["diffusion"])]
+                + [blocks[i].cross_attn.to_q for i in range(*erg["diffusion"])], tau)
+            vel_erg = model.decode(hidden_states=latents, **kw).sample
+            for h in hooks:
+                h.remove()
+            # output_length longer and shorter than the latent: zero padding / trimming.
+            vel_long = model.decode(hidden_states=latents, **{**kw, "output_length": T + 5}).sample
+            vel_short = model.decode(hidden_states=latents, **{**kw, "output_length": T - 4}).sample
+
+        save_file(
+            {
+                "text_hidden_states": text, "text_attention_mask": text_mask, "speaker_embeds": speaker,
+                "lyric_token_ids": lyric_ids, "lyric_mask": lyric_mask, "latents": latents,
+                "attention_mask": attn_mask, "timestep": timestep,
+                "encoder_hidden_states": enc.contiguous(), "encoder_hidden_mask": enc_mask.float().contiguous(),
+                "encoder_hidden_states_erg_lyric": enc_erg.contiguous(),
+                "velocity": vel.contiguous(), "velocity_erg_diffusion": vel_erg.contiguous(),
+                "velocity_long": vel_long.contiguous(), "velocity_short": vel_short.contiguous(),
+                "erg_lyric_range": torch.tensor(erg["lyric"]), "erg_diffusion_range": torch.tensor(erg["diffusion"]),
+            },
+            os.path.join(FIX, f"dit_{name}", "parity.safetensors"),
+        )
+        n = sum(p.numel() for p in model.parameters())
+        print(f"dit_{name}: {n} parameters, velocity {list(vel.shape)} -> tests/fixtures/dit_{name}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5", help="comma list of: manifests, umt5")
+    ap.add_argument("--only", default="manifests,umt5,dit", help="comma list of: manifests, umt5, dit")
     args = ap.parse_args()
     sys.path.insert(0, os.path.abspath(args.reference))
     torch.set_grad_enabled(False)
@@ -259,6 +403,8 @@ def main():
         make_manifests(args.configs)
     if "umt5" in parts:
         make_umt5()
+    if "dit" in parts:
+        make_dit()
 
 
 if __name__ == "__main__":
