@@ -32,8 +32,8 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// Reading a file failed.
-    #[error("cannot read {path}: {source}")]
+    /// Reading or writing a file failed.
+    #[error("I/O error on {path}: {source}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -127,6 +127,15 @@ pub enum Error {
         message: String,
     },
 
+    /// An audio file cannot be read or written.
+    #[error("audio file {path}: {message}")]
+    Audio {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
     /// A caller-supplied argument is invalid.
     #[error("invalid {name} `{value}`: {expected}")]
     InvalidArgument {
@@ -145,6 +154,15 @@ pub enum Error {
         device: String,
         /// Why it cannot be used.
         message: String,
+    },
+
+    /// The caller's progress callback asked to stop; nothing was produced.
+    #[error("cancelled at step {step} of {total}")]
+    Cancelled {
+        /// The step boundary the run stopped at.
+        step: usize,
+        /// The steps the run would have taken.
+        total: usize,
     },
 
     /// A numerical error from candle.

@@ -10,9 +10,13 @@
 //! | --- | --- | --- |
 //! | [`checkpoint`] | checkpoint layout, local or hub | done |
 //! | [`text_encoder`] | UMT5-base prompt encoder + tokenizer, ERG-tag | done, at parity |
-//! | [`dit`] | ACE-Step DiT + Conformer lyric encoder | config |
-//! | [`dcae`] | music DCAE (AutoencoderDC) | config |
-//! | [`vocoder`] | ADaMoSHiFiGAN vocoder | config |
+//! | [`dit`] | ACE-Step DiT + Conformer lyric encoder, ERG | done, at parity |
+//! | [`dcae`] | music DCAE (AutoencoderDC), log-mel, `MusicDCAE` | done, at parity |
+//! | [`vocoder`] | ADaMoSHiFiGAN vocoder | done, at parity |
+//! | [`audio`] | audio read / write / resample | done |
+//! | [`schedulers`] | flow-matching Euler, Heun, PingPong | done, at parity |
+//! | [`pipeline`] | text2music diffusion process (at parity), `Pipeline::generate` | instrumental |
+//! | [`guidance`] | APG, CFG, CFG-zero*, double condition, guidance interval | done, at parity |
 //!
 //! ```no_run
 //! use acestep::{Checkpoint, TextEncoder};
@@ -27,6 +31,7 @@
 //! # Ok::<(), acestep::Error>(())
 //! ```
 
+pub mod audio;
 pub mod checkpoint;
 pub mod config;
 pub mod dcae;
@@ -34,6 +39,9 @@ pub mod device;
 pub mod dit;
 pub mod erg;
 pub mod error;
+pub mod guidance;
+pub mod pipeline;
+pub mod schedulers;
 pub mod testing;
 pub mod text_encoder;
 pub mod vocoder;

@@ -49,6 +49,57 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Generate music from a prompt (text2music) and write it with a `.json` sidecar of every
+    /// parameter and the seeds used.
+    Generate {
+        /// The prompt (tags), e.g. "funk, groovy bass, 110 bpm".
+        #[arg(long)]
+        prompt: String,
+        /// Seconds of audio, up to 240.
+        #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
+        duration: f64,
+        /// Diffusion steps.
+        #[arg(long, default_value_t = 60)]
+        steps: usize,
+        /// Seed(s): one, or a comma list with one per batch item.
+        #[arg(long)]
+        seed: Option<String>,
+        /// euler, heun or pingpong.
+        #[arg(long, default_value = "euler")]
+        scheduler: String,
+        /// apg, cfg or cfg_star.
+        #[arg(long, default_value = "apg")]
+        cfg_type: String,
+        /// Guidance scale.
+        #[arg(long, default_value_t = 15.0)]
+        guidance_scale: f64,
+        /// Songs to generate (files get _0, _1, ... suffixes when more than one).
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
+        /// Every other parameter, as the reference's JSON (e.g. '{"omega_scale": 5, "oss_steps": "16,29,52"}');
+        /// the flags above override it.
+        #[arg(long)]
+        params: Option<String>,
+        /// Output file (.wav, .flac, .mp3).
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Encode an audio file to latents with the music DCAE and decode it back (the autoencoder's
+    /// round trip; long files decode in overlapping windows).
+    Reconstruct {
+        /// Input audio (wav, flac, mp3, ogg; any rate, mono or stereo).
+        input: PathBuf,
+        /// Output file; the format follows the extension (wav = 32-bit float, flac, mp3).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Output sample rate (the model works at 44100).
+        #[arg(long, default_value_t = 44100)]
+        sample_rate: u32,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
 }
 
 fn checkpoint(m: &ModelArgs) -> acestep::Result<Checkpoint> {
@@ -109,6 +160,176 @@ fn run(cli: Cli) -> acestep::Result<()> {
                     "checksum_abs_mean": abs_mean,
                     "load_seconds": load_s,
                     "encode_seconds": enc_s,
+                })
+            );
+            Ok(())
+        }
+        Command::Generate {
+            prompt,
+            duration,
+            steps,
+            seed,
+            scheduler,
+            cfg_type,
+            guidance_scale,
+            batch_size,
+            params,
+            output,
+            model,
+        } => {
+            setup_threads(model.threads)?;
+            let mut p: acestep::pipeline::GenerationParams = match &params {
+                Some(json) => {
+                    serde_json::from_str(json).map_err(|e| acestep::Error::InvalidArgument {
+                        name: "params",
+                        value: json.clone(),
+                        expected: format!("a JSON object of generation parameters ({e})"),
+                    })?
+                }
+                None => Default::default(),
+            };
+            p.prompt = prompt;
+            p.audio_duration = duration;
+            p.infer_step = steps;
+            p.scheduler_type = scheduler.parse()?;
+            p.cfg_type = cfg_type.parse()?;
+            p.guidance_scale = guidance_scale;
+            p.batch_size = batch_size;
+            if let Some(s) = seed {
+                p.manual_seeds = s
+                    .split(',')
+                    .map(|x| {
+                        x.trim()
+                            .parse::<u64>()
+                            .map_err(|_| acestep::Error::InvalidArgument {
+                                name: "seed",
+                                value: x.to_string(),
+                                expected: "a non-negative integer (or a comma list)".into(),
+                            })
+                    })
+                    .collect::<acestep::Result<Vec<_>>>()?;
+            }
+            let format = acestep::audio::Format::from_path(&output)?;
+            p.format = format.extension().to_string();
+            p.validate()?;
+            let device = parse_device(&model.device)?;
+            let dtype = parse_dtype(&model.dtype, &device)?;
+            let ckpt = checkpoint(&model)?;
+            let t0 = Instant::now();
+            let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype)?;
+            let load_s = t0.elapsed().as_secs_f64();
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:>10} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let t1 = Instant::now();
+            let songs = pipe.generate(&p, &mut |pr| {
+                match pr {
+                    acestep::pipeline::Progress::Encoding => bar.set_message("encoding"),
+                    acestep::pipeline::Progress::Step(s) => {
+                        bar.set_message("diffusion");
+                        bar.set_length(s.total as u64);
+                        bar.set_position(s.step as u64);
+                    }
+                    acestep::pipeline::Progress::Decoding { item, of } => {
+                        bar.set_message("decoding");
+                        bar.set_length(of as u64);
+                        bar.set_position(item as u64);
+                    }
+                }
+                acestep::pipeline::Control::Continue
+            })?;
+            bar.finish_and_clear();
+            let gen_s = t1.elapsed().as_secs_f64();
+            let mut files = Vec::new();
+            for (i, song) in songs.iter().enumerate() {
+                let path = if songs.len() > 1 {
+                    let stem = output
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    output.with_file_name(format!("{stem}_{i}.{}", format.extension()))
+                } else {
+                    output.clone()
+                };
+                let path = acestep::audio::write(&path, &song.audio, Some(format))?;
+                let mut sidecar =
+                    serde_json::to_value(&p).map_err(|e| acestep::Error::InvalidArgument {
+                        name: "params",
+                        value: "serialisation".into(),
+                        expected: e.to_string(),
+                    })?;
+                sidecar["actual_seeds"] =
+                    serde_json::json!(songs.iter().map(|s| s.seed).collect::<Vec<_>>());
+                sidecar["seed"] = serde_json::json!(song.seed);
+                sidecar["audio_path"] = serde_json::json!(path);
+                sidecar["sample_rate"] = serde_json::json!(song.audio.sample_rate);
+                sidecar["load_seconds"] = serde_json::json!(load_s);
+                sidecar["generate_seconds"] = serde_json::json!(gen_s);
+                let json_path = path.with_extension("json");
+                let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
+                std::fs::write(&json_path, text).map_err(|e| acestep::Error::io(&json_path, e))?;
+                files.push(
+                    serde_json::json!({"audio": path, "params": json_path, "seed": song.seed}),
+                );
+            }
+            println!(
+                "{}",
+                serde_json::json!({"files": files, "load_seconds": load_s, "generate_seconds": gen_s})
+            );
+            Ok(())
+        }
+        Command::Reconstruct {
+            input,
+            output,
+            sample_rate,
+            model,
+        } => {
+            setup_threads(model.threads)?;
+            let format = acestep::audio::Format::from_path(&output)?;
+            let device = parse_device(&model.device)?;
+            let dtype = parse_dtype(&model.dtype, &device)?;
+            let clip = acestep::audio::read(&input)?;
+            let ckpt = checkpoint(&model)?;
+            let t0 = Instant::now();
+            let dcae = acestep::dcae::MusicDcae::load(&ckpt, &device, dtype)?;
+            let load_s = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let (latents, lengths) = dcae.encode_audio(std::slice::from_ref(&clip))?;
+            let encode_s = t1.elapsed().as_secs_f64();
+            let t2 = Instant::now();
+            let audio = dcae.decode_audio(&latents, sample_rate)?;
+            let decode_s = t2.elapsed().as_secs_f64();
+            let audio =
+                audio
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| acestep::Error::InvalidArgument {
+                        name: "decoded batch",
+                        value: "0 items".into(),
+                        expected: "one item".into(),
+                    })?;
+            // The latents cover whole 4096-sample blocks; cut the padding off again.
+            let mut audio = audio;
+            let keep = (clip.duration() * audio.sample_rate as f64).round() as usize;
+            audio.channels.iter_mut().for_each(|c| c.truncate(keep));
+            let path = acestep::audio::write(&output, &audio, Some(format))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "input": input,
+                    "input_seconds": clip.duration(),
+                    "latent_shape": latents.dims(),
+                    "latent_frames": lengths.first(),
+                    "output": path,
+                    "output_seconds": audio.duration(),
+                    "sample_rate": audio.sample_rate,
+                    "load_seconds": load_s,
+                    "encode_seconds": encode_s,
+                    "decode_seconds": decode_s,
                 })
             );
             Ok(())

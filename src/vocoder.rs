@@ -1,7 +1,16 @@
-//! The ADaMoSHiFiGAN vocoder (`music_vocoder/`): configuration.
+//! The ADaMoSHiFiGAN vocoder (`music_vocoder/`): log-mel `[b, 128, frames]` -> 44.1 kHz
+//! waveform `[b, 1, frames * 512]`.
 //!
-//! The network is ported in its own change; this module reads the checkpoint's `config.json`.
+//! A ConvNeXt backbone (replicate-padded stem, channels-first LayerNorms, depthwise-conv blocks
+//! with GELU MLPs and layer scale) feeds a HiFiGAN generator (weight-normalised transposed-conv
+//! upsampling, multi-receptive-field residual blocks, SiLU, tanh). Weight norm
+//! (`weight_g`, `weight_v`) is folded into plain weights at load time.
 
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{
+    layer_norm, linear, Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, LayerNorm,
+    LayerNormConfig, Linear, VarBuilder,
+};
 use serde::{Deserialize, Serialize};
 
 /// `music_vocoder/config.json` (the reference `ADaMoSHiFiGANV1` arguments, with its defaults).
@@ -77,5 +86,333 @@ impl Default for VocoderConfig {
             f_max: 16000.0,
             n_mels: 128,
         }
+    }
+}
+
+impl VocoderConfig {
+    /// Checks what the port supports; the message names the key and value.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.use_template {
+            return Err("use_template = true is not supported (the checkpoint uses false)".into());
+        }
+        if self.kernel_sizes.len() != 1 {
+            return Err(format!(
+                "kernel_sizes must have one entry (parallel ConvNeXt blocks are not supported), got {:?}",
+                self.kernel_sizes
+            ));
+        }
+        if self.depths.len() != self.dims.len() || self.depths.is_empty() {
+            return Err(format!(
+                "depths {:?} and dims {:?} must have the same length",
+                self.depths, self.dims
+            ));
+        }
+        if self.upsample_rates.len() != self.upsample_kernel_sizes.len() {
+            return Err(
+                "upsample_rates and upsample_kernel_sizes must have the same length".into(),
+            );
+        }
+        if self.resblock_kernel_sizes.len() != self.resblock_dilation_sizes.len() {
+            return Err(
+                "resblock_kernel_sizes and resblock_dilation_sizes must have the same length"
+                    .into(),
+            );
+        }
+        if self.upsample_rates.iter().product::<usize>() != self.hop_length {
+            return Err(format!(
+                "the product of upsample_rates {:?} must equal hop_length {}",
+                self.upsample_rates, self.hop_length
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A weight-normalised weight: `g * v / ||v||`, the norm over every dim but the first.
+fn weight_norm(vb: &VarBuilder, shape: (usize, usize, usize)) -> Result<Tensor> {
+    let v = vb.get(shape, "weight_v")?;
+    let g = vb.get((shape.0, 1, 1), "weight_g")?;
+    let norm = v.sqr()?.sum_keepdim(2)?.sum_keepdim(1)?.sqrt()?;
+    v.broadcast_mul(&g.broadcast_div(&norm)?)
+}
+
+fn wn_conv1d(cin: usize, cout: usize, k: usize, dilation: usize, vb: VarBuilder) -> Result<Conv1d> {
+    let w = weight_norm(&vb, (cout, cin, k))?;
+    let b = vb.get(cout, "bias")?;
+    let cfg = Conv1dConfig {
+        padding: (k * dilation - dilation) / 2,
+        dilation,
+        ..Default::default()
+    };
+    Ok(Conv1d::new(w, Some(b), cfg))
+}
+
+/// LayerNorm over the channels of `[b, c, l]`.
+#[derive(Debug, Clone)]
+struct ChannelsFirstNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl ChannelsFirstNorm {
+    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?.reshape((1, dim, 1))?,
+            bias: vb.get(dim, "bias")?.reshape((1, dim, 1))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let u = x.mean_keepdim(1)?;
+        let xc = x.broadcast_sub(&u)?;
+        let s = xc.sqr()?.mean_keepdim(1)?;
+        xc.broadcast_div(&(s + 1e-6)?.sqrt()?)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ConvNextBlock {
+    dwconv: Conv1d,
+    norm: LayerNorm,
+    pwconv1: Linear,
+    pwconv2: Linear,
+    gamma: Tensor,
+}
+
+impl ConvNextBlock {
+    fn new(dim: usize, k: usize, vb: VarBuilder) -> Result<Self> {
+        let dw_w = vb.get((dim, 1, k), "dwconv.weight")?;
+        let dw_b = vb.get(dim, "dwconv.bias")?;
+        let cfg = Conv1dConfig {
+            padding: (k - 1) / 2,
+            groups: dim,
+            ..Default::default()
+        };
+        Ok(Self {
+            dwconv: Conv1d::new(dw_w, Some(dw_b), cfg),
+            norm: layer_norm(
+                dim,
+                LayerNormConfig {
+                    eps: 1e-6,
+                    ..Default::default()
+                },
+                vb.pp("norm"),
+            )?,
+            pwconv1: linear(dim, 4 * dim, vb.pp("pwconv1"))?,
+            pwconv2: linear(4 * dim, dim, vb.pp("pwconv2"))?,
+            gamma: vb.get(dim, "gamma")?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.dwconv.forward(x)?.transpose(1, 2)?.contiguous()?;
+        let h = self.norm.forward(&h)?;
+        let h = self
+            .pwconv2
+            .forward(&self.pwconv1.forward(&h)?.gelu_erf()?)?;
+        let h = h.broadcast_mul(&self.gamma)?.transpose(1, 2)?;
+        x + h
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ResBlock1 {
+    convs1: Vec<Conv1d>,
+    convs2: Vec<Conv1d>,
+}
+
+impl ResBlock1 {
+    fn new(ch: usize, k: usize, dilations: &[usize], vb: VarBuilder) -> Result<Self> {
+        let mut convs1 = Vec::new();
+        let mut convs2 = Vec::new();
+        for (i, &d) in dilations.iter().enumerate() {
+            convs1.push(wn_conv1d(ch, ch, k, d, vb.pp(format!("convs1.{i}")))?);
+            convs2.push(wn_conv1d(ch, ch, k, 1, vb.pp(format!("convs2.{i}")))?);
+        }
+        Ok(Self { convs1, convs2 })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = x.clone();
+        for (c1, c2) in self.convs1.iter().zip(&self.convs2) {
+            let xt = c2.forward(&c1.forward(&x.silu()?)?.silu()?)?;
+            x = (xt + x)?;
+        }
+        Ok(x)
+    }
+}
+
+/// A HiFiGAN upsampling layer (transposed 1-D convolution).
+///
+/// candle 0.11's CPU `conv_transpose1d` takes a col2im shortcut when `padding == 0`, and that
+/// shortcut runs a batched matmul whose batch-folding fast path assumes a row-major left operand
+/// while it passes a transposed one: every batch item after the first comes out wrong. Configs
+/// with `kernel == stride` (padding 0) therefore run item by item; the real checkpoint's layers
+/// (padding 2 and 1) take the regular path on the whole batch.
+#[derive(Debug, Clone)]
+struct Upsample(ConvTranspose1d);
+
+impl Upsample {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        if self.0.config().padding != 0 || b == 1 {
+            return self.0.forward(x);
+        }
+        let items = (0..b)
+            .map(|i| self.0.forward(&x.narrow(0, i, 1)?))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&items, 0)
+    }
+}
+
+/// The vocoder.
+#[derive(Debug, Clone)]
+pub struct Vocoder {
+    stem_conv: Conv1d,
+    stem_pad: usize,
+    stem_norm: ChannelsFirstNorm,
+    mid: Vec<(ChannelsFirstNorm, Conv1d)>,
+    stages: Vec<Vec<ConvNextBlock>>,
+    backbone_norm: ChannelsFirstNorm,
+    conv_pre: Conv1d,
+    ups: Vec<Upsample>,
+    resblocks: Vec<Vec<ResBlock1>>,
+    conv_post: Conv1d,
+    cfg: VocoderConfig,
+}
+
+impl Vocoder {
+    /// Builds the vocoder from `music_vocoder/` tensors (`backbone.*`, `head.*`).
+    pub fn new(cfg: &VocoderConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::Msg)?;
+        let bb = vb.pp("backbone");
+        let dims = &cfg.dims;
+        let stem = bb.pp("channel_layers.0");
+        let stem_conv = Conv1d::new(
+            stem.get((dims[0], cfg.input_channels, 7), "0.weight")?,
+            Some(stem.get(dims[0], "0.bias")?),
+            Conv1dConfig::default(),
+        );
+        let stem_norm = ChannelsFirstNorm::new(dims[0], stem.pp("1"))?;
+        let mut mid = Vec::new();
+        for i in 0..dims.len() - 1 {
+            let p = bb.pp(format!("channel_layers.{}", i + 1));
+            let conv = Conv1d::new(
+                p.get((dims[i + 1], dims[i], 1), "1.weight")?,
+                Some(p.get(dims[i + 1], "1.bias")?),
+                Conv1dConfig::default(),
+            );
+            mid.push((ChannelsFirstNorm::new(dims[i], p.pp("0"))?, conv));
+        }
+        let k = cfg.kernel_sizes[0];
+        let stages = (0..dims.len())
+            .map(|i| {
+                (0..cfg.depths[i])
+                    .map(|j| ConvNextBlock::new(dims[i], k, bb.pp(format!("stages.{i}.{j}"))))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let backbone_norm = ChannelsFirstNorm::new(dims[dims.len() - 1], bb.pp("norm"))?;
+
+        let head = vb.pp("head");
+        let c0 = cfg.upsample_initial_channel;
+        let conv_pre = wn_conv1d(
+            cfg.num_mels,
+            c0,
+            cfg.pre_conv_kernel_size,
+            1,
+            head.pp("conv_pre"),
+        )?;
+        let mut ups = Vec::new();
+        let mut resblocks = Vec::new();
+        let nk = cfg.resblock_kernel_sizes.len();
+        for (i, (&u, &kk)) in cfg
+            .upsample_rates
+            .iter()
+            .zip(&cfg.upsample_kernel_sizes)
+            .enumerate()
+        {
+            let cin = c0 >> i;
+            let cout = c0 >> (i + 1);
+            let p = head.pp(format!("ups.{i}"));
+            let w = weight_norm(&p, (cin, cout, kk))?;
+            let b = p.get(cout, "bias")?;
+            ups.push(Upsample(ConvTranspose1d::new(
+                w,
+                Some(b),
+                ConvTranspose1dConfig {
+                    padding: (kk - u) / 2,
+                    stride: u,
+                    ..Default::default()
+                },
+            )));
+            let blocks = cfg
+                .resblock_kernel_sizes
+                .iter()
+                .zip(&cfg.resblock_dilation_sizes)
+                .enumerate()
+                .map(|(j, (&rk, d))| {
+                    ResBlock1::new(cout, rk, d, head.pp(format!("resblocks.{}", i * nk + j)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            resblocks.push(blocks);
+        }
+        let ch = c0 >> cfg.upsample_rates.len();
+        let conv_post = wn_conv1d(ch, 1, cfg.post_conv_kernel_size, 1, head.pp("conv_post"))?;
+        Ok(Self {
+            stem_conv,
+            stem_pad: 3,
+            stem_norm,
+            mid,
+            stages,
+            backbone_norm,
+            conv_pre,
+            ups,
+            resblocks,
+            conv_post,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &VocoderConfig {
+        &self.cfg
+    }
+
+    /// `decode`: log-mel `[b, n_mels, frames]` -> waveform `[b, 1, frames * hop]` in [-1, 1].
+    pub fn decode(&self, mel: &Tensor) -> Result<Tensor> {
+        // Backbone.
+        let x = mel.pad_with_same(D::Minus1, self.stem_pad, self.stem_pad)?;
+        let mut x = self.stem_norm.forward(&self.stem_conv.forward(&x)?)?;
+        for (i, stage) in self.stages.iter().enumerate() {
+            if i > 0 {
+                let (norm, conv) = &self.mid[i - 1];
+                x = conv.forward(&norm.forward(&x)?)?;
+            }
+            for blk in stage {
+                x = blk.forward(&x)?;
+            }
+        }
+        let x = self.backbone_norm.forward(&x)?;
+        // HiFiGAN head.
+        let mut x = self.conv_pre.forward(&x)?;
+        for (up, blocks) in self.ups.iter().zip(&self.resblocks) {
+            x = up.forward(&x.silu()?)?;
+            let mut acc: Option<Tensor> = None;
+            for blk in blocks {
+                let y = blk.forward(&x)?;
+                acc = Some(match acc {
+                    None => y,
+                    Some(a) => (a + y)?,
+                });
+            }
+            x = match acc {
+                Some(a) => (a / blocks.len() as f64)?,
+                None => x,
+            };
+        }
+        self.conv_post.forward(&x.silu()?)?.tanh()
     }
 }

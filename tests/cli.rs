@@ -100,3 +100,134 @@ fn bad_arguments_give_one_clear_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("int4"));
 }
+
+#[test]
+fn reconstruct_round_trips_an_audio_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A mono 22.05 kHz ogg goes in; a stereo 48 kHz flac comes out.
+    let input = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/audio/tone440_mono_22050.ogg");
+    let output = dir.path().join("out.flac");
+    let out = acestep()
+        .args([
+            "reconstruct",
+            "--device",
+            "cpu",
+            "--sample-rate",
+            "48000",
+            "-o",
+        ])
+        .arg(&output)
+        .arg(&input)
+        .arg("--checkpoint-dir")
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // 0.5 s at 44.1 kHz pads to 6 latent frames of 4096 samples.
+    assert_eq!(v["latent_shape"], serde_json::json!([1, 8, 16, 6]));
+    let audio = acestep::audio::read(&output).unwrap();
+    assert_eq!(audio.sample_rate, 48000);
+    assert_eq!(audio.channels.len(), 2);
+    // As long as the input (about 0.5 s; the latent padding is cut off again).
+    let input_len = acestep::audio::read(&input).unwrap().len();
+    assert_eq!(
+        audio.len(),
+        (input_len as f64 * 48000.0 / 22050.0).round() as usize
+    );
+
+    // A file that is not audio: a clear error naming it, and no output file.
+    let bad = dir.path().join("notes.txt");
+    std::fs::write(&bad, "not audio").unwrap();
+    let out = acestep()
+        .args(["reconstruct", "--device", "cpu", "-o"])
+        .arg(dir.path().join("x.wav"))
+        .arg(&bad)
+        .arg("--checkpoint-dir")
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.txt"));
+    assert!(!dir.path().join("x.wav").exists());
+}
+
+#[test]
+fn generate_writes_audio_and_a_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("song.wav");
+    let out = acestep()
+        .args([
+            "generate",
+            "--prompt",
+            "funk, groovy bass",
+            "--duration",
+            "1.2",
+            "--steps",
+            "4",
+            "--seed",
+            "42",
+        ])
+        .args([
+            "--scheduler",
+            "heun",
+            "--params",
+            r#"{"omega_scale": 5, "guidance_interval": 1.0}"#,
+        ])
+        .args(["--device", "cpu", "-o"])
+        .arg(&output)
+        .arg("--checkpoint-dir")
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audio = acestep::audio::read(&output).unwrap();
+    assert_eq!(audio.sample_rate, 48000);
+    assert_eq!(audio.channels.len(), 2);
+    assert_eq!(
+        audio.len(),
+        (12.0f64 * 4096.0 * 48000.0 / 44100.0).round() as usize
+    );
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("song.json")).unwrap())
+            .unwrap();
+    assert_eq!(side["prompt"], "funk, groovy bass");
+    assert_eq!(side["scheduler_type"], "heun");
+    assert_eq!(side["omega_scale"], 5.0);
+    assert_eq!(side["infer_step"], 4);
+    assert_eq!(side["actual_seeds"], serde_json::json!([42]));
+
+    // Out-of-range parameters: one clear line naming the parameter, no file.
+    let bad = acestep()
+        .args([
+            "generate",
+            "--prompt",
+            "x",
+            "--duration",
+            "-3",
+            "--device",
+            "cpu",
+            "-o",
+        ])
+        .arg(dir.path().join("bad.wav"))
+        .arg("--checkpoint-dir")
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("audio_duration") && err.contains("240"),
+        "{err}"
+    );
+    assert!(!dir.path().join("bad.wav").exists());
+}

@@ -15,6 +15,23 @@ fn manifest(name: &str) -> Manifest {
     read_manifest(&p).unwrap()
 }
 
+/// Compares what `rec` recorded with manifest `m`, prints the counts, and requires a clean diff.
+fn check(name: &str, m: &Manifest, rec: &ManifestRecorder) -> acestep::weights::ManifestDiff {
+    let diff = m.diff(&rec.tensors());
+    println!(
+        "{name}: {} tensors in manifest, {} requested, {} deliberately ignored, missing {:?}, \
+         unexpected {:?}, shape mismatches {:?}",
+        m.tensors.len(),
+        rec.tensors().len(),
+        diff.ignored.len(),
+        diff.missing,
+        diff.unexpected,
+        diff.shape_mismatch
+    );
+    assert!(diff.is_clean(), "{name}: manifest mismatch");
+    diff
+}
+
 #[test]
 fn umt5_base_manifest_zero_missing_zero_unexpected() {
     let m = manifest("umt5-base");
@@ -22,16 +39,7 @@ fn umt5_base_manifest_zero_missing_zero_unexpected() {
     assert_eq!(cfg.vocab_size, 256_384);
     let rec = ManifestRecorder::new();
     Umt5EncoderModel::new(&cfg, rec.var_builder()).unwrap();
-    let diff = m.diff(&rec.tensors());
-    println!(
-        "umt5-base: {} tensors in manifest, {} requested, missing {:?}, unexpected {:?}, shape mismatches {:?}",
-        m.tensors.len(),
-        rec.tensors().len(),
-        diff.missing,
-        diff.unexpected,
-        diff.shape_mismatch
-    );
-    assert!(diff.is_clean());
+    check("umt5-base", &m, &rec);
     // shared + 12 blocks x (q, k, v, o, bias, 2 norms, wi_0, wi_1, wo) + final norm
     assert_eq!(m.tensors.len(), 1 + 12 * 10 + 1);
 }
@@ -44,21 +52,35 @@ fn ace_step_transformer_manifest_zero_missing_zero_unexpected() {
     let cfg: AceStepTransformerConfig = serde_json::from_value(m.config.clone()).unwrap();
     let rec = ManifestRecorder::new();
     AceStepTransformer2DModel::new(&cfg, rec.var_builder()).unwrap();
-    let diff = m.diff(&rec.tensors());
-    println!(
-        "ace_step_transformer: {} tensors in manifest, {} requested, {} deliberately ignored \
-         (projectors.*, cross_attn add_*/to_add_out), missing {:?}, unexpected {:?}, shape mismatches {:?}",
-        m.tensors.len(),
-        rec.tensors().len(),
-        diff.ignored.len(),
-        diff.missing,
-        diff.unexpected,
-        diff.shape_mismatch
-    );
-    assert!(diff.is_clean());
+    let diff = check("ace_step_transformer", &m, &rec);
     // The ignored ones are exactly what the loader's own filter calls unused.
     assert!(diff.ignored.iter().all(|k| is_unused_key(k)));
     assert_eq!(diff.ignored.len(), 12 + 24 * 8);
+}
+
+#[test]
+fn music_dcae_manifest_zero_missing_zero_unexpected() {
+    use acestep::dcae::{AutoencoderDc, AutoencoderDcConfig};
+
+    let m = manifest("music_dcae_f8c8");
+    let cfg: AutoencoderDcConfig = serde_json::from_value(m.config.clone()).unwrap();
+    let rec = ManifestRecorder::new();
+    AutoencoderDc::new(&cfg, rec.var_builder()).unwrap();
+    check("music_dcae_f8c8", &m, &rec);
+}
+
+#[test]
+fn music_vocoder_manifest_zero_missing_zero_unexpected() {
+    use acestep::dcae::LogMelSpectrogram;
+    use acestep::vocoder::{Vocoder, VocoderConfig};
+
+    let m = manifest("music_vocoder");
+    let cfg: VocoderConfig = serde_json::from_value(m.config.clone()).unwrap();
+    let rec = ManifestRecorder::new();
+    let vb = rec.var_builder();
+    Vocoder::new(&cfg, vb.clone()).unwrap();
+    LogMelSpectrogram::new(&cfg, vb.pp("mel_transform")).unwrap();
+    check("music_vocoder", &m, &rec);
 }
 
 #[test]

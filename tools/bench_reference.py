@@ -4,6 +4,7 @@ our criterion benches (same machine, same thread count, same shapes).
 
     python tools/bench_reference.py umt5 --threads 2
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dit --threads 2 --reps 3
+    ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dcae --threads 2 --reps 3
 """
 
 import argparse
@@ -72,15 +73,48 @@ def bench_dit(reps):
             print(f"dit_full_f32/decode/T={length}: {t * 1e3:.1f} ms (median of {reps})")
 
 
+def bench_dcae(reps):
+    """MusicDCAE.decode for 10 s (T=107) and 60 s (T=646), and decode_overlap for 60 s; full
+    configs, random weights (default init)."""
+    import sys
+    import tempfile
+    ref = os.environ.get("ACESTEP_REFERENCE")
+    if not ref:
+        raise SystemExit("set ACESTEP_REFERENCE=/path/to/ACE-Step (the reference checkout)")
+    sys.path.insert(0, ref)
+    from diffusers import AutoencoderDC
+    from acestep.music_dcae.music_vocoder import ADaMoSHiFiGANV1
+    from acestep.music_dcae.music_dcae_pipeline import MusicDCAE
+
+    def cfg(name):
+        with open(os.path.join(ROOT, "tests", "fixtures", "manifests", name + ".json")) as f:
+            c = json.load(f)["config"]
+        return {k: v for k, v in c.items() if not k.startswith("_")}
+
+    with tempfile.TemporaryDirectory() as d:
+        AutoencoderDC(**cfg("music_dcae_f8c8")).save_pretrained(os.path.join(d, "dcae"))
+        ADaMoSHiFiGANV1(**cfg("music_vocoder")).save_pretrained(os.path.join(d, "vocoder"))
+        m = MusicDCAE(dcae_checkpoint_path=os.path.join(d, "dcae"),
+                      vocoder_checkpoint_path=os.path.join(d, "vocoder")).eval()
+    with torch.no_grad():
+        for length, secs in ((107, 10), (646, 60)):
+            lat = torch.randn(1, 8, 16, length)
+            t = _timeit(lambda: m.decode(lat), reps)
+            print(f"music_dcae_full_f32/decode/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
+            if length > 516:
+                t = _timeit(lambda: m.decode_overlap(lat), reps)
+                print(f"music_dcae_full_f32/decode_overlap/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["umt5", "dit"])
+    ap.add_argument("what", choices=["umt5", "dit", "dcae"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    {"umt5": bench_umt5, "dit": bench_dit}[args.what](args.reps)
+    {"umt5": bench_umt5, "dit": bench_dit, "dcae": bench_dcae}[args.what](args.reps)
 
 
 if __name__ == "__main__":

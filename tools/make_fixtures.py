@@ -23,6 +23,7 @@ Outputs:
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -259,7 +260,7 @@ DIT_CONFIGS = {
     "a": dict(
         in_channels=8, num_layers=20, inner_dim=32, attention_head_dim=16, num_attention_heads=2,
         mlp_ratio=2.5, out_channels=8, max_position=4096, rope_theta=1000000.0,
-        speaker_embedding_dim=16, text_embedding_dim=24, ssl_encoder_depths=[8, 8],
+        speaker_embedding_dim=16, text_embedding_dim=64, ssl_encoder_depths=[8, 8],
         ssl_names=["mert", "m-hubert"], ssl_latent_dims=[8, 6], lyric_encoder_vocab_size=300,
         lyric_hidden_size=32, patch_size=[16, 1], max_height=16, max_width=4096,
         lyric_encoder_output_size=32, lyric_encoder_attention_heads=4,
@@ -325,7 +326,9 @@ def make_dit():
                     p.normal_(0.0, 0.3)
                 elif "pos_bias" in pname:
                     p.normal_(0.0, 0.5)
-        out_dir = os.path.join(FIX, f"dit_{name}", "ace_step_transformer")
+        # "a" is the DiT of the tiny four-component checkpoint (its text width is the tiny UMT5's).
+        out_dir = (os.path.join(FIX, "tiny", "ace_step_transformer") if name == "a"
+                   else os.path.join(FIX, f"dit_{name}", "ace_step_transformer"))
         os.makedirs(out_dir, exist_ok=True)
         model.save_pretrained(out_dir, safe_serialization=True)
         cfg_path = os.path.join(out_dir, "config.json")
@@ -389,12 +392,324 @@ def make_dit():
         print(f"dit_{name}: {n} parameters, velocity {list(vel.shape)} -> tests/fixtures/dit_{name}")
 
 
+
+# Small music DCAE and vocoder in the real layout (4 DCAE stages so that a [2, 128, w] mel image
+# maps to a [8, 16, w/8] latent, as in the real model; the vocoder keeps the real mel transform).
+DCAE_CONFIG = dict(
+    in_channels=2, latent_channels=8, attention_head_dim=8,
+    encoder_block_types=["ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock"],
+    decoder_block_types=["ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock"],
+    encoder_block_out_channels=[8, 16, 16, 32], decoder_block_out_channels=[8, 16, 16, 32],
+    encoder_layers_per_block=[1, 1, 2, 2], decoder_layers_per_block=[1, 2, 1, 2],
+    encoder_qkv_multiscales=[[], [], [5], [5]], decoder_qkv_multiscales=[[], [], [5], [5]],
+    upsample_block_type="interpolate", downsample_block_type="Conv",
+    decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407,
+)
+VOCODER_CONFIG = dict(
+    sampling_rate=44100, n_mels=128, num_mels=24, n_fft=2048, win_length=2048, hop_length=512,
+    f_min=40, f_max=16000, depths=[1, 2], dims=[16, 24], drop_path_rate=0.0, input_channels=128,
+    kernel_sizes=[7], pre_conv_kernel_size=7, post_conv_kernel_size=5,
+    resblock_dilation_sizes=[[1, 3, 5], [1, 2, 4]], resblock_kernel_sizes=[3, 5],
+    upsample_initial_channel=32, upsample_kernel_sizes=[16, 16, 8], upsample_rates=[8, 8, 8],
+    use_template=False,
+)
+
+
+def _music_signal(seconds, sr=44100, seed=3):
+    """A real-looking stereo signal: detuned harmonic tones with an envelope, plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * sr), dtype=torch.float64) / sr
+    out = []
+    for ch in range(2):
+        y = torch.zeros_like(t)
+        for f0, amp in ((110.0, 0.3), (220.0 * (1.003 if ch else 1.0), 0.2), (329.6, 0.15), (1318.5, 0.05)):
+            for h in range(1, 6):
+                y += amp / h * torch.sin(2 * math.pi * f0 * h * t + float(torch.rand(1, generator=g)) * 6.28)
+        env = 0.6 + 0.4 * torch.sin(2 * math.pi * 2.0 * t) ** 2
+        y = y * env + 0.01 * torch.randn(t.shape, generator=g, dtype=torch.float64)
+        out.append(y)
+    return (torch.stack(out) / 1.2).float()
+
+
+def make_dcae():
+    """Tiny `music_dcae_f8c8/` + `music_vocoder/` and the reference MusicDCAE's outputs."""
+    from diffusers import AutoencoderDC
+    from acestep.music_dcae.music_vocoder import ADaMoSHiFiGANV1
+    from acestep.music_dcae.music_dcae_pipeline import MusicDCAE
+
+    root = os.path.join(FIX, "tiny")
+    _seed(4)
+    dcae = AutoencoderDC(**DCAE_CONFIG).eval()
+    with torch.no_grad():
+        for name, p in dcae.named_parameters():
+            if name.endswith("norm.weight") or name.endswith("norm_out.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.normal_(0.0, 0.05)
+    dcae.save_pretrained(os.path.join(root, "music_dcae_f8c8"), safe_serialization=True)
+    _seed(5)
+    voc = ADaMoSHiFiGANV1(**VOCODER_CONFIG).eval()
+    with torch.no_grad():
+        for name, p in voc.named_parameters():
+            if name.endswith("gamma"):
+                p.normal_(0.0, 0.3)
+            elif "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif name.endswith("weight_g"):
+                p.copy_(p * (1.0 + 0.2 * torch.rand_like(p)))
+    voc.save_pretrained(os.path.join(root, "music_vocoder"), safe_serialization=True)
+
+    m = MusicDCAE(
+        dcae_checkpoint_path=os.path.join(root, "music_dcae_f8c8"),
+        vocoder_checkpoint_path=os.path.join(root, "music_vocoder"),
+    ).eval()
+    g = torch.Generator().manual_seed(6)
+    out = {}
+    with torch.no_grad():
+        # decode: batch of 2, 12 latent frames.
+        lat = torch.randn(2, 8, 16, 12, generator=g)
+        _, wavs = m.decode(lat)
+        out.update(decode_latents=lat, decode_wav0=wavs[0], decode_wav1=wavs[1])
+        # the DCAE decoder alone, and its quadratic-attention path (H*W <= head_dim at the last stage)
+        z = torch.randn(1, 8, 16, 5, generator=g)
+        out.update(dec_in=z, dec_out=m.dcae.decoder(z))
+        zq = torch.randn(1, 8, 2, 2, generator=g)
+        out.update(dec_quad_in=zq, dec_quad_out=m.dcae.decoder(zq))
+        # the DCAE encoder alone
+        img = torch.randn(1, 2, 128, 40, generator=g)
+        out.update(enc_in=img, enc_out=m.dcae.encoder(img))
+        # the vocoder alone
+        mel = torch.randn(2, 128, 9, generator=g) * 2.0 - 4.0
+        out.update(voc_in=mel, voc_out=m.vocoder.decode(mel))
+        # the mel transform on a real-looking signal
+        sig = _music_signal(0.75)
+        out.update(mel_in=sig, mel_out=m.vocoder.mel_transform(sig))
+        # encode at 44.1 kHz (no resampling), batch of 2 with a length that needs padding
+        audio = torch.stack([_music_signal(0.5, seed=7), _music_signal(0.5, seed=8)])
+        lens = torch.tensor([audio.shape[-1], audio.shape[-1] - 5000])
+        lat_e, lat_len = m.encode(audio, audio_lengths=lens, sr=44100)
+        out.update(enc_audio=audio, enc_lengths=lens, encode_latents=lat_e, encode_latent_lengths=lat_len)
+        # decode_overlap on a latent long enough for 3 DCAE windows and ~13 vocoder windows;
+        # the output is stored subsampled (every 31st sample) to keep the fixture small.
+        lat_long = torch.randn(1, 8, 16, 800, generator=g)
+        _, wl = m.decode_overlap(lat_long)
+        out.update(overlap_latents=lat_long, overlap_len=torch.tensor([wl[0].shape[-1]]),
+                   overlap_wav_sub31=wl[0][:, ::31].contiguous())
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(FIX, "dcae_parity.safetensors"))
+    print(f"dcae: decode {list(wavs[0].shape)}, overlap {list(wl[0].shape)} -> tests/fixtures/dcae_parity.safetensors")
+
+
+def make_sampling():
+    """Schedulers (euler, heun, pingpong; oss_steps sigmas) and guidance (apg with momentum, cfg,
+    cfg_star, double condition) on recorded random inputs: tests/fixtures/sampling.safetensors."""
+    from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import retrieve_timesteps
+    from acestep.schedulers.scheduling_flow_match_euler_discrete import FlowMatchEulerDiscreteScheduler
+    from acestep.schedulers.scheduling_flow_match_heun_discrete import FlowMatchHeunDiscreteScheduler
+    from acestep.schedulers.scheduling_flow_match_pingpong import FlowMatchPingPongScheduler
+    from acestep import apg_guidance as G
+
+    g = torch.Generator().manual_seed(11)
+    out = {}
+    shape = (2, 8, 16, 7)
+    kinds = {"euler": FlowMatchEulerDiscreteScheduler, "heun": FlowMatchHeunDiscreteScheduler,
+             "pingpong": FlowMatchPingPongScheduler}
+    for name, cls in kinds.items():
+        for steps in (9, 60):
+            sch = cls(num_train_timesteps=1000, shift=3.0)
+            timesteps, n = retrieve_timesteps(sch, num_inference_steps=steps, device="cpu", timesteps=None)
+            x = torch.randn(shape, generator=g)
+            key = f"{name}_{steps}"
+            out[f"{key}_timesteps"] = timesteps.float()
+            out[f"{key}_x0"] = x.clone()
+            if steps == 9:
+                # A velocity that depends on the sample, so each step sees the previous one.
+                w = torch.randn(shape, generator=g) * 0.5
+                out[f"{key}_w"] = w
+                noises = []
+                for t in timesteps:
+                    v = torch.tanh(x) * (t / 1000) + w
+                    if name == "pingpong":
+                        st = torch.Generator().manual_seed(int(t.item() * 1000) % 100000)
+                        nz = torch.randn(shape, generator=st)
+                        noises.append(nz)
+                        orig = torch.Tensor.normal_
+                        torch.Tensor.normal_ = lambda self, *a, _nz=nz, **k: self.copy_(_nz)
+                        try:
+                            x = sch.step(v, t, x, return_dict=False, omega=10.0, generator=None)[0]
+                        finally:
+                            torch.Tensor.normal_ = orig
+                    else:
+                        x = sch.step(v, t, x, return_dict=False, omega=10.0)[0]
+                out[f"{key}_final"] = x
+                if noises:
+                    out[f"{key}_noise"] = torch.stack(noises)
+    # oss_steps remapping, as text2music_diffusion_process does it (euler and pingpong).
+    for name in ("euler", "pingpong"):
+        oss = [1, 3, 7, 15, 30, 45, 60]
+        sch = kinds[name](num_train_timesteps=1000, shift=3.0)
+        timesteps, _ = retrieve_timesteps(sch, num_inference_steps=max(oss), device="cpu", timesteps=None)
+        new_t = torch.zeros(len(oss), dtype=torch.float32)
+        for idx in range(len(oss)):
+            new_t[idx] = timesteps[oss[idx] - 1]
+        sigmas = (new_t / 1000).float().cpu().numpy()
+        sch = kinds[name](num_train_timesteps=1000, shift=3.0)
+        timesteps, _ = retrieve_timesteps(sch, num_inference_steps=len(oss), device="cpu", sigmas=sigmas)
+        out[f"oss_{name}_timesteps"] = timesteps.float()
+        out[f"oss_{name}_sigmas"] = sch.sigmas.float()
+    # Guidance.
+    gs = (2, 8, 16, 11)
+    cond = [torch.randn(gs, generator=g) for _ in range(3)]
+    uncond = [c + 0.7 * torch.randn(gs, generator=g) for c in cond]
+    only_text = cond[0] + 0.3 * torch.randn(gs, generator=g)
+    mb = G.MomentumBuffer()
+    for i in range(3):
+        out[f"g_cond{i}"], out[f"g_uncond{i}"] = cond[i], uncond[i]
+        out[f"apg_momentum{i}"] = G.apg_forward(cond[i], uncond[i], 15.0, momentum_buffer=mb)
+    out["apg_plain"] = G.apg_forward(cond[0], uncond[0], 7.0)
+    # Small differences: below the norm threshold, so no clipping.
+    small = cond[1] + 0.01 * torch.randn(gs, generator=g)
+    out["g_small"] = small
+    out["apg_small"] = G.apg_forward(cond[1], small, 5.0)
+    out["cfg"] = G.cfg_forward(cond[0], uncond[0], 7.5)
+    out["cfg_star_step0"] = G.cfg_zero_star(cond[0], uncond[0], 7.5, 0)
+    out["cfg_star_step2"] = G.cfg_zero_star(cond[0], uncond[0], 7.5, 2)
+    out["g_only_text"] = only_text
+    out["cfg_double"] = G.cfg_double_condition_forward(cond[0], uncond[0], only_text, 5.0, 2.5)
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(FIX, "sampling.safetensors"))
+    print(f"sampling: {len(out)} tensors -> tests/fixtures/sampling.safetensors")
+
+
+DIFFUSION_CASES = {
+    # name: (batch, settings under text2music_diffusion_process's argument names)
+    "euler_apg_erg": (2, dict(scheduler_type="euler", cfg_type="apg", use_erg_lyric=True, use_erg_diffusion=True)),
+    "euler_cfg_no_erg": (2, dict(scheduler_type="euler", cfg_type="cfg", guidance_scale=7.0,
+                                 use_erg_lyric=False, use_erg_diffusion=False)),
+    "heun_apg_erg": (2, dict(scheduler_type="heun", cfg_type="apg", use_erg_lyric=True, use_erg_diffusion=True)),
+    "pingpong_apg_erg": (2, dict(scheduler_type="pingpong", cfg_type="apg", use_erg_lyric=True,
+                                 use_erg_diffusion=True)),
+    "euler_cfg_star": (2, dict(scheduler_type="euler", cfg_type="cfg_star", guidance_scale=5.0,
+                               guidance_interval=1.0, use_erg_lyric=False, use_erg_diffusion=True)),
+    "double_condition_erg": (2, dict(guidance_scale_text=5.0, guidance_scale_lyric=2.5, use_erg_lyric=True,
+                                     use_erg_diffusion=True)),
+    "double_condition_no_erg": (2, dict(guidance_scale_text=4.0, guidance_scale_lyric=1.5, use_erg_lyric=False,
+                                        use_erg_diffusion=False)),
+    "oss_steps": (2, dict(oss_steps=[1, 3, 5, 8, 12, 20], use_erg_lyric=True, use_erg_diffusion=True)),
+    "interval_decay": (2, dict(guidance_interval=0.8, guidance_interval_decay=1.0, min_guidance_scale=3.0,
+                               use_erg_lyric=True, use_erg_diffusion=True)),
+    "batch_1_no_guidance": (1, dict(guidance_scale=1.0, use_erg_lyric=False, use_erg_diffusion=False)),
+}
+DIFFUSION_STEPS = 9
+SETTING_KEYS = ("infer_steps", "guidance_scale", "omega_scale", "scheduler_type", "cfg_type", "zero_steps",
+                "use_zero_init", "guidance_interval", "guidance_interval_decay", "min_guidance_scale",
+                "oss_steps", "use_erg_lyric", "use_erg_diffusion", "guidance_scale_text",
+                "guidance_scale_lyric")
+DIFFUSION_DURATION = 1.2  # int(1.2 * 44100 / 512 / 8) = 12 latent frames
+
+
+def make_diffusion():
+    """The reference `text2music_diffusion_process` on the tiny DiT "a" (20 blocks, so the
+    ERG-diffusion blocks exist) for each case in DIFFUSION_CASES: tests/fixtures/diffusion/."""
+    from safetensors.torch import load_file
+    from acestep.pipeline_ace_step import ACEStepPipeline
+
+    cfg = DIT_CONFIGS["a"]
+    model = _build_dit(cfg).eval()
+    sd = load_file(os.path.join(FIX, "tiny", "ace_step_transformer", "diffusion_pytorch_model.safetensors"))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    pipe = ACEStepPipeline.__new__(ACEStepPipeline)
+    pipe.ace_step_transformer = model
+    pipe.device = torch.device("cpu")
+    pipe.dtype = torch.float32
+    pipe.cpu_offload = False
+
+    out, meta = {}, {}
+    frames = int(DIFFUSION_DURATION * 44100 / 512 / 8)
+    for ci, (name, (bsz, settings)) in enumerate(DIFFUSION_CASES.items()):
+        g = torch.Generator().manual_seed(100 + ci)
+        s_len, l_len = 7, 10
+        text = torch.randn(bsz, s_len, cfg["text_embedding_dim"], generator=g)
+        text_mask = torch.ones(bsz, s_len, dtype=torch.long)
+        lyric = torch.randint(1, cfg["lyric_encoder_vocab_size"], (bsz, l_len), generator=g)
+        lyric_mask = torch.ones(bsz, l_len, dtype=torch.long)
+        if bsz > 1:
+            text_mask[1, -2:] = 0
+            lyric_mask[1, -3:] = 0
+        text_null = torch.randn(bsz, s_len, cfg["text_embedding_dim"], generator=g)
+        speaker = torch.randn(bsz, cfg["speaker_embedding_dim"], generator=g)
+        seeds = [1000 * ci + i for i in range(bsz)]
+        gens = [torch.Generator().manual_seed(sd_) for sd_ in seeds]
+        # randn_tensor with a list of generators draws each item from its own generator.
+        init = torch.cat([torch.randn((1, 8, 16, frames), generator=torch.Generator().manual_seed(sd_))
+                          for sd_ in seeds])
+        noises = []
+        step_gen = torch.Generator().manual_seed(7000 + ci)
+        orig_normal = torch.Tensor.normal_
+
+        def recorded_normal(self, *a, **k):
+            nz = torch.randn(self.shape, generator=step_gen)
+            noises.append(nz.clone())
+            return self.copy_(nz)
+
+        kwargs = dict(infer_steps=DIFFUSION_STEPS, guidance_scale=15.0, omega_scale=10.0)
+        kwargs.update(settings)
+        torch.Tensor.normal_ = recorded_normal
+        try:
+            with torch.no_grad():
+                lat = pipe.text2music_diffusion_process(
+                    duration=DIFFUSION_DURATION,
+                    encoder_text_hidden_states=text,
+                    text_attention_mask=text_mask,
+                    speaker_embds=speaker,
+                    lyric_token_ids=lyric,
+                    lyric_mask=lyric_mask,
+                    random_generators=gens,
+                    encoder_text_hidden_states_null=text_null if kwargs.get("use_erg_lyric") else None,
+                    **kwargs,
+                )
+        finally:
+            torch.Tensor.normal_ = orig_normal
+        out.update({f"{name}.text": text, f"{name}.text_mask": text_mask, f"{name}.text_null": text_null,
+                    f"{name}.speaker": speaker, f"{name}.lyric": lyric, f"{name}.lyric_mask": lyric_mask,
+                    f"{name}.init_noise": init, f"{name}.latents": lat})
+        if noises:
+            out[f"{name}.step_noise"] = torch.stack(noises)
+        # Record every setting the run used: the process's own defaults differ from __call__'s
+        # (e.g. guidance_interval_decay 1.0 there, 0.0 in __call__).
+        import inspect
+        params = inspect.signature(inspect.unwrap(ACEStepPipeline.text2music_diffusion_process)).parameters
+        used = {k: params[k].default for k in SETTING_KEYS}
+        used.update(kwargs)
+        meta[name] = dict(settings=used, seeds=seeds, text_null=bool(kwargs.get("use_erg_lyric")),
+                          step_noise=len(noises))
+        print(f"diffusion {name}: latents {list(lat.shape)}, |x| max {lat.abs().max():.3f}, "
+              f"{len(noises)} step noises")
+    d = os.path.join(FIX, "diffusion")
+    os.makedirs(d, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(d, "cases.safetensors"))
+    with open(os.path.join(d, "cases.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def make_audio():
+    """Small encoded files for the audio reader: ogg/vorbis (which we read but do not write)."""
+    import soundfile as sf
+
+    os.makedirs(os.path.join(FIX, "audio"), exist_ok=True)
+    sr = 22050
+    t = torch.arange(sr // 2, dtype=torch.float64) / sr
+    tone = 0.5 * torch.sin(2 * math.pi * 440.0 * t)
+    path = os.path.join(FIX, "audio", "tone440_mono_22050.ogg")
+    sf.write(path, tone.numpy(), sr, format="OGG", subtype="VORBIS")
+    print(f"audio: {path} ({os.path.getsize(path)} bytes)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5,dit", help="comma list of: manifests, umt5, dit")
+    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion")
     args = ap.parse_args()
     sys.path.insert(0, os.path.abspath(args.reference))
     torch.set_grad_enabled(False)
@@ -405,6 +720,14 @@ def main():
         make_umt5()
     if "dit" in parts:
         make_dit()
+    if "dcae" in parts:
+        make_dcae()
+    if "audio" in parts:
+        make_audio()
+    if "sampling" in parts:
+        make_sampling()
+    if "diffusion" in parts:
+        make_diffusion()
 
 
 if __name__ == "__main__":

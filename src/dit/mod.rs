@@ -318,6 +318,11 @@ impl AceStepTransformer2DModel {
         &self.cfg
     }
 
+    /// The dtype the weights were loaded in.
+    pub fn dtype(&self) -> DType {
+        self.final_table.dtype()
+    }
+
     /// Number of DiT blocks.
     pub fn num_layers(&self) -> usize {
         self.blocks.len()

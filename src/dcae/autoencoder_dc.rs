@@ -1,0 +1,609 @@
+//! diffusers' `AutoencoderDC` (deep-compression autoencoder), as configured by
+//! `music_dcae_f8c8/config.json`: ResBlocks and EfficientViT blocks (multi-scale ReLU linear
+//! attention + GLU MBConv), strided-conv downsampling and nearest-interpolation upsampling with
+//! channel-averaging / channel-repeating shortcuts.
+//!
+//! Tensors are NCHW; the channel-wise norms and projections run channel-last.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{conv2d, conv2d_no_bias, linear_no_bias, Conv2d, Conv2dConfig, Linear, VarBuilder};
+
+use super::AutoencoderDcConfig;
+
+fn conv3x3(cin: usize, cout: usize, bias: bool, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding: 1,
+        stride,
+        ..Default::default()
+    };
+    if bias {
+        conv2d(cin, cout, 3, cfg, vb)
+    } else {
+        conv2d_no_bias(cin, cout, 3, cfg, vb)
+    }
+}
+
+/// NCHW -> NHWC (contiguous).
+fn to_last(x: &Tensor) -> Result<Tensor> {
+    x.permute((0, 2, 3, 1))?.contiguous()
+}
+
+/// NHWC -> NCHW (contiguous).
+fn to_first(x: &Tensor) -> Result<Tensor> {
+    x.permute((0, 3, 1, 2))?.contiguous()
+}
+
+/// `[b, c*r*r, h, w] -> [b, c, h*r, w*r]`.
+pub fn pixel_shuffle(x: &Tensor, r: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let oc = c / (r * r);
+    x.reshape((b, oc, r, r, h, w))?
+        .permute((0, 1, 4, 2, 5, 3))?
+        .reshape((b, oc, h * r, w * r))
+}
+
+/// `[b, c, h*r, w*r] -> [b, c*r*r, h, w]`.
+pub fn pixel_unshuffle(x: &Tensor, r: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / r, w / r);
+    x.reshape((b, c, oh, r, ow, r))?
+        .permute((0, 1, 3, 5, 2, 4))?
+        .reshape((b, c * r * r, oh, ow))
+}
+
+/// Each channel repeated `n` times in place (`repeat_interleave` on dim 1).
+fn repeat_channels(x: &Tensor, n: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    x.unsqueeze(2)?
+        .broadcast_as((b, c, n, h, w))?
+        .reshape((b, c * n, h, w))
+}
+
+/// Mean over consecutive groups of `g` channels.
+fn group_mean(x: &Tensor, g: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c / g, g, h, w))?.mean(2)
+}
+
+/// Nearest-neighbour 2x upsampling.
+fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    x.upsample_nearest2d(2 * h, 2 * w)
+}
+
+/// diffusers `RMSNorm(dim, eps, elementwise_affine=True, bias=True)` over the last dimension.
+#[derive(Debug, Clone)]
+struct RmsNormAffine {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl RmsNormAffine {
+    fn new(dim: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps,
+        })
+    }
+
+    /// Normalises NCHW over channels.
+    fn forward_nchw(&self, x: &Tensor) -> Result<Tensor> {
+        let last = to_last(x)?;
+        let dtype = last.dtype();
+        let xf = last.to_dtype(DType::F32)?;
+        let var = xf.sqr()?.mean_keepdim(3)?;
+        let n = xf
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?;
+        to_first(&n.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+    }
+}
+
+/// `batch_norm` (eval: running statistics) or `rms_norm` over channels.
+#[derive(Debug, Clone)]
+enum ChannelNorm {
+    Rms(RmsNormAffine),
+    Batch { scale: Tensor, shift: Tensor },
+}
+
+impl ChannelNorm {
+    fn new(kind: &str, dim: usize, vb: VarBuilder) -> Result<Self> {
+        match kind {
+            "rms_norm" => Ok(Self::Rms(RmsNormAffine::new(dim, 1e-5, vb)?)),
+            "batch_norm" => {
+                let w = vb.get(dim, "weight")?;
+                let b = vb.get(dim, "bias")?;
+                let m = vb.get(dim, "running_mean")?;
+                let v = vb.get(dim, "running_var")?;
+                let scale = w.div(&(v + 1e-5)?.sqrt()?)?;
+                let shift = b.sub(&m.mul(&scale)?)?;
+                Ok(Self::Batch {
+                    scale: scale.reshape((1, dim, 1, 1))?,
+                    shift: shift.reshape((1, dim, 1, 1))?,
+                })
+            }
+            other => candle_core::bail!("unsupported norm type `{other}` (rms_norm, batch_norm)"),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Rms(n) => n.forward_nchw(x),
+            Self::Batch { scale, shift } => x.broadcast_mul(scale)?.broadcast_add(shift),
+        }
+    }
+}
+
+fn activation(name: &str, x: &Tensor) -> Result<Tensor> {
+    match name {
+        "silu" | "swish" => x.silu(),
+        "relu" => x.relu(),
+        "relu6" => x.clamp(0f32, 6f32),
+        "gelu" => x.gelu_erf(),
+        other => candle_core::bail!("unsupported activation `{other}`"),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ResBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    norm: ChannelNorm,
+    act: String,
+}
+
+impl ResBlock {
+    fn new(cin: usize, cout: usize, norm: &str, act: &str, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            conv1: conv3x3(cin, cin, true, 1, vb.pp("conv1"))?,
+            conv2: conv3x3(cin, cout, false, 1, vb.pp("conv2"))?,
+            norm: ChannelNorm::new(norm, cout, vb.pp("norm"))?,
+            act: act.to_string(),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = activation(&self.act, &self.conv1.forward(x)?)?;
+        let h = self.norm.forward(&self.conv2.forward(&h)?)?;
+        h + x
+    }
+}
+
+/// Sana multi-scale ReLU linear attention (`SanaMultiscaleLinearAttention`).
+#[derive(Debug, Clone)]
+struct MultiscaleLinearAttention {
+    to_q: Linear,
+    to_k: Linear,
+    to_v: Linear,
+    /// Per kernel size: depthwise kxk conv weight `[3i, 1, k, k]`, grouped 1x1 conv weight.
+    scales: Vec<(Conv2d, Conv2d)>,
+    to_out: Linear,
+    norm_out: ChannelNorm,
+    head_dim: usize,
+}
+
+impl MultiscaleLinearAttention {
+    fn new(
+        ch: usize,
+        head_dim: usize,
+        kernels: &[usize],
+        norm: &str,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let heads = ch / head_dim;
+        let inner = heads * head_dim;
+        let mut scales = Vec::new();
+        for (i, &k) in kernels.iter().enumerate() {
+            let p = vb.pp(format!("to_qkv_multiscale.{i}"));
+            let dw = conv2d_no_bias(
+                3 * inner,
+                3 * inner,
+                k,
+                Conv2dConfig {
+                    padding: k / 2,
+                    groups: 3 * inner,
+                    ..Default::default()
+                },
+                p.pp("proj_in"),
+            )?;
+            let pw = conv2d_no_bias(
+                3 * inner,
+                3 * inner,
+                1,
+                Conv2dConfig {
+                    groups: 3 * heads,
+                    ..Default::default()
+                },
+                p.pp("proj_out"),
+            )?;
+            scales.push((dw, pw));
+        }
+        Ok(Self {
+            to_q: linear_no_bias(ch, inner, vb.pp("to_q"))?,
+            to_k: linear_no_bias(ch, inner, vb.pp("to_k"))?,
+            to_v: linear_no_bias(ch, inner, vb.pp("to_v"))?,
+            scales,
+            to_out: linear_no_bias(inner * (1 + kernels.len()), ch, vb.pp("to_out"))?,
+            norm_out: ChannelNorm::new(norm, ch, vb.pp("norm_out"))?,
+            head_dim,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let n = h * w;
+        let dtype = x.dtype();
+        let linear_attn = n > self.head_dim;
+        let last = to_last(x)?;
+        let qkv = Tensor::cat(
+            &[
+                &self.to_q.forward(&last)?,
+                &self.to_k.forward(&last)?,
+                &self.to_v.forward(&last)?,
+            ],
+            3,
+        )?;
+        let qkv = to_first(&qkv)?;
+        let mut parts = vec![qkv.clone()];
+        for (dw, pw) in &self.scales {
+            parts.push(pw.forward(&dw.forward(&qkv)?)?);
+        }
+        let mut all = Tensor::cat(&parts, 1)?;
+        if linear_attn {
+            all = all.to_dtype(DType::F32)?;
+        }
+        let hd = self.head_dim;
+        let all = all.reshape((b, (), 3 * hd, n))?;
+        let q = all.narrow(2, 0, hd)?.relu()?;
+        let k = all.narrow(2, hd, hd)?.relu()?;
+        let v = all.narrow(2, 2 * hd, hd)?;
+        let out = if linear_attn {
+            let g = v.dim(1)?;
+            let ones = Tensor::ones((b, g, 1, n), v.dtype(), v.device())?;
+            let v_pad = Tensor::cat(&[&v, &ones], 2)?.contiguous()?; // [b, g, hd+1, n]
+            let scores = v_pad.matmul(&k.t()?.contiguous()?)?; // [b, g, hd+1, hd]
+            let o = scores.matmul(&q.contiguous()?)?.to_dtype(DType::F32)?; // [b, g, hd+1, n]
+            let num = o.narrow(2, 0, hd)?;
+            let den = (o.narrow(2, hd, 1)? + 1e-15)?;
+            num.broadcast_div(&den)?.to_dtype(dtype)?
+        } else {
+            let scores = k
+                .t()?
+                .contiguous()?
+                .matmul(&q.contiguous()?)?
+                .to_dtype(DType::F32)?; // [b, g, n, n]
+            let sum = scores.sum_keepdim(2)?;
+            let scores = scores.broadcast_div(&(sum + 1e-15)?)?.to_dtype(v.dtype())?;
+            v.contiguous()?.matmul(&scores)?
+        };
+        let out = out.reshape((b, (), h, w))?;
+        let out = to_first(&self.to_out.forward(&to_last(&out)?)?)?;
+        self.norm_out.forward(&out)? + x
+    }
+}
+
+/// Sana's 2-D GLU MBConv with RMS norm and residual.
+#[derive(Debug, Clone)]
+struct GluMbConv2d {
+    conv_inverted: Conv2d,
+    conv_depth: Conv2d,
+    conv_point: Conv2d,
+    norm: RmsNormAffine,
+    hidden: usize,
+}
+
+impl GluMbConv2d {
+    fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
+        let hidden = 4 * ch;
+        Ok(Self {
+            conv_inverted: conv2d(
+                ch,
+                2 * hidden,
+                1,
+                Default::default(),
+                vb.pp("conv_inverted"),
+            )?,
+            conv_depth: conv2d(
+                2 * hidden,
+                2 * hidden,
+                3,
+                Conv2dConfig {
+                    padding: 1,
+                    groups: 2 * hidden,
+                    ..Default::default()
+                },
+                vb.pp("conv_depth"),
+            )?,
+            conv_point: conv2d_no_bias(hidden, ch, 1, Default::default(), vb.pp("conv_point"))?,
+            norm: RmsNormAffine::new(ch, 1e-5, vb.pp("norm"))?,
+            hidden,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.conv_inverted.forward(x)?.silu()?;
+        let h = self.conv_depth.forward(&h)?;
+        let a = h.narrow(1, 0, self.hidden)?;
+        let gate = h.narrow(1, self.hidden, self.hidden)?.silu()?;
+        let h = self.conv_point.forward(&(a * gate)?.contiguous()?)?;
+        self.norm.forward_nchw(&h)? + x
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Block {
+    Res(ResBlock),
+    Vit(MultiscaleLinearAttention, GluMbConv2d),
+    Down {
+        conv: Conv2d,
+        unshuffle: bool,
+        shortcut_group: Option<usize>,
+    },
+    Up {
+        conv: Conv2d,
+        interpolate: bool,
+        shortcut_repeats: Option<usize>,
+    },
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Block::Res(r) => r.forward(x),
+            Block::Vit(a, f) => f.forward(&a.forward(x)?),
+            Block::Down {
+                conv,
+                unshuffle,
+                shortcut_group,
+            } => {
+                let mut y = conv.forward(x)?;
+                if *unshuffle {
+                    y = pixel_unshuffle(&y, 2)?;
+                }
+                match shortcut_group {
+                    Some(g) => y + group_mean(&pixel_unshuffle(x, 2)?, *g)?,
+                    None => Ok(y),
+                }
+            }
+            Block::Up {
+                conv,
+                interpolate,
+                shortcut_repeats,
+            } => {
+                let y = if *interpolate {
+                    conv.forward(&upsample_nearest2x(x)?)?
+                } else {
+                    pixel_shuffle(&conv.forward(x)?, 2)?
+                };
+                match shortcut_repeats {
+                    Some(r) => y + pixel_shuffle(&repeat_channels(x, *r)?, 2)?,
+                    None => Ok(y),
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_block(
+    kind: &str,
+    ch: usize,
+    head_dim: usize,
+    norm: &str,
+    act: &str,
+    scales: &[usize],
+    vb: VarBuilder,
+) -> Result<Block> {
+    match kind {
+        "ResBlock" => Ok(Block::Res(ResBlock::new(ch, ch, norm, act, vb)?)),
+        "EfficientViTBlock" => Ok(Block::Vit(
+            MultiscaleLinearAttention::new(ch, head_dim, scales, norm, vb.pp("attn"))?,
+            GluMbConv2d::new(ch, vb.pp("conv_out"))?,
+        )),
+        other => {
+            candle_core::bail!("unsupported block type `{other}` (ResBlock, EfficientViTBlock)")
+        }
+    }
+}
+
+fn expand<T: Clone>(v: &crate::config::OneOrMany<T>, n: usize, what: &str) -> Result<Vec<T>> {
+    v.expand(n).ok_or_else(|| {
+        candle_core::Error::Msg(format!("{what} must have one entry per stage ({n})"))
+    })
+}
+
+/// The DCAE encoder: mel image `[b, 2, 128, w]` -> latent `[b, 8, 16, w/8]` (unscaled).
+#[derive(Debug, Clone)]
+pub struct DcaeEncoder {
+    conv_in: Conv2d,
+    stages: Vec<Vec<Block>>,
+    conv_out: Conv2d,
+    out_group: usize,
+}
+
+impl DcaeEncoder {
+    /// Builds `encoder.*`.
+    pub fn new(cfg: &AutoencoderDcConfig, vb: VarBuilder) -> Result<Self> {
+        let ch = &cfg.encoder_block_out_channels;
+        let n = ch.len();
+        if cfg.encoder_layers_per_block.first().copied().unwrap_or(0) == 0 {
+            candle_core::bail!("encoder_layers_per_block[0] = 0 is not supported");
+        }
+        let kinds = expand(&cfg.encoder_block_types, n, "encoder_block_types")?;
+        let conv_in = conv3x3(cfg.in_channels, ch[0], true, 1, vb.pp("conv_in"))?;
+        let mut stages = Vec::with_capacity(n);
+        for i in 0..n {
+            let p = vb.pp(format!("down_blocks.{i}"));
+            let layers = cfg.encoder_layers_per_block[i];
+            let mut blocks = Vec::new();
+            for j in 0..layers {
+                blocks.push(make_block(
+                    &kinds[i],
+                    ch[i],
+                    cfg.attention_head_dim,
+                    "rms_norm",
+                    "silu",
+                    &cfg.encoder_qkv_multiscales[i],
+                    p.pp(j),
+                )?);
+            }
+            if i < n - 1 && layers > 0 {
+                let unshuffle = cfg.downsample_block_type == "pixel_unshuffle";
+                let (cout, stride) = if unshuffle {
+                    (ch[i + 1] / 4, 1)
+                } else {
+                    (ch[i + 1], 2)
+                };
+                blocks.push(Block::Down {
+                    conv: conv3x3(ch[i], cout, true, stride, p.pp(layers).pp("conv"))?,
+                    unshuffle,
+                    shortcut_group: Some(ch[i] * 4 / ch[i + 1]),
+                });
+            }
+            stages.push(blocks);
+        }
+        Ok(Self {
+            conv_in,
+            stages,
+            conv_out: conv3x3(ch[n - 1], cfg.latent_channels, true, 1, vb.pp("conv_out"))?,
+            out_group: ch[n - 1] / cfg.latent_channels,
+        })
+    }
+
+    /// Encodes an image.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = self.conv_in.forward(x)?;
+        for stage in &self.stages {
+            for blk in stage {
+                h = blk.forward(&h)?;
+            }
+        }
+        self.conv_out.forward(&h)? + group_mean(&h, self.out_group)?
+    }
+}
+
+/// The DCAE decoder: latent `[b, 8, 16, w]` (unscaled) -> mel image `[b, 2, 128, 8w]`.
+#[derive(Debug, Clone)]
+pub struct DcaeDecoder {
+    conv_in: Conv2d,
+    in_repeats: usize,
+    /// Stages from the deepest (run first) to the shallowest.
+    stages: Vec<Vec<Block>>,
+    norm_out: RmsNormAffine,
+    conv_out: Conv2d,
+}
+
+impl DcaeDecoder {
+    /// Builds `decoder.*`.
+    pub fn new(cfg: &AutoencoderDcConfig, vb: VarBuilder) -> Result<Self> {
+        let ch = &cfg.decoder_block_out_channels;
+        let n = ch.len();
+        if cfg.decoder_layers_per_block.first().copied().unwrap_or(0) == 0 {
+            candle_core::bail!("decoder_layers_per_block[0] = 0 is not supported");
+        }
+        let kinds = expand(&cfg.decoder_block_types, n, "decoder_block_types")?;
+        let norms = expand(&cfg.decoder_norm_types, n, "decoder_norm_types")?;
+        let acts = expand(&cfg.decoder_act_fns, n, "decoder_act_fns")?;
+        let conv_in = conv3x3(cfg.latent_channels, ch[n - 1], true, 1, vb.pp("conv_in"))?;
+        let mut stages = Vec::with_capacity(n);
+        for i in (0..n).rev() {
+            let p = vb.pp(format!("up_blocks.{i}"));
+            let layers = cfg.decoder_layers_per_block[i];
+            let mut blocks = Vec::new();
+            let mut idx = 0;
+            if i < n - 1 && layers > 0 {
+                let interpolate = cfg.upsample_block_type == "interpolate";
+                let cout = if interpolate { ch[i] } else { ch[i] * 4 };
+                blocks.push(Block::Up {
+                    conv: conv3x3(ch[i + 1], cout, true, 1, p.pp(0).pp("conv"))?,
+                    interpolate,
+                    shortcut_repeats: Some(ch[i] * 4 / ch[i + 1]),
+                });
+                idx = 1;
+            }
+            for j in 0..layers {
+                blocks.push(make_block(
+                    &kinds[i],
+                    ch[i],
+                    cfg.attention_head_dim,
+                    &norms[i],
+                    &acts[i],
+                    &cfg.decoder_qkv_multiscales[i],
+                    p.pp(idx + j),
+                )?);
+            }
+            stages.push(blocks);
+        }
+        Ok(Self {
+            conv_in,
+            in_repeats: ch[n - 1] / cfg.latent_channels,
+            stages,
+            norm_out: RmsNormAffine::new(ch[0], 1e-5, vb.pp("norm_out"))?,
+            conv_out: conv3x3(ch[0], cfg.in_channels, true, 1, vb.pp("conv_out"))?,
+        })
+    }
+
+    /// Decodes a latent.
+    pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        let mut h = (self.conv_in.forward(z)? + repeat_channels(z, self.in_repeats)?)?;
+        for stage in &self.stages {
+            for blk in stage {
+                h = blk.forward(&h)?;
+            }
+        }
+        let h = self.norm_out.forward_nchw(&h)?.relu()?;
+        self.conv_out.forward(&h)
+    }
+}
+
+/// Encoder and decoder of `music_dcae_f8c8/`.
+#[derive(Debug, Clone)]
+pub struct AutoencoderDc {
+    /// `encoder.*`.
+    pub encoder: DcaeEncoder,
+    /// `decoder.*`.
+    pub decoder: DcaeDecoder,
+}
+
+impl AutoencoderDc {
+    /// Builds both halves.
+    pub fn new(cfg: &AutoencoderDcConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            encoder: DcaeEncoder::new(cfg, vb.pp("encoder"))?,
+            decoder: DcaeDecoder::new(cfg, vb.pp("decoder"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn pixel_shuffle_roundtrip_and_layout() {
+        let x = Tensor::arange(0f32, 32.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 8, 2, 2))
+            .unwrap();
+        let s = pixel_shuffle(&x, 2).unwrap();
+        assert_eq!(s.dims(), &[1, 2, 4, 4]);
+        // out[0, c, 2h+i, 2w+j] = in[0, 4c + 2i + j, h, w]
+        let v: Vec<Vec<f32>> = s.get(0).unwrap().get(1).unwrap().to_vec2().unwrap();
+        assert_eq!(v[0][0], 16.0); // c=1, i=0, j=0, h=0, w=0
+        assert_eq!(v[0][1], 20.0); // j=1 -> channel 5
+        assert_eq!(v[1][0], 24.0); // i=1 -> channel 6
+        let back = pixel_unshuffle(&s, 2).unwrap();
+        let d = (back - &x)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0);
+    }
+}

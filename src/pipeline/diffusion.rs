@@ -1,0 +1,296 @@
+//! The reference's `text2music_diffusion_process`: conditions, null conditions (ERG or zeros),
+//! the sampling loop with guidance inside the guidance interval, and the scheduler steps.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::dit::{AceStepTransformer2DModel, PreparedCondition};
+use crate::erg::QueryScale;
+use crate::error::{Error, Result};
+use crate::guidance::{self, CfgType, GuidanceSchedule, MomentumBuffer, APG_NORM_THRESHOLD};
+use crate::schedulers::{self, NoiseFn, ScheduleConfig, SchedulerType, DEFAULT_SHIFT};
+
+/// Sampling settings of `text2music_diffusion_process`, under the reference's argument names.
+/// `Default` is the reference `__call__`'s defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiffusionSettings {
+    /// Number of inference steps (ignored with `oss_steps`).
+    pub infer_steps: usize,
+    /// Guidance scale; 0 or 1 turns guidance off.
+    pub guidance_scale: f64,
+    /// Euler / Heun step rescaling strength.
+    pub omega_scale: f64,
+    /// The scheduler.
+    pub scheduler_type: SchedulerType,
+    /// The guidance.
+    pub cfg_type: CfgType,
+    /// CFG-zero*: steps `0..=zero_steps` output zero (with `use_zero_init`).
+    pub zero_steps: usize,
+    /// CFG-zero*: zero init on.
+    pub use_zero_init: bool,
+    /// Fraction of the steps (centred) that are guided.
+    pub guidance_interval: f64,
+    /// Linear decay of the scale over the interval (0 = off).
+    pub guidance_interval_decay: f64,
+    /// The scale the decay reaches.
+    pub min_guidance_scale: f64,
+    /// Optimal-step-size positions (1-based) in a `max(oss_steps)`-step schedule; empty = off.
+    pub oss_steps: Vec<usize>,
+    /// ERG-lyric for the null condition.
+    pub use_erg_lyric: bool,
+    /// ERG-diffusion for the unconditional prediction.
+    pub use_erg_diffusion: bool,
+    /// Double-condition guidance: text scale (active when both scales are > 1).
+    pub guidance_scale_text: f64,
+    /// Double-condition guidance: lyric scale.
+    pub guidance_scale_lyric: f64,
+}
+
+impl Default for DiffusionSettings {
+    fn default() -> Self {
+        Self {
+            infer_steps: 60,
+            guidance_scale: 15.0,
+            omega_scale: 10.0,
+            scheduler_type: SchedulerType::Euler,
+            cfg_type: CfgType::Apg,
+            zero_steps: 1,
+            use_zero_init: true,
+            guidance_interval: 0.5,
+            guidance_interval_decay: 0.0,
+            min_guidance_scale: 3.0,
+            oss_steps: Vec::new(),
+            use_erg_lyric: true,
+            use_erg_diffusion: true,
+            guidance_scale_text: 0.0,
+            guidance_scale_lyric: 0.0,
+        }
+    }
+}
+
+impl DiffusionSettings {
+    /// The scheduler these settings describe (with the `oss_steps` remapping).
+    pub fn scheduler(&self) -> Result<Box<dyn schedulers::Scheduler>> {
+        let cfg = if self.oss_steps.is_empty() {
+            ScheduleConfig::steps(self.infer_steps)
+        } else {
+            let sigmas = schedulers::oss_sigmas(&self.oss_steps, DEFAULT_SHIFT)?;
+            ScheduleConfig {
+                steps: sigmas.len(),
+                shift: DEFAULT_SHIFT,
+                sigmas: Some(sigmas),
+            }
+        };
+        schedulers::build(self.scheduler_type, &cfg)
+    }
+
+    fn double_condition(&self) -> bool {
+        self.guidance_scale_text > 1.0 && self.guidance_scale_lyric > 1.0
+    }
+}
+
+/// The conditioning inputs of one generation (batch `b`).
+#[derive(Debug, Clone)]
+pub struct ConditionInputs {
+    /// UMT5 prompt embeddings `[b, s, d]`.
+    pub text_hidden_states: Tensor,
+    /// `[b, s]` prompt mask.
+    pub text_mask: Tensor,
+    /// ERG-tag prompt embeddings for the null condition (`None`: zeros, or no ERG-tag).
+    pub text_hidden_states_null: Option<Tensor>,
+    /// `[b, speaker_dim]` (zeros for the released checkpoint).
+    pub speaker_embeds: Tensor,
+    /// `[b, l]` lyric token ids (u32).
+    pub lyric_token_ids: Tensor,
+    /// `[b, l]` lyric mask.
+    pub lyric_mask: Tensor,
+}
+
+/// Where a run is, reported to the caller's callback once per loop step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepProgress {
+    /// Steps done (1-based after the step).
+    pub step: usize,
+    /// Loop steps in all (Heun: `2n - 1`).
+    pub total: usize,
+    /// Seconds since the loop started.
+    pub elapsed: f64,
+}
+
+/// What the callback wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Control {
+    /// Go on.
+    #[default]
+    Continue,
+    /// Stop at this step boundary with [`Error::Cancelled`].
+    Cancel,
+}
+
+/// The encoded conditions of a run.
+struct Conditions {
+    cond: PreparedCondition,
+    null: PreparedCondition,
+    no_lyric: Option<PreparedCondition>,
+}
+
+fn encode_conditions(
+    dit: &AceStepTransformer2DModel,
+    c: &ConditionInputs,
+    s: &DiffusionSettings,
+) -> Result<Conditions> {
+    let zeros_spk = c.speaker_embeds.zeros_like()?;
+    let (enc, mask) = dit.encode(
+        &c.text_hidden_states,
+        &c.text_mask,
+        &c.speaker_embeds,
+        &c.lyric_token_ids,
+        &c.lyric_mask,
+        None,
+    )?;
+    let erg_lyric = QueryScale::lyric_default();
+    let zero_ids = c.lyric_token_ids.zeros_like()?;
+    // Every other condition has a null speaker; with ERG-lyric the lyrics are weakened (lyric
+    // encoder queries scaled), without it they are replaced by token 0.
+    let with_null_speaker = |text: &Tensor| -> Result<Tensor> {
+        let (ids, erg) = if s.use_erg_lyric {
+            (&c.lyric_token_ids, Some(&erg_lyric))
+        } else {
+            (&zero_ids, None)
+        };
+        Ok(dit
+            .encode(text, &c.text_mask, &zeros_spk, ids, &c.lyric_mask, erg)?
+            .0)
+    };
+    // P(null speaker, weaker text, weaker lyric) or P(null speaker, null text, null lyric)
+    let null_text = match (&c.text_hidden_states_null, s.use_erg_lyric) {
+        (Some(t), true) => t.clone(),
+        _ => c.text_hidden_states.zeros_like()?,
+    };
+    let null = with_null_speaker(&null_text)?;
+    let no_lyric = if s.double_condition() {
+        // P(null speaker, text, weaker lyric) or P(null speaker, text, no lyric)
+        let h = with_null_speaker(&c.text_hidden_states)?;
+        Some(dit.prepare_condition(&h, &mask)?)
+    } else {
+        None
+    };
+    Ok(Conditions {
+        cond: dit.prepare_condition(&enc, &mask)?,
+        null: dit.prepare_condition(&null, &mask)?,
+        no_lyric,
+    })
+}
+
+/// Runs the text2music sampling loop from `init_noise` `[b, 8, 16, t]` (the reference draws it
+/// with `randn_tensor` from the per-item seeds) and returns the final latents.
+///
+/// `step_noise` supplies PingPong's per-step noise; `progress` is called after every loop step
+/// and may cancel.
+pub fn text2music_diffusion_process(
+    dit: &AceStepTransformer2DModel,
+    inputs: &ConditionInputs,
+    settings: &DiffusionSettings,
+    init_noise: &Tensor,
+    step_noise: &mut NoiseFn,
+    progress: &mut dyn FnMut(StepProgress) -> Control,
+) -> Result<Tensor> {
+    let (b, _, _, frames) = init_noise.dims4()?;
+    if frames == 0 {
+        return Err(Error::InvalidArgument {
+            name: "frame length",
+            value: "0".into(),
+            expected: "at least one latent frame (audio_duration >= 0.1 s)".into(),
+        });
+    }
+    let do_cfg = !(settings.guidance_scale == 0.0 || settings.guidance_scale == 1.0);
+    let mut scheduler = settings.scheduler()?;
+    let timesteps: Vec<f32> = scheduler.timesteps().to_vec();
+    let n = timesteps.len();
+    let conds = encode_conditions(dit, inputs, settings)?;
+    let dtype = dit.dtype();
+    let device = init_noise.device().clone();
+    let attention_mask = Tensor::ones((b, frames), dtype, &device)?;
+    // The guidance interval is laid over the nominal step count, as the reference's
+    // `retrieve_timesteps` returns it: for Heun that is `infer_steps`, not the 2n - 1 loop steps.
+    let nominal = if settings.oss_steps.is_empty() {
+        settings.infer_steps
+    } else {
+        n
+    };
+    let schedule = GuidanceSchedule::new(
+        nominal,
+        settings.guidance_interval,
+        settings.guidance_scale,
+        settings.min_guidance_scale,
+        settings.guidance_interval_decay,
+    );
+    let erg_diffusion = QueryScale::diffusion_default();
+    let mut momentum = MomentumBuffer::default();
+    let mut latents = init_noise.to_dtype(dtype)?;
+    let start = Instant::now();
+    for (i, &t) in timesteps.iter().enumerate() {
+        let timestep = Tensor::full(t, b, &device)?.to_dtype(DType::F32)?;
+        let decode = |cond: &PreparedCondition, erg: Option<&QueryScale>| {
+            dit.decode_with(&latents, &attention_mask, cond, &timestep, frames, erg)
+        };
+        let noise_pred = if do_cfg && schedule.contains(i) {
+            let scale = schedule.scale_at(i);
+            let with_cond = decode(&conds.cond, None)?;
+            let only_text = match &conds.no_lyric {
+                Some(c) => Some(decode(c, None)?),
+                None => None,
+            };
+            let uncond = decode(
+                &conds.null,
+                settings.use_erg_diffusion.then_some(&erg_diffusion),
+            )?;
+            match only_text {
+                Some(text) => guidance::cfg_double_condition(
+                    &with_cond,
+                    &uncond,
+                    &text,
+                    settings.guidance_scale_text,
+                    settings.guidance_scale_lyric,
+                )?,
+                None => match settings.cfg_type {
+                    CfgType::Apg => guidance::apg(
+                        &with_cond,
+                        &uncond,
+                        scale,
+                        Some(&mut momentum),
+                        0.0,
+                        APG_NORM_THRESHOLD,
+                    )?,
+                    CfgType::Cfg => guidance::cfg(&with_cond, &uncond, scale)?,
+                    CfgType::CfgStar => guidance::cfg_zero_star(
+                        &with_cond,
+                        &uncond,
+                        scale,
+                        i,
+                        settings.zero_steps,
+                        settings.use_zero_init,
+                    )?,
+                },
+            }
+        } else {
+            decode(&conds.cond, None)?
+        };
+        latents = scheduler.step(&noise_pred, &latents, settings.omega_scale, step_noise)?;
+        let p = StepProgress {
+            step: i + 1,
+            total: n,
+            elapsed: start.elapsed().as_secs_f64(),
+        };
+        if progress(p) == Control::Cancel {
+            return Err(Error::Cancelled {
+                step: i + 1,
+                total: n,
+            });
+        }
+    }
+    Ok(latents)
+}

@@ -1,0 +1,334 @@
+//! [`GenerationParams`]: the text2music parameters of the reference `__call__`, under its names.
+
+use candle_core::Tensor;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::diffusion::DiffusionSettings;
+use crate::error::{Error, Result};
+use crate::guidance::CfgType;
+use crate::schedulers::SchedulerType;
+
+/// Longest audio the model generates (seconds), as the reference's frame limit.
+pub const MAX_DURATION_SECONDS: f64 = 240.0;
+
+/// Parameters of one text2music generation, named and defaulted as the reference's
+/// `ACEStepPipeline.__call__`. Serialises to the reference's `input_params` JSON (the noise
+/// tensors are skipped); missing fields take the defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerationParams {
+    /// Output container: wav, flac, mp3 (wav16 for 16-bit wav).
+    pub format: String,
+    /// Seconds of audio, in (0, 240].
+    pub audio_duration: f64,
+    /// The prompt (tags).
+    pub prompt: String,
+    /// The lyrics (empty: instrumental).
+    pub lyrics: String,
+    /// Diffusion steps.
+    pub infer_step: usize,
+    /// Guidance scale (0 or 1: no guidance).
+    pub guidance_scale: f64,
+    /// euler, heun or pingpong.
+    pub scheduler_type: SchedulerType,
+    /// apg, cfg or cfg_star.
+    pub cfg_type: CfgType,
+    /// Step rescaling strength.
+    pub omega_scale: f64,
+    /// Seeds: one per batch item, or one for every item; empty: random seeds.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub manual_seeds: Vec<u64>,
+    /// Fraction of the steps, centred, that are guided.
+    pub guidance_interval: f64,
+    /// Linear decay of the guidance scale over the interval.
+    pub guidance_interval_decay: f64,
+    /// The scale the decay reaches.
+    pub min_guidance_scale: f64,
+    /// ERG on the prompt (text encoder) for the null condition.
+    pub use_erg_tag: bool,
+    /// ERG on the lyrics (lyric encoder) for the null condition.
+    pub use_erg_lyric: bool,
+    /// ERG in the DiT for the unconditional prediction.
+    pub use_erg_diffusion: bool,
+    /// Optimal step positions, e.g. `[16, 29, 52, 60]` or "16,29,52,60"; empty: off.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub oss_steps: Vec<usize>,
+    /// Double-condition guidance: text scale (with `guidance_scale_lyric`, both > 1).
+    pub guidance_scale_text: f64,
+    /// Double-condition guidance: lyric scale.
+    pub guidance_scale_lyric: f64,
+    /// Number of songs.
+    pub batch_size: usize,
+    /// Initial noise `[batch, 8, 16, frames]` replacing the seeded draw (to reproduce a run of
+    /// another implementation).
+    #[serde(skip)]
+    pub init_noise: Option<Tensor>,
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        Self {
+            format: "wav".into(),
+            audio_duration: 60.0,
+            prompt: String::new(),
+            lyrics: String::new(),
+            infer_step: 60,
+            guidance_scale: 15.0,
+            scheduler_type: SchedulerType::Euler,
+            cfg_type: CfgType::Apg,
+            omega_scale: 10.0,
+            manual_seeds: Vec::new(),
+            guidance_interval: 0.5,
+            guidance_interval_decay: 0.0,
+            min_guidance_scale: 3.0,
+            use_erg_tag: true,
+            use_erg_lyric: true,
+            use_erg_diffusion: true,
+            oss_steps: Vec::new(),
+            guidance_scale_text: 0.0,
+            guidance_scale_lyric: 0.0,
+            batch_size: 1,
+            init_noise: None,
+        }
+    }
+}
+
+/// A list given as a JSON array, a number, or a comma-separated string (the reference's
+/// `manual_seeds` / `oss_steps` arrive as strings from its UI).
+fn list_or_csv<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr<T> {
+        List(Vec<T>),
+        One(T),
+        Text(String),
+        Null(()),
+    }
+    match Repr::<T>::deserialize(d)? {
+        Repr::List(v) => Ok(v),
+        Repr::One(x) => Ok(vec![x]),
+        Repr::Null(()) => Ok(Vec::new()),
+        Repr::Text(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse::<T>().map_err(serde::de::Error::custom))
+            .collect(),
+    }
+}
+
+fn bad(name: &'static str, value: impl ToString, expected: &str) -> Error {
+    Error::InvalidArgument {
+        name,
+        value: value.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+impl GenerationParams {
+    /// Latent frames for `audio_duration`: `int(duration * 44100 / 512 / 8)`.
+    pub fn frame_length(&self) -> usize {
+        (self.audio_duration * 44100.0 / 512.0 / 8.0) as usize
+    }
+
+    /// Checks every parameter; the error names the first bad one and its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let d = self.audio_duration;
+        if !(d.is_finite() && d > 0.0 && d <= MAX_DURATION_SECONDS) {
+            return Err(bad("audio_duration", d, "seconds in (0, 240]"));
+        }
+        if self.frame_length() == 0 {
+            return Err(bad(
+                "audio_duration",
+                d,
+                "at least 0.093 s (one latent frame)",
+            ));
+        }
+        if self.infer_step == 0 || self.infer_step > 1000 {
+            return Err(bad("infer_step", self.infer_step, "1 to 1000"));
+        }
+        for (name, v) in [
+            ("guidance_scale", self.guidance_scale),
+            ("min_guidance_scale", self.min_guidance_scale),
+            ("guidance_scale_text", self.guidance_scale_text),
+            ("guidance_scale_lyric", self.guidance_scale_lyric),
+            ("omega_scale", self.omega_scale),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(bad(name, v, "a finite number >= 0"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.guidance_interval) {
+            return Err(bad("guidance_interval", self.guidance_interval, "0 to 1"));
+        }
+        if !(0.0..=1.0).contains(&self.guidance_interval_decay) {
+            return Err(bad(
+                "guidance_interval_decay",
+                self.guidance_interval_decay,
+                "0 to 1",
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > 64 {
+            return Err(bad("batch_size", self.batch_size, "1 to 64"));
+        }
+        if !(self.manual_seeds.is_empty()
+            || self.manual_seeds.len() == 1
+            || self.manual_seeds.len() == self.batch_size)
+        {
+            return Err(bad(
+                "manual_seeds",
+                format!("{:?}", self.manual_seeds),
+                "none, one seed, or one per batch item",
+            ));
+        }
+        if self.oss_steps.contains(&0) {
+            return Err(bad(
+                "oss_steps",
+                format!("{:?}", self.oss_steps),
+                "1-based step positions",
+            ));
+        }
+        if !self.oss_steps.is_empty() && self.scheduler_type == SchedulerType::Heun {
+            return Err(bad(
+                "oss_steps",
+                format!("{:?}", self.oss_steps),
+                "the euler or pingpong scheduler",
+            ));
+        }
+        crate::audio::Format::from_name(&self.format)?;
+        Ok(())
+    }
+
+    /// The seeds of the batch: the given ones (one seed repeats for every item, as the
+    /// reference does), else `random`'s draws.
+    pub fn seeds(&self, mut random: impl FnMut() -> u64) -> Vec<u64> {
+        match self.manual_seeds.len() {
+            0 => (0..self.batch_size).map(|_| random()).collect(),
+            1 => vec![self.manual_seeds[0]; self.batch_size],
+            _ => self.manual_seeds.clone(),
+        }
+    }
+
+    /// The sampling settings (`text2music_diffusion_process` arguments) of these parameters.
+    pub fn diffusion_settings(&self) -> DiffusionSettings {
+        DiffusionSettings {
+            infer_steps: self.infer_step,
+            guidance_scale: self.guidance_scale,
+            omega_scale: self.omega_scale,
+            scheduler_type: self.scheduler_type,
+            cfg_type: self.cfg_type,
+            zero_steps: 1,
+            use_zero_init: true,
+            guidance_interval: self.guidance_interval,
+            guidance_interval_decay: self.guidance_interval_decay,
+            min_guidance_scale: self.min_guidance_scale,
+            oss_steps: self.oss_steps.clone(),
+            use_erg_lyric: self.use_erg_lyric,
+            use_erg_diffusion: self.use_erg_diffusion,
+            guidance_scale_text: self.guidance_scale_text,
+            guidance_scale_lyric: self.guidance_scale_lyric,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_json_round_trips_with_defaults_and_string_lists() {
+        let p: GenerationParams = serde_json::from_str(
+            r#"{"prompt": "funk", "audio_duration": 30, "oss_steps": "16, 29,52", "manual_seeds": "7", "scheduler_type": "pingpong", "cfg_type": "cfg_star"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.oss_steps, vec![16, 29, 52]);
+        assert_eq!(p.manual_seeds, vec![7]);
+        assert_eq!(p.infer_step, 60);
+        assert_eq!(p.scheduler_type, SchedulerType::PingPong);
+        assert_eq!(p.cfg_type, CfgType::CfgStar);
+        assert_eq!(p.frame_length(), 322); // int(30 * 44100 / 4096) = int(322.998)
+        p.validate().unwrap();
+        let back: GenerationParams =
+            serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.oss_steps, p.oss_steps);
+        let q: GenerationParams =
+            serde_json::from_str(r#"{"manual_seeds": [1, 2], "batch_size": 2, "oss_steps": null}"#)
+                .unwrap();
+        assert_eq!(q.seeds(|| 0), vec![1, 2]);
+        assert!(q.oss_steps.is_empty());
+    }
+
+    #[test]
+    fn bad_parameters_name_themselves() {
+        let cases: Vec<(GenerationParams, &str)> = vec![
+            (
+                GenerationParams {
+                    audio_duration: -1.0,
+                    ..Default::default()
+                },
+                "audio_duration",
+            ),
+            (
+                GenerationParams {
+                    audio_duration: 241.0,
+                    ..Default::default()
+                },
+                "audio_duration",
+            ),
+            (
+                GenerationParams {
+                    infer_step: 0,
+                    ..Default::default()
+                },
+                "infer_step",
+            ),
+            (
+                GenerationParams {
+                    guidance_interval: 1.5,
+                    ..Default::default()
+                },
+                "guidance_interval",
+            ),
+            (
+                GenerationParams {
+                    batch_size: 0,
+                    ..Default::default()
+                },
+                "batch_size",
+            ),
+            (
+                GenerationParams {
+                    manual_seeds: vec![1, 2],
+                    batch_size: 3,
+                    ..Default::default()
+                },
+                "manual_seeds",
+            ),
+            (
+                GenerationParams {
+                    oss_steps: vec![3],
+                    scheduler_type: SchedulerType::Heun,
+                    ..Default::default()
+                },
+                "oss_steps",
+            ),
+            (
+                GenerationParams {
+                    format: "ogg".into(),
+                    ..Default::default()
+                },
+                "format",
+            ),
+        ];
+        for (p, name) in cases {
+            let e = p.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+        assert!(serde_json::from_str::<GenerationParams>(r#"{"scheduler_type": "ddim"}"#).is_err());
+    }
+}
