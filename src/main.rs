@@ -216,7 +216,12 @@ fn run(cli: Cli) -> acestep::Result<()> {
             let dtype = parse_dtype(&model.dtype, &device)?;
             let ckpt = checkpoint(&model)?;
             let t0 = Instant::now();
-            let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype)?;
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_message("loading the text encoder, DiT, DCAE and vocoder");
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype);
+            spinner.finish_and_clear();
+            let pipe = pipe?;
             let load_s = t0.elapsed().as_secs_f64();
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(

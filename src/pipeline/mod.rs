@@ -69,6 +69,29 @@ pub struct GeneratedAudio {
 }
 
 /// The text2music pipeline: UMT5 text encoder, DiT, DCAE and vocoder, loaded once.
+///
+/// ```no_run
+/// use acestep::pipeline::{Control, GenerationParams, Pipeline, Progress};
+/// use acestep::{audio, Checkpoint};
+/// use candle_core::{DType, Device};
+///
+/// let ckpt = Checkpoint::from_dir("/models/ACE-Step-v1-3.5B")?;
+/// let pipe = Pipeline::load(&ckpt, &Device::Cpu, DType::F32)?;
+/// let params = GenerationParams {
+///     prompt: "funk, groovy bass, 110 bpm".into(),
+///     audio_duration: 30.0,
+///     manual_seeds: vec![42],
+///     ..Default::default()
+/// };
+/// let songs = pipe.generate(&params, &mut |p| {
+///     if let Progress::Step(s) = p {
+///         eprintln!("{}/{}", s.step, s.total);
+///     }
+///     Control::Continue
+/// })?;
+/// audio::write("song.wav", &songs[0].audio, None)?;
+/// # Ok::<(), acestep::Error>(())
+/// ```
 pub struct Pipeline {
     text: TextEncoder,
     dit: AceStepTransformer2DModel,
