@@ -85,15 +85,38 @@ pub fn default_dtype(device: &Device) -> DType {
 
 /// Parses a dtype string; `auto` gives [`default_dtype`] for `device`.
 pub fn parse_dtype(spec: &str, device: &Device) -> Result<DType> {
-    match spec.trim().to_ascii_lowercase().as_str() {
-        "auto" => Ok(default_dtype(device)),
-        "f32" | "float32" | "fp32" => Ok(DType::F32),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        "f16" | "float16" | "fp16" | "half" => Ok(DType::F16),
+    let dtype = match spec.trim().to_ascii_lowercase().as_str() {
+        "auto" => default_dtype(device),
+        "f32" | "float32" | "fp32" => DType::F32,
+        "bf16" | "bfloat16" => DType::BF16,
+        "f16" | "float16" | "fp16" | "half" => DType::F16,
+        other => {
+            return Err(Error::InvalidArgument {
+                name: "dtype",
+                value: other.to_string(),
+                expected: "one of auto, f32, bf16, f16".into(),
+            })
+        }
+    };
+    check_dtype(device, dtype)?;
+    Ok(dtype)
+}
+
+/// Whether `device` can run the models in `dtype`: candle's CPU backend has no bf16 matmul, so
+/// bf16 on the CPU is refused up front (f32 and f16 work everywhere).
+pub fn check_dtype(device: &Device, dtype: DType) -> Result<()> {
+    match dtype {
+        DType::F32 | DType::F16 => Ok(()),
+        DType::BF16 if !device.is_cpu() => Ok(()),
+        DType::BF16 => Err(Error::InvalidArgument {
+            name: "dtype",
+            value: "bf16".into(),
+            expected: "f32 or f16 on the CPU (candle's CPU matmul has no bf16); bf16 needs a cuda or metal device".into(),
+        }),
         other => Err(Error::InvalidArgument {
             name: "dtype",
-            value: other.to_string(),
-            expected: "one of auto, f32, bf16, f16".into(),
+            value: format!("{other:?}").to_lowercase(),
+            expected: "f32, f16 or (on a GPU) bf16".into(),
         }),
     }
 }
@@ -106,7 +129,8 @@ mod tests {
     fn parses_cpu_and_dtypes() {
         assert!(parse_device("cpu").unwrap().is_cpu());
         assert!(parse_device(" CPU ").unwrap().is_cpu());
-        assert_eq!(parse_dtype("bf16", &Device::Cpu).unwrap(), DType::BF16);
+        let e = parse_dtype("bf16", &Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("bf16") && e.contains("cuda"), "{e}");
         assert_eq!(parse_dtype("auto", &Device::Cpu).unwrap(), DType::F32);
         assert_eq!(parse_dtype("F16", &Device::Cpu).unwrap(), DType::F16);
     }

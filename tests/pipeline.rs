@@ -151,3 +151,52 @@ fn bad_parameters_and_cancellation_are_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn generates_in_f16_and_refuses_bf16_on_the_cpu() {
+    // Every stage runs in half precision (f16 here; bf16, the GPU default, has no CPU matmul in
+    // candle and is refused up front with a clear error).
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
+    let ckpt = Checkpoint::from_dir(dir).unwrap();
+    let f32_lat = pipe()
+        .generate_latents(
+            &GenerationParams {
+                batch_size: 1,
+                manual_seeds: vec![3],
+                ..params()
+            },
+            &mut |_| Control::Continue,
+        )
+        .unwrap()
+        .0;
+    let e = Pipeline::load(&ckpt, &Device::Cpu, DType::BF16)
+        .err()
+        .expect("bf16 on cpu")
+        .to_string();
+    assert!(e.contains("bf16") && e.contains("cuda"), "{e}");
+    {
+        let dtype = DType::F16;
+        let p = Pipeline::load(&ckpt, &Device::Cpu, dtype).unwrap();
+        let songs = p
+            .generate(
+                &GenerationParams {
+                    batch_size: 1,
+                    manual_seeds: vec![3],
+                    ..params()
+                },
+                &mut |_| Control::Continue,
+            )
+            .unwrap();
+        let s = &songs[0];
+        assert_eq!(s.audio.channels.len(), 2);
+        assert!(
+            s.audio.channels[0].iter().all(|x| x.is_finite()),
+            "{dtype:?}"
+        );
+        // Same seed: close to the f32 run (reduced precision through 6 guided steps).
+        let c =
+            acestep::testing::compare(&s.latents.to_dtype(DType::F32).unwrap(), &f32_lat).unwrap();
+        println!("{dtype:?} latents vs f32: max_rel {:.3e}", c.max_rel);
+        assert!(c.max_rel < 0.25, "{dtype:?}: {}", c.max_rel);
+    }
+}

@@ -113,6 +113,7 @@ pub fn seeded_noise(seed: u64, frames: usize, device: &Device) -> Result<Tensor>
 impl Pipeline {
     /// Loads every component of `checkpoint` on `device` in `dtype`.
     pub fn load(checkpoint: &Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
+        crate::device::check_dtype(device, dtype)?;
         Ok(Self {
             text: TextEncoder::load(checkpoint, device, dtype)?,
             dit: AceStepTransformer2DModel::load(checkpoint, device, dtype)?,
