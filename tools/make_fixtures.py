@@ -691,6 +691,46 @@ def make_diffusion():
         json.dump(meta, f, indent=1)
 
 
+def make_lyrics(vocab):
+    """The reference lyric frontend over tests/fixtures/lyrics/corpus.tsv (`label<TAB>line`): per
+    line the language `get_lang` detects, the language it tokenizes with, the ids of
+    `tokenize_lyrics(line)` (framing included) and of `encode(line, lang)`; plus one multi-line
+    song. Writes tests/fixtures/lyrics/reference.json. The vocab file is not committed."""
+    from acestep.models.lyrics_utils.lyric_tokenizer import VoiceBpeTokenizer
+    from acestep.language_segmentation import LangSegment, language_filters
+    from acestep.pipeline_ace_step import ACEStepPipeline, SUPPORT_LANGUAGES, structure_pattern
+
+    pipe = ACEStepPipeline.__new__(ACEStepPipeline)
+    pipe.lyric_tokenizer = VoiceBpeTokenizer(vocab_file=vocab)
+    seg = LangSegment()
+    seg.setfilters(language_filters.default)
+    pipe.lang_segment = seg
+    d = os.path.join(FIX, "lyrics")
+    rows = []
+    with open(os.path.join(d, "corpus.tsv"), encoding="utf-8") as f:
+        for raw in f:
+            label, _, line = raw.rstrip("\n").partition("\t")
+            stripped = line.strip()
+            detected = pipe.get_lang(stripped) if stripped else None
+            lang = detected
+            if stripped:
+                if lang not in SUPPORT_LANGUAGES:
+                    lang = "en"
+                if "zh" in lang:
+                    lang = "zh"
+                if "spa" in lang:
+                    lang = "es"
+            is_tag = bool(stripped and structure_pattern.match(stripped))
+            rows.append(dict(label=label, line=line, detected=detected, lang=lang, structure=is_tag,
+                             ids=pipe.tokenize_lyrics(line)))
+    song = "\n".join(r["line"] for r in rows[:12]) + "\n\n" + "\n".join(r["line"] for r in rows[-8:])
+    out = dict(support_languages=sorted(SUPPORT_LANGUAGES), lines=rows,
+               song=dict(text=song, ids=pipe.tokenize_lyrics(song)))
+    with open(os.path.join(d, "reference.json"), "w", encoding="utf-8") as f:
+        json.dump(out, f, ensure_ascii=False, indent=0)
+    print(f"lyrics: {len(rows)} lines -> tests/fixtures/lyrics/reference.json")
+
+
 def make_audio():
     """Small encoded files for the audio reader: ogg/vorbis (which we read but do not write)."""
     import soundfile as sf
@@ -709,7 +749,9 @@ def main():
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion")
+    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,lyrics", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, lyrics")
+    ap.add_argument("--vocab", default=os.path.join(ROOT, "..", "shared", "reference", "vocab.json"),
+                    help="the reference lyric tokenizer's vocab.json (lyrics fixtures)")
     args = ap.parse_args()
     sys.path.insert(0, os.path.abspath(args.reference))
     torch.set_grad_enabled(False)
@@ -728,6 +770,8 @@ def main():
         make_sampling()
     if "diffusion" in parts:
         make_diffusion()
+    if "lyrics" in parts:
+        make_lyrics(args.vocab)
 
 
 if __name__ == "__main__":
