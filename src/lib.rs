@@ -16,6 +16,7 @@
 //! | [`audio`] | audio read / write / resample | done |
 //! | [`schedulers`] | flow-matching Euler, Heun, PingPong | done, at parity |
 //! | [`pipeline`] | text2music diffusion process (at parity), `Pipeline::generate` | instrumental |
+//! | [`lyrics`] | lyric BPE tokenizer and framing | partial |
 //! | [`guidance`] | APG, CFG, CFG-zero*, double condition, guidance interval | done, at parity |
 //!
 //! ```no_run
@@ -40,6 +41,7 @@ pub mod dit;
 pub mod erg;
 pub mod error;
 pub mod guidance;
+pub mod lyrics;
 pub mod pipeline;
 pub mod schedulers;
 pub mod testing;

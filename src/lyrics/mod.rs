@@ -1,0 +1,281 @@
+//! The lyric frontend (work in progress): the reference's `VoiceBpeTokenizer` (BPE over
+//! `vocab.json`, a `[lang]` prefix, spaces as `[SPACE]`) and the `tokenize_lyrics` framing
+//! (start token 261, each line followed by 2, empty lines as a lone 2, structure tags such as
+//! `[verse]` always read as English).
+//!
+//! Done: the tokenizer, the framing, the vocab lookup order, and the language-independent
+//! cleaning (quotes, Turkish capitals, lowercase, whitespace). Not yet: the per-language
+//! expansion of numbers, abbreviations and symbols, the zh / ko / ja transliteration and the
+//! per-line language detection; until then a caller supplies the language of each line.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Start-of-lyrics token.
+pub const START_TOKEN: u32 = 261;
+/// End-of-line token (also an empty line).
+pub const LINE_TOKEN: u32 = 2;
+
+/// The 17 languages of the lyric tokenizer (`SUPPORT_LANGUAGES` of the reference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Language {
+    /// English.
+    En,
+    /// German.
+    De,
+    /// French.
+    Fr,
+    /// Spanish.
+    Es,
+    /// Italian.
+    It,
+    /// Portuguese.
+    Pt,
+    /// Polish.
+    Pl,
+    /// Turkish.
+    Tr,
+    /// Russian.
+    Ru,
+    /// Czech.
+    Cs,
+    /// Dutch.
+    Nl,
+    /// Arabic.
+    Ar,
+    /// Chinese.
+    Zh,
+    /// Japanese.
+    Ja,
+    /// Hungarian.
+    Hu,
+    /// Korean.
+    Ko,
+    /// Hindi.
+    Hi,
+}
+
+impl Language {
+    /// Every supported language.
+    pub const ALL: [Language; 17] = [
+        Language::En,
+        Language::De,
+        Language::Fr,
+        Language::Es,
+        Language::It,
+        Language::Pt,
+        Language::Pl,
+        Language::Tr,
+        Language::Ru,
+        Language::Cs,
+        Language::Nl,
+        Language::Ar,
+        Language::Zh,
+        Language::Ja,
+        Language::Hu,
+        Language::Ko,
+        Language::Hi,
+    ];
+
+    /// The ISO code (`zh` for Chinese).
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::De => "de",
+            Language::Fr => "fr",
+            Language::Es => "es",
+            Language::It => "it",
+            Language::Pt => "pt",
+            Language::Pl => "pl",
+            Language::Tr => "tr",
+            Language::Ru => "ru",
+            Language::Cs => "cs",
+            Language::Nl => "nl",
+            Language::Ar => "ar",
+            Language::Zh => "zh",
+            Language::Ja => "ja",
+            Language::Hu => "hu",
+            Language::Ko => "ko",
+            Language::Hi => "hi",
+        }
+    }
+
+    /// The prefix token's text (`[zh-cn]` for Chinese).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Language::Zh => "[zh-cn]",
+            Language::En => "[en]",
+            Language::De => "[de]",
+            Language::Fr => "[fr]",
+            Language::Es => "[es]",
+            Language::It => "[it]",
+            Language::Pt => "[pt]",
+            Language::Pl => "[pl]",
+            Language::Tr => "[tr]",
+            Language::Ru => "[ru]",
+            Language::Cs => "[cs]",
+            Language::Nl => "[nl]",
+            Language::Ar => "[ar]",
+            Language::Ja => "[ja]",
+            Language::Hu => "[hu]",
+            Language::Ko => "[ko]",
+            Language::Hi => "[hi]",
+        }
+    }
+
+    /// Parses a code as the reference normalises it: `zh-*` is Chinese, `spa*` Spanish, and
+    /// anything unsupported falls back to English.
+    pub fn from_code_or_english(code: &str) -> Language {
+        let c = code.trim().to_ascii_lowercase();
+        if c.contains("zh") {
+            return Language::Zh;
+        }
+        if c.contains("spa") {
+            return Language::Es;
+        }
+        Language::ALL
+            .into_iter()
+            .find(|l| l.code() == c)
+            .unwrap_or(Language::En)
+    }
+}
+
+/// Whether a line is a structure tag line (`[verse]`, `[chorus - anthemic]`, ...): it starts
+/// with `[` and has a closing `]`, as the reference's `re.match(r"\[.*?\]")`.
+pub fn is_structure_tag(line: &str) -> bool {
+    line.starts_with('[') && line[1..].contains(']')
+}
+
+/// The language-independent part of the reference's cleaners: `"` removed, Turkish `İ Ö Ü`
+/// mapped first (Turkish only), lowercase, runs of whitespace collapsed to one space.
+pub fn basic_clean(text: &str, lang: Language) -> String {
+    let mut t = text.replace('"', "");
+    if lang == Language::Tr {
+        t = t.replace('İ', "i").replace('Ö', "ö").replace('Ü', "ü");
+    }
+    let lower = t.to_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    let mut in_ws = false;
+    for ch in lower.chars() {
+        if ch.is_whitespace() {
+            if !in_ws {
+                out.push(' ');
+            }
+            in_ws = true;
+        } else {
+            out.push(ch);
+            in_ws = false;
+        }
+    }
+    out
+}
+
+/// The lyric BPE tokenizer (`vocab.json` of the reference, a `tokenizers` JSON).
+pub struct LyricTokenizer {
+    tokenizer: tokenizers::Tokenizer,
+    vocab_size: usize,
+}
+
+/// Environment variable naming the lyric `vocab.json`.
+pub const VOCAB_ENV: &str = "ACESTEP_LYRIC_VOCAB";
+
+/// Where the lyric vocab is: `explicit`, else `$ACESTEP_LYRIC_VOCAB`, else
+/// `<checkpoint_dir>/lyric_tokenizer/vocab.json`; the error lists what was tried.
+pub fn resolve_vocab(explicit: Option<&Path>, checkpoint_dir: Option<&Path>) -> Result<PathBuf> {
+    let mut tried = Vec::new();
+    let candidates = explicit
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(std::env::var_os(VOCAB_ENV).map(PathBuf::from))
+        .chain(checkpoint_dir.map(|d| d.join("lyric_tokenizer").join("vocab.json")));
+    for c in candidates {
+        if c.is_file() {
+            return Ok(c);
+        }
+        tried.push(c.display().to_string());
+    }
+    Err(Error::InvalidArgument {
+        name: "lyric vocab",
+        value: if tried.is_empty() { "none given".into() } else { tried.join(", ") },
+        expected: format!("the lyric tokenizer's vocab.json (pass a path, set {VOCAB_ENV}, or put it at <checkpoint>/lyric_tokenizer/vocab.json)"),
+    })
+}
+
+impl LyricTokenizer {
+    /// Loads `vocab.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let vocab_size = tokenizer.get_vocab_size(true);
+        Ok(Self {
+            tokenizer,
+            vocab_size,
+        })
+    }
+
+    /// Vocabulary size, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// `VoiceBpeTokenizer.encode(text, lang)`: clean, prefix `[lang]`, spaces to `[SPACE]`, BPE.
+    pub fn encode(&self, text: &str, lang: Language) -> Result<Vec<u32>> {
+        let cleaned = basic_clean(text, lang);
+        let prepared = format!("{}{}", lang.prefix(), cleaned).replace(' ', "[SPACE]");
+        let enc = self
+            .tokenizer
+            .encode(prepared.as_str(), false)
+            .map_err(|e| Error::InvalidArgument {
+                name: "lyrics",
+                value: text.to_string(),
+                expected: format!("text the lyric tokenizer can encode ({e})"),
+            })?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// `tokenize_lyrics`: 261, then per line its ids and 2 (an empty line is a lone 2); tag lines
+    /// are English, others take `language_of(line)`.
+    pub fn tokenize_lyrics(
+        &self,
+        lyrics: &str,
+        language_of: &mut dyn FnMut(&str) -> Language,
+    ) -> Result<Vec<u32>> {
+        let mut ids = vec![START_TOKEN];
+        for line in lyrics.split('\n') {
+            let line = line.trim();
+            if line.is_empty() {
+                ids.push(LINE_TOKEN);
+                continue;
+            }
+            let lang = if is_structure_tag(line) {
+                Language::En
+            } else {
+                language_of(line)
+            };
+            ids.extend(self.encode(line, lang)?);
+            ids.push(LINE_TOKEN);
+        }
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleaning_and_tags() {
+        assert_eq!(
+            basic_clean("  Hello   \"World\"\t!", Language::En),
+            " hello world !"
+        );
+        assert_eq!(basic_clean("İSTANBUL", Language::Tr), "istanbul");
+        assert!(is_structure_tag("[verse]") && is_structure_tag("[chorus - anthemic] yeah"));
+        assert!(!is_structure_tag("la [la]") && !is_structure_tag("[unclosed"));
+        assert_eq!(Language::from_code_or_english("zh-cn"), Language::Zh);
+        assert_eq!(Language::from_code_or_english("xx"), Language::En);
+    }
+}

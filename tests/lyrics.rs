@@ -1,0 +1,119 @@
+//! The lyric tokenizer against the reference's `tokenize_lyrics` on the committed corpus
+//! (`tests/fixtures/lyrics/`), with the language the reference chose for each line given.
+//!
+//! The vocab (`../shared/reference/vocab.json`, not committed) is found through
+//! `ACESTEP_LYRIC_VOCAB` or that path; the tests say so and fail when it is absent.
+//! Covered so far: the framing, structure tags, and every line whose cleaning needs no
+//! per-language expansion (no digits, symbols, abbreviations; not zh / ja / ko); the per-language
+//! table of exact lines is printed. The full targets wait for number / abbreviation /
+//! symbol expansion, transliteration and language detection.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use acestep::lyrics::{resolve_vocab, Language, LyricTokenizer};
+
+fn tokenizer() -> LyricTokenizer {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/vocab.json");
+    let explicit = std::env::var_os("ACESTEP_LYRIC_VOCAB")
+        .is_none()
+        .then_some(shared);
+    let path = resolve_vocab(explicit.as_deref(), None)
+        .expect("lyric vocab.json (../shared/reference/vocab.json)");
+    LyricTokenizer::from_file(&path).unwrap()
+}
+
+fn reference() -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lyrics/reference.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// Lines the language-independent cleaning already handles exactly.
+fn needs_no_expansion(line: &str, lang: &str) -> bool {
+    !matches!(lang, "zh" | "ja" | "ko")
+        && !line
+            .chars()
+            .any(|c| c.is_ascii_digit() || "&%$€£@#+=/°º.".contains(c))
+}
+
+#[test]
+fn corpus_lines_match_the_reference_where_no_expansion_is_needed() {
+    let tok = tokenizer();
+    let r = reference();
+    let lines = r["lines"].as_array().unwrap();
+    assert!(lines.len() >= 400);
+    let mut table: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for row in lines {
+        let line = row["line"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(row["ids"].clone()).unwrap();
+        let lang = row["lang"].as_str().map(Language::from_code_or_english);
+        let got = tok
+            .tokenize_lyrics(line, &mut |_| lang.unwrap_or(Language::En))
+            .unwrap();
+        let label = row["label"].as_str().unwrap().to_string();
+        let e = table.entry(label.clone()).or_default();
+        e.1 += 1;
+        if got == want {
+            e.0 += 1;
+        } else if line.trim().is_empty()
+            || needs_no_expansion(line, row["lang"].as_str().unwrap_or("en"))
+        {
+            failures.push(format!("{label}: {line:?} ours {got:?} reference {want:?}"));
+        }
+    }
+    for (label, (ok, n)) in &table {
+        println!("{label:>6}: {ok:>3}/{n:<3} lines exact");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} lines differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn a_song_is_framed_like_the_reference() {
+    // A song of corpus lines that need no expansion, with empty lines: 261, then each line's
+    // reference ids (its own framing stripped), an empty line being a lone 2.
+    let tok = tokenizer();
+    let r = reference();
+    let mut text = Vec::new();
+    let mut want = vec![261u32];
+    let mut langs = BTreeMap::new();
+    for (i, row) in r["lines"].as_array().unwrap().iter().enumerate() {
+        let line = row["line"].as_str().unwrap();
+        let lang = row["lang"].as_str().unwrap_or("en");
+        if line.trim().is_empty() || !needs_no_expansion(line, lang) || i % 7 != 0 {
+            continue;
+        }
+        let ids: Vec<u32> = serde_json::from_value(row["ids"].clone()).unwrap();
+        text.push(line.to_string());
+        want.extend(&ids[1..]);
+        langs.insert(
+            line.trim().to_string(),
+            Language::from_code_or_english(lang),
+        );
+        if text.len() % 5 == 0 {
+            text.push(String::new());
+            want.push(2);
+        }
+    }
+    assert!(text.len() > 30);
+    let got = tok
+        .tokenize_lyrics(&text.join("\n"), &mut |line| langs[line])
+        .unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn missing_vocab_is_a_clear_error() {
+    let e = resolve_vocab(Some(std::path::Path::new("/nonexistent/vocab.json")), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("/nonexistent/vocab.json") && e.contains("ACESTEP_LYRIC_VOCAB"),
+        "{e}"
+    );
+}
