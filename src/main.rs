@@ -250,6 +250,17 @@ fn run(cli: Cli) -> acestep::Result<()> {
             bar.finish_and_clear();
             let gen_s = t1.elapsed().as_secs_f64();
             let mut files = Vec::new();
+            // The sidecar: every parameter under the reference's names, the seeds and timings.
+            let mut base =
+                serde_json::to_value(&p).map_err(|e| acestep::Error::InvalidArgument {
+                    name: "params",
+                    value: "serialisation".into(),
+                    expected: e.to_string(),
+                })?;
+            base["actual_seeds"] =
+                serde_json::json!(songs.iter().map(|s| s.seed).collect::<Vec<_>>());
+            base["load_seconds"] = serde_json::json!(load_s);
+            base["generate_seconds"] = serde_json::json!(gen_s);
             for (i, song) in songs.iter().enumerate() {
                 let path = if songs.len() > 1 {
                     let stem = output
@@ -261,19 +272,10 @@ fn run(cli: Cli) -> acestep::Result<()> {
                     output.clone()
                 };
                 let path = acestep::audio::write(&path, &song.audio, Some(format))?;
-                let mut sidecar =
-                    serde_json::to_value(&p).map_err(|e| acestep::Error::InvalidArgument {
-                        name: "params",
-                        value: "serialisation".into(),
-                        expected: e.to_string(),
-                    })?;
-                sidecar["actual_seeds"] =
-                    serde_json::json!(songs.iter().map(|s| s.seed).collect::<Vec<_>>());
+                let mut sidecar = base.clone();
                 sidecar["seed"] = serde_json::json!(song.seed);
                 sidecar["audio_path"] = serde_json::json!(path);
                 sidecar["sample_rate"] = serde_json::json!(song.audio.sample_rate);
-                sidecar["load_seconds"] = serde_json::json!(load_s);
-                sidecar["generate_seconds"] = serde_json::json!(gen_s);
                 let json_path = path.with_extension("json");
                 let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
                 std::fs::write(&json_path, text).map_err(|e| acestep::Error::io(&json_path, e))?;

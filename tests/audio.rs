@@ -21,6 +21,17 @@ fn stereo_test_signal(rate: u32) -> Audio {
     }
 }
 
+/// `10 log10(sum x^2 / sum (x - y)^2)`: the SNR of `y` against the clean `x`, in dB.
+fn snr_db(x: &[f32], y: &[f32]) -> f64 {
+    let signal: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
+    let noise: f64 = x
+        .iter()
+        .zip(y)
+        .map(|(&u, &v)| ((u - v) as f64).powi(2))
+        .sum();
+    10.0 * (signal / noise).log10()
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter()
         .zip(b)
@@ -79,13 +90,7 @@ fn mp3_round_trip_keeps_the_signal() {
     // The LAME info frame carries encoder delay and padding, so the reader trims them.
     assert_eq!(b.len(), a.len());
     for (x, y) in a.channels.iter().zip(&b.channels) {
-        let signal: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
-        let noise: f64 = x
-            .iter()
-            .zip(y)
-            .map(|(&u, &v)| ((u - v) as f64).powi(2))
-            .sum();
-        let snr = 10.0 * (signal / noise).log10();
+        let snr = snr_db(x, y);
         println!("mp3 320 kbit/s round trip: SNR {snr:.1} dB");
         assert!(snr >= 40.0, "SNR {snr:.1} dB");
     }
@@ -123,13 +128,7 @@ fn resampling_a_sine_44k1_48k_44k1_keeps_80_db_snr() {
         &a.channels[0][edge..44100 - edge],
         &back.channels[0][edge..44100 - edge],
     );
-    let signal: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
-    let noise: f64 = x
-        .iter()
-        .zip(y)
-        .map(|(&u, &v)| ((u - v) as f64).powi(2))
-        .sum();
-    let snr = 10.0 * (signal / noise).log10();
+    let snr = snr_db(x, y);
     println!("1 kHz sine 44.1 -> 48 -> 44.1 kHz: SNR {snr:.1} dB");
     assert!(snr >= 80.0, "SNR {snr:.1} dB");
     // 48 kHz -> 44.1 kHz of a 48 kHz sine is also clean against the analytic 44.1 kHz sine.
@@ -140,12 +139,10 @@ fn resampling_a_sine_44k1_48k_44k1_keeps_80_db_snr() {
     .resample(44100)
     .unwrap();
     let want = sine(1000.0, 0.5, 44100, 1.0);
-    let noise: f64 = want[edge..44100 - edge]
-        .iter()
-        .zip(&direct.channels[0][edge..44100 - edge])
-        .map(|(&u, &v)| ((u - v) as f64).powi(2))
-        .sum();
-    let snr = 10.0 * (signal / noise).log10();
+    let snr = snr_db(
+        &want[edge..44100 - edge],
+        &direct.channels[0][edge..44100 - edge],
+    );
     println!("1 kHz sine 48 -> 44.1 kHz vs analytic: SNR {snr:.1} dB");
     assert!(snr >= 80.0, "SNR {snr:.1} dB");
 }

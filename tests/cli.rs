@@ -13,25 +13,30 @@ fn acestep() -> Command {
     c
 }
 
-#[test]
-fn encode_text_prints_shape_and_checksum() {
-    let out = acestep()
-        .args([
-            "encode-text",
-            "lofi hip hop, mellow piano",
-            "--device",
-            "cpu",
-            "--checkpoint-dir",
-        ])
-        .arg(tiny())
-        .output()
-        .unwrap();
+/// Runs `cmd`, requires success, and parses the JSON line it prints.
+fn run_ok(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn encode_text_prints_shape_and_checksum() {
+    let v = run_ok(
+        acestep()
+            .args([
+                "encode-text",
+                "lofi hip hop, mellow piano",
+                "--device",
+                "cpu",
+                "--checkpoint-dir",
+            ])
+            .arg(tiny()),
+    );
     let shape: Vec<u64> = v["shape"]
         .as_array()
         .unwrap()
@@ -45,23 +50,17 @@ fn encode_text_prints_shape_and_checksum() {
     assert_eq!(v["dtype"], "f32");
 
     // The ERG-tag variant gives another checksum; the environment variable works like the flag.
-    let erg = acestep()
-        .args([
-            "encode-text",
-            "lofi hip hop, mellow piano",
-            "--erg",
-            "--device",
-            "cpu",
-        ])
-        .env("ACESTEP_CHECKPOINT_DIR", tiny())
-        .output()
-        .unwrap();
-    assert!(
-        erg.status.success(),
-        "{}",
-        String::from_utf8_lossy(&erg.stderr)
+    let e = run_ok(
+        acestep()
+            .args([
+                "encode-text",
+                "lofi hip hop, mellow piano",
+                "--erg",
+                "--device",
+                "cpu",
+            ])
+            .env("ACESTEP_CHECKPOINT_DIR", tiny()),
     );
-    let e: serde_json::Value = serde_json::from_slice(&erg.stdout).unwrap();
     assert_ne!(e["checksum_sum"], v["checksum_sum"]);
 }
 
@@ -108,27 +107,21 @@ fn reconstruct_round_trips_an_audio_file() {
     let input = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/audio/tone440_mono_22050.ogg");
     let output = dir.path().join("out.flac");
-    let out = acestep()
-        .args([
-            "reconstruct",
-            "--device",
-            "cpu",
-            "--sample-rate",
-            "48000",
-            "-o",
-        ])
-        .arg(&output)
-        .arg(&input)
-        .arg("--checkpoint-dir")
-        .arg(tiny())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = run_ok(
+        acestep()
+            .args([
+                "reconstruct",
+                "--device",
+                "cpu",
+                "--sample-rate",
+                "48000",
+                "-o",
+            ])
+            .arg(&output)
+            .arg(&input)
+            .arg("--checkpoint-dir")
+            .arg(tiny()),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // 0.5 s at 44.1 kHz pads to 6 latent frames of 4096 samples.
     assert_eq!(v["latent_shape"], serde_json::json!([1, 8, 16, 6]));
     let audio = acestep::audio::read(&output).unwrap();
@@ -161,34 +154,29 @@ fn reconstruct_round_trips_an_audio_file() {
 fn generate_writes_audio_and_a_sidecar() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("song.wav");
-    let out = acestep()
-        .args([
-            "generate",
-            "--prompt",
-            "funk, groovy bass",
-            "--duration",
-            "1.2",
-            "--steps",
-            "4",
-            "--seed",
-            "42",
-        ])
-        .args([
-            "--scheduler",
-            "heun",
-            "--params",
-            r#"{"omega_scale": 5, "guidance_interval": 1.0}"#,
-        ])
-        .args(["--device", "cpu", "-o"])
-        .arg(&output)
-        .arg("--checkpoint-dir")
-        .arg(tiny())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let _ = run_ok(
+        acestep()
+            .args([
+                "generate",
+                "--prompt",
+                "funk, groovy bass",
+                "--duration",
+                "1.2",
+                "--steps",
+                "4",
+                "--seed",
+                "42",
+            ])
+            .args([
+                "--scheduler",
+                "heun",
+                "--params",
+                r#"{"omega_scale": 5, "guidance_interval": 1.0}"#,
+            ])
+            .args(["--device", "cpu", "-o"])
+            .arg(&output)
+            .arg("--checkpoint-dir")
+            .arg(tiny()),
     );
     let audio = acestep::audio::read(&output).unwrap();
     assert_eq!(audio.sample_rate, 48000);

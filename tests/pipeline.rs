@@ -20,6 +20,17 @@ fn pipe() -> &'static Pipeline {
     })
 }
 
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 fn params() -> GenerationParams {
     GenerationParams {
         prompt: "lofi hip hop, mellow piano".into(),
@@ -67,13 +78,7 @@ fn generates_a_batch_with_progress_and_seeds() {
         Some(Progress::Decoding { item: 1, of: 2 })
     ));
     // Different seeds, different songs.
-    let d = (&songs[0].latents - &songs[1].latents)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
-    assert!(d.to_scalar::<f32>().unwrap() > 1e-3);
+    assert!(max_abs_diff(&songs[0].latents, &songs[1].latents) > 1e-3);
 }
 
 #[test]
@@ -88,29 +93,13 @@ fn same_seed_same_latents_and_init_noise_replays() {
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
     assert_eq!(seeds, vec![5]);
-    let d = (&a - &b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    assert_eq!(d, 0.0);
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
     // The seeded noise, passed explicitly, gives the same run.
     p.init_noise = Some(acestep::pipeline::seeded_noise(5, 12, &Device::Cpu).unwrap());
     let (c, _) = pipe()
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
-    let d = (&a - &c)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    assert_eq!(d, 0.0);
+    assert_eq!(max_abs_diff(&a, &c), 0.0);
     // A wrong-shaped noise is a clear error.
     p.init_noise = Some(Tensor::zeros((1, 8, 16, 3), DType::F32, &Device::Cpu).unwrap());
     let e = pipe()

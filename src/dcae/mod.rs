@@ -2,10 +2,10 @@
 //! `MusicDCAE` (`music_dcae_pipeline.py`).
 //!
 //! - [`MusicDcae::decode`]: un-scale the latents (`z / 0.1786 - 1.9091`), DCAE-decode to a
-//!   2-channel mel image, de-normalise it to log-mel (`[-1, 1] -> [-11, 3]`), and vocode each
-//!   channel. [`MusicDcae::decode_overlap`] does the same in overlapping windows (DCAE: 512
-//!   latent frames, hop 256; vocoder: 512 mel frames with 1024-sample overlaps and 128-sample
-//!   crossfades), holding one window of activations at a time.
+//!   2-channel mel image, de-normalise it to log-mel (`[-1, 1] -> [-11, 3]`), and vocode the
+//!   two channels as one batch. [`MusicDcae::decode_overlap`] does the same in overlapping
+//!   windows (DCAE: 512 latent frames, hop 256; vocoder: 512 mel frames with 1024-sample
+//!   overlaps and 128-sample crossfades), holding one window of activations at a time.
 //! - [`MusicDcae::encode`]: pad to a multiple of 8 x 512 samples, log-mel per channel, normalise,
 //!   DCAE-encode, scale; plus the latent lengths.
 //!
@@ -226,17 +226,13 @@ impl MusicDcae {
         (((mel * 0.5)? + 0.5)? * (MAX_MEL - MIN_MEL))? + MIN_MEL
     }
 
-    /// Log-mel `[1, 2, 128, f]` -> stereo `[2, f * 512]` (f32), one vocoder pass per channel.
+    /// Log-mel `[1, 2, 128, f]` -> stereo `[2, f * 512]` (f32): the two channels are one vocoder
+    /// batch, as in the reference.
     fn vocode_stereo(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
-        let ch1 = self
-            .vocoder
-            .decode(&mel.narrow(1, 0, 1)?.squeeze(1)?)?
-            .squeeze(1)?;
-        let ch2 = self
-            .vocoder
-            .decode(&mel.narrow(1, 1, 1)?.squeeze(1)?)?
-            .squeeze(1)?;
-        Tensor::cat(&[&ch1, &ch2], 0)?.to_dtype(DType::F32)
+        self.vocoder
+            .decode(&mel.squeeze(0)?)?
+            .squeeze(1)?
+            .to_dtype(DType::F32)
     }
 
     /// `decode`: latents `[b, 8, 16, t]` -> one `[2, t * 4096]` f32 waveform at 44.1 kHz per item.

@@ -90,6 +90,13 @@ fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
 /// `s x s` matrix: `out = (V K^T) Q / (1^T K^T Q + eps)` per head, in f32.
 #[derive(Debug, Clone)]
 pub struct LinearSelfAttention {
+    proj: Projections,
+}
+
+/// The projections of a diffusers `Attention` (`to_q`, `to_k`, `to_v`, `to_out.0`), shared by
+/// the self- and cross-attention.
+#[derive(Debug, Clone)]
+struct Projections {
     to_q: Linear,
     to_k: Linear,
     to_v: Linear,
@@ -97,7 +104,7 @@ pub struct LinearSelfAttention {
     heads: usize,
 }
 
-impl LinearSelfAttention {
+impl Projections {
     fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             to_q: linear(dim, dim, vb.pp("to_q"))?,
@@ -108,24 +115,48 @@ impl LinearSelfAttention {
         })
     }
 
-    /// `x`: `[b, s, c]`; `mask`: `[b, 1, s, 1]` in the model dtype (1 = frame, 0 = padding).
-    fn forward(&self, x: &Tensor, mask: &Tensor, rope: &Rotary, q_scale: f64) -> Result<Tensor> {
-        let (b, s, c) = x.dims3()?;
-        let dtype = x.dtype();
+    /// `to_q(x)`, scaled by `q_scale` (ERG), split into heads `[b, h, s, d]`, RoPE applied.
+    fn query(&self, x: &Tensor, rope: &Rotary, q_scale: f64) -> Result<Tensor> {
         let mut q = self.to_q.forward(x)?;
         if q_scale != 1.0 {
             q = (q * q_scale)?;
         }
-        let q = rope.apply(&split_heads(&q, self.heads)?)?;
-        let k = rope.apply(&split_heads(&self.to_k.forward(x)?, self.heads)?)?;
-        let v = split_heads(&self.to_v.forward(x)?, self.heads)?;
+        rope.apply(&split_heads(&q, self.heads)?)
+    }
+
+    /// `to_k(x)` in heads with RoPE applied.
+    fn keys(&self, x: &Tensor, rope: &Rotary) -> Result<Tensor> {
+        rope.apply(&split_heads(&self.to_k.forward(x)?, self.heads)?)
+    }
+
+    /// `to_v(x)` in heads.
+    fn values(&self, x: &Tensor) -> Result<Tensor> {
+        split_heads(&self.to_v.forward(x)?, self.heads)
+    }
+}
+
+impl LinearSelfAttention {
+    fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            proj: Projections::new(dim, heads, vb)?,
+        })
+    }
+
+    /// `x`: `[b, s, c]`; `mask`: `[b, 1, s, 1]` in the model dtype (1 = frame, 0 = padding).
+    fn forward(&self, x: &Tensor, mask: &Tensor, rope: &Rotary, q_scale: f64) -> Result<Tensor> {
+        let (b, s, c) = x.dims3()?;
+        let dtype = x.dtype();
+        let heads = self.proj.heads;
+        let q = self.proj.query(x, rope, q_scale)?;
+        let k = self.proj.keys(x, rope)?;
+        let v = self.proj.values(x)?;
         // Masking, ReLU kernel, then everything in f32.
         let q = q.broadcast_mul(mask)?.relu()?.to_dtype(DType::F32)?;
         let k = k.broadcast_mul(mask)?.relu()?.to_dtype(DType::F32)?;
         let v = v.broadcast_mul(mask)?.to_dtype(DType::F32)?;
-        let d = c / self.heads;
+        let d = c / heads;
         // value [b, h, d, s] padded with a row of ones -> [b, h, d+1, s]
-        let ones = Tensor::ones((b, self.heads, 1, s), DType::F32, x.device())?;
+        let ones = Tensor::ones((b, heads, 1, s), DType::F32, x.device())?;
         let v_pad = Tensor::cat(&[&v.transpose(2, 3)?, &ones], 2)?.contiguous()?;
         let vk = v_pad.matmul(&k)?; // [b, h, d+1, d]
         let out = vk.matmul(&q.transpose(2, 3)?.contiguous()?)?; // [b, h, d+1, s]
@@ -137,7 +168,7 @@ impl LinearSelfAttention {
             .transpose(1, 2)?
             .contiguous()?
             .to_dtype(dtype)?;
-        self.to_out.forward(&out)
+        self.proj.to_out.forward(&out)
     }
 }
 
@@ -145,30 +176,20 @@ impl LinearSelfAttention {
 /// queries (latent positions) and keys (condition positions).
 #[derive(Debug, Clone)]
 pub struct CrossAttention {
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
-    to_out: Linear,
-    heads: usize,
+    proj: Projections,
 }
 
 impl CrossAttention {
     fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            to_q: linear(dim, dim, vb.pp("to_q"))?,
-            to_k: linear(dim, dim, vb.pp("to_k"))?,
-            to_v: linear(dim, dim, vb.pp("to_v"))?,
-            to_out: linear(dim, dim, vb.pp("to_out.0"))?,
-            heads,
+            proj: Projections::new(dim, heads, vb)?,
         })
     }
 
     /// Keys and values of the condition sequence, with RoPE on the keys: computed once per
     /// condition and reused by every diffusion step.
     pub fn context(&self, enc: &Tensor, rope_cross: &Rotary) -> Result<(Tensor, Tensor)> {
-        let k = rope_cross.apply(&split_heads(&self.to_k.forward(enc)?, self.heads)?)?;
-        let v = split_heads(&self.to_v.forward(enc)?, self.heads)?;
-        Ok((k, v))
+        Ok((self.proj.keys(enc, rope_cross)?, self.proj.values(enc)?))
     }
 
     /// `x`: `[b, s, c]`; `kv`: from [`CrossAttention::context`]; `bias`: `[b, 1, s, s_enc]` (0 / -inf).
@@ -181,18 +202,14 @@ impl CrossAttention {
         q_scale: f64,
     ) -> Result<Tensor> {
         let (b, s, c) = x.dims3()?;
-        let mut q = self.to_q.forward(x)?;
-        if q_scale != 1.0 {
-            q = (q * q_scale)?;
-        }
-        let q = rope.apply(&split_heads(&q, self.heads)?)?;
-        let d = c / self.heads;
+        let q = self.proj.query(x, rope, q_scale)?;
+        let d = c / self.proj.heads;
         let scores = (q.matmul(&kv.0.t()?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(bias)?;
         let dtype = scores.dtype();
         let probs =
             candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
         let out = probs.matmul(&kv.1)?.transpose(1, 2)?.reshape((b, s, c))?;
-        self.to_out.forward(&out)
+        self.proj.to_out.forward(&out)
     }
 }
 

@@ -22,7 +22,7 @@
 pub mod diffusion;
 pub mod params;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Shape, Tensor};
 use rand::{Rng, SeedableRng};
 
 pub use diffusion::{
@@ -103,11 +103,15 @@ pub struct Pipeline {
 /// reference's torch generator is not reproduced; use `init_noise` to replay its noise).
 pub fn seeded_noise(seed: u64, frames: usize, device: &Device) -> Result<Tensor> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let n = 8 * 16 * frames;
-    let v: Vec<f32> = (0..n)
+    normal(&mut rng, &Shape::from((1, 8, 16, frames)), device)
+}
+
+/// A standard-normal f32 tensor of `shape` drawn from `rng`.
+fn normal(rng: &mut impl Rng, shape: &Shape, device: &Device) -> Result<Tensor> {
+    let v: Vec<f32> = (0..shape.elem_count())
         .map(|_| rng.sample(rand_distr::StandardNormal))
         .collect();
-    Ok(Tensor::from_vec(v, (1, 8, 16, frames), device)?)
+    Ok(Tensor::from_vec(v, shape, device)?)
 }
 
 impl Pipeline {
@@ -165,14 +169,14 @@ impl Pipeline {
                 Tensor::cat(&items, 0)?
             }
         };
-        let prompts = vec![params.prompt.as_str(); b];
-        let text = self.text.encode(&prompts)?;
+        // One prompt for the whole batch: encoded once, repeated (as the reference).
+        let prompt = [params.prompt.as_str()];
+        let text = self.text.encode(&prompt)?;
         let text_null = if params.use_erg_tag {
-            Some(
-                self.text
-                    .encode_null(&prompts, &QueryScale::text_default())?
-                    .hidden_states,
-            )
+            let null = self
+                .text
+                .encode_null(&prompt, &QueryScale::text_default())?;
+            Some(null.hidden_states.repeat((b, 1, 1))?)
         } else {
             None
         };
@@ -180,8 +184,8 @@ impl Pipeline {
         let speaker_dim = self.dit.config().speaker_embedding_dim;
         // No lyrics: one token 0 with mask 0, as the reference.
         let inputs = ConditionInputs {
-            text_hidden_states: text.hidden_states.to_dtype(dtype)?,
-            text_mask: text.attention_mask.to_dtype(dtype)?,
+            text_hidden_states: text.hidden_states.repeat((b, 1, 1))?.to_dtype(dtype)?,
+            text_mask: text.attention_mask.repeat((b, 1))?.to_dtype(dtype)?,
             text_hidden_states_null: text_null.map(|t| t.to_dtype(dtype)).transpose()?,
             speaker_embeds: Tensor::zeros((b, speaker_dim), dtype, &self.device)?,
             lyric_token_ids: Tensor::zeros((b, 1), DType::U32, &self.device)?,
@@ -189,12 +193,7 @@ impl Pipeline {
         };
         let mut rng_steps = rand::rngs::StdRng::seed_from_u64(seeds.first().copied().unwrap_or(0));
         let device = self.device.clone();
-        let mut step_noise = |shape: &candle_core::Shape| -> Result<Tensor> {
-            let v: Vec<f32> = (0..shape.elem_count())
-                .map(|_| rng_steps.sample(rand_distr::StandardNormal))
-                .collect();
-            Ok(Tensor::from_vec(v, shape, &device)?)
-        };
+        let mut step_noise = |shape: &Shape| normal(&mut rng_steps, shape, &device);
         let latents = text2music_diffusion_process(
             &self.dit,
             &inputs,
