@@ -165,6 +165,46 @@ pub enum Error {
         total: usize,
     },
 
+    /// A job id the job manager does not know (never submitted, or removed).
+    #[error("no job with id `{id}`")]
+    JobNotFound {
+        /// The id that was asked for.
+        id: String,
+    },
+
+    /// An operation that needs a queued or running job was asked of a finished one.
+    #[error("job `{id}` has already {state}; only queued or running jobs can be cancelled")]
+    JobFinished {
+        /// The job.
+        id: String,
+        /// Its terminal state (`succeeded`, `failed`).
+        state: String,
+    },
+
+    /// An owner already has as many queued + running jobs as the quota allows.
+    #[error("quota exceeded for `{owner}`: {active} of {limit} concurrent jobs (queued + running) in use")]
+    QuotaExceeded {
+        /// The quota owner (API key or user name).
+        owner: String,
+        /// Jobs queued or running now.
+        active: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The job store (SQLite database) failed.
+    #[error("job store {path}: {message}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// The database's message.
+        message: String,
+    },
+
+    /// The job manager is shutting down and takes no more work.
+    #[error("the job manager is shutting down")]
+    ShuttingDown,
+
     /// A numerical error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

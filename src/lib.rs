@@ -18,6 +18,7 @@
 //! | [`pipeline`] | text2music diffusion process (at parity), `Pipeline::generate` | instrumental |
 //! | [`lyrics`] | lyric BPE tokenizer and framing | partial |
 //! | [`guidance`] | APG, CFG, CFG-zero*, double condition, guidance interval | done, at parity |
+//! | [`jobs`] | local job manager: queue, workers, SQLite persistence, callbacks | done |
 //!
 //! ```no_run
 //! use acestep::{Checkpoint, TextEncoder};
@@ -41,6 +42,7 @@ pub mod dit;
 pub mod erg;
 pub mod error;
 pub mod guidance;
+pub mod jobs;
 pub mod lyrics;
 pub mod pipeline;
 pub mod schedulers;

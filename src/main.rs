@@ -249,40 +249,16 @@ fn run(cli: Cli) -> acestep::Result<()> {
             })?;
             bar.finish_and_clear();
             let gen_s = t1.elapsed().as_secs_f64();
-            let mut files = Vec::new();
-            // The sidecar: every parameter under the reference's names, the seeds and timings.
-            let mut base =
-                serde_json::to_value(&p).map_err(|e| acestep::Error::InvalidArgument {
-                    name: "params",
-                    value: "serialisation".into(),
-                    expected: e.to_string(),
-                })?;
-            base["actual_seeds"] =
-                serde_json::json!(songs.iter().map(|s| s.seed).collect::<Vec<_>>());
-            base["load_seconds"] = serde_json::json!(load_s);
-            base["generate_seconds"] = serde_json::json!(gen_s);
-            for (i, song) in songs.iter().enumerate() {
-                let path = if songs.len() > 1 {
-                    let stem = output
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    output.with_file_name(format!("{stem}_{i}.{}", format.extension()))
-                } else {
-                    output.clone()
-                };
-                let path = acestep::audio::write(&path, &song.audio, Some(format))?;
-                let mut sidecar = base.clone();
-                sidecar["seed"] = serde_json::json!(song.seed);
-                sidecar["audio_path"] = serde_json::json!(path);
-                sidecar["sample_rate"] = serde_json::json!(song.audio.sample_rate);
-                let json_path = path.with_extension("json");
-                let text = serde_json::to_string_pretty(&sidecar).unwrap_or_default();
-                std::fs::write(&json_path, text).map_err(|e| acestep::Error::io(&json_path, e))?;
-                files.push(
-                    serde_json::json!({"audio": path, "params": json_path, "seed": song.seed}),
-                );
-            }
+            let written = acestep::pipeline::write_songs(
+                &songs,
+                &p,
+                &output,
+                &serde_json::json!({"load_seconds": load_s, "generate_seconds": gen_s}),
+            )?;
+            let files: Vec<_> = written
+                .iter()
+                .map(|w| serde_json::json!({"audio": w.audio_path, "params": w.params_path, "seed": w.seed}))
+                .collect();
             println!(
                 "{}",
                 serde_json::json!({"files": files, "load_seconds": load_s, "generate_seconds": gen_s})

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod diffusion;
+pub mod output;
 pub mod params;
 
 use candle_core::{DType, Device, Shape, Tensor};
@@ -28,6 +29,7 @@ use rand::{Rng, SeedableRng};
 pub use diffusion::{
     text2music_diffusion_process, ConditionInputs, Control, DiffusionSettings, StepProgress,
 };
+pub use output::{write_songs, WrittenSong};
 pub use params::{GenerationParams, MAX_DURATION_SECONDS};
 
 use crate::audio::Audio;

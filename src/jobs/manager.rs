@@ -1,0 +1,729 @@
+//! [`JobManager`]: the queue, the workers, the sweeper and the callback dispatcher.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::callback::{self, CallbackSender, Delivery, Message};
+use super::store::{CallbackState, Finish, Store};
+use super::{
+    now, Generator, JobEvent, JobFailure, JobProgress, JobRecord, JobRequest, JobResult, JobState,
+    ListFilter, ManagerConfig, Quota,
+};
+use crate::error::{Error, Result};
+use crate::pipeline::Control;
+
+/// Abort flags of a running job.
+const RUN: u8 = 0;
+const CANCEL: u8 = 1;
+const SHUTDOWN: u8 = 2;
+const HALT: u8 = 3;
+
+/// Step durations kept for the moving average.
+const STEP_WINDOW: usize = 32;
+
+struct Running {
+    abort: Arc<AtomicU8>,
+    progress: JobProgress,
+    steps: usize,
+    cost: f64,
+    last_step_at: Instant,
+    last_saved: Instant,
+}
+
+struct Queued {
+    id: String,
+    steps: usize,
+    cost: f64,
+}
+
+struct State {
+    store: Store,
+    queue: VecDeque<Queued>,
+    running: HashMap<String, Running>,
+    /// Recent seconds per diffusion step per unit of step cost (a moving window).
+    step_secs: VecDeque<f64>,
+    /// 0 running, SHUTDOWN or HALT.
+    stopping: u8,
+}
+
+impl State {
+    /// The median of the recent step times (robust to one late wake-up or a page fault, which
+    /// would make a mean, and every ETA with it, jump), or `initial` before any was measured.
+    fn seconds_per_unit(&self, initial: Option<f64>) -> Option<f64> {
+        if self.step_secs.is_empty() {
+            return initial;
+        }
+        let mut v: Vec<f64> = self.step_secs.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        })
+    }
+}
+
+struct Shared {
+    config: ManagerConfig,
+    generator: Arc<dyn Generator>,
+    state: Mutex<State>,
+    /// Wakes workers (new job, shutdown) and the sweeper (shutdown).
+    wake: Condvar,
+    events: Mutex<Vec<Sender<JobEvent>>>,
+    callbacks: Mutex<CallbackSender>,
+}
+
+/// Locks a mutex, recovering the data if a thread panicked while holding it (every critical
+/// section leaves the state consistent).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The job manager. Dropping it shuts it down gracefully: running jobs stop at their next step and
+/// are put back in the queue (without using up an attempt) for the next start.
+pub struct JobManager {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl JobManager {
+    /// Opens (creating) the data directory, recovers the jobs of a previous run and starts the
+    /// workers, the sweeper and the callback dispatcher.
+    pub fn open(config: ManagerConfig, generator: Arc<dyn Generator>) -> Result<Self> {
+        if config.workers == 0 {
+            return Err(Error::InvalidArgument {
+                name: "workers",
+                value: "0".into(),
+                expected: "at least 1".into(),
+            });
+        }
+        let outputs = config.data_dir.join("outputs");
+        std::fs::create_dir_all(&outputs).map_err(|e| Error::io(&outputs, e))?;
+        let store = Store::open(&config.data_dir.join("jobs.sqlite"))?;
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            config,
+            generator,
+            state: Mutex::new(State {
+                store,
+                queue: VecDeque::new(),
+                running: HashMap::new(),
+                step_secs: VecDeque::new(),
+                stopping: RUN,
+            }),
+            wake: Condvar::new(),
+            events: Mutex::new(Vec::new()),
+            callbacks: Mutex::new(tx),
+        });
+        shared.recover()?;
+        let mut threads = Vec::new();
+        let weak = Arc::downgrade(&shared);
+        let cb_config = shared.config.callback.clone();
+        threads.push(spawn("acestep-callbacks", move || {
+            callback_thread(rx, cb_config, weak)
+        })?);
+        for i in 0..shared.config.workers {
+            let s = shared.clone();
+            threads.push(spawn(&format!("acestep-worker-{i}"), move || s.worker())?);
+        }
+        let s = shared.clone();
+        threads.push(spawn("acestep-sweeper", move || s.sweeper())?);
+        Ok(Self { shared, threads })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.shared.config
+    }
+
+    /// The generator the workers run.
+    pub fn generator(&self) -> &Arc<dyn Generator> {
+        &self.shared.generator
+    }
+
+    /// Validates `request`, checks `owner`'s quota and queues the job; returns its id at once.
+    /// Nothing is stored when it fails ([`Error::InvalidArgument`] naming the field,
+    /// [`Error::QuotaExceeded`], [`Error::ShuttingDown`]).
+    pub fn submit(&self, request: JobRequest, owner: &str) -> Result<String> {
+        let sh = &self.shared;
+        sh.generator.validate(&request.params)?;
+        if let Some(url) = &request.callback_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::InvalidArgument {
+                    name: "callback_url",
+                    value: url.clone(),
+                    expected: "an http:// or https:// URL".into(),
+                });
+            }
+        }
+        let steps = sh.generator.diffusion_steps(&request.params);
+        let cost = sh.generator.step_cost(&request.params);
+        let id = uuid::Uuid::new_v4().to_string();
+        let created_at = now();
+        {
+            let mut st = lock(&sh.state);
+            if st.stopping != RUN {
+                return Err(Error::ShuttingDown);
+            }
+            let active = st.store.active_count(owner)?;
+            let limit = sh.config.max_active_per_owner;
+            if active >= limit {
+                return Err(Error::QuotaExceeded {
+                    owner: owner.to_string(),
+                    active,
+                    limit,
+                });
+            }
+            let rec = JobRecord {
+                id: id.clone(),
+                owner: owner.to_string(),
+                state: JobState::Queued,
+                request,
+                created_at,
+                started_at: None,
+                finished_at: None,
+                expires_at: None,
+                queue_position: 0,
+                eta_seconds: None,
+                progress: JobProgress::default(),
+                result: None,
+                error: None,
+                attempts: 0,
+                cancel_requested: false,
+            };
+            st.store.insert(&rec)?;
+            st.queue.push_back(Queued {
+                id: id.clone(),
+                steps,
+                cost,
+            });
+            // Events are sent under the state lock, so that they arrive in transition order.
+            sh.emit(&id, JobState::Queued, created_at);
+        }
+        sh.wake.notify_all();
+        Ok(id)
+    }
+
+    /// The job's record with its live queue position, ETA and progress.
+    pub fn poll(&self, id: &str) -> Result<JobRecord> {
+        let st = lock(&self.shared.state);
+        let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
+        self.shared.overlay(&st, &mut rec);
+        Ok(rec)
+    }
+
+    /// The records of `ids` that exist, in the order given (unknown ids are left out).
+    pub fn retrieve_batch(&self, ids: &[String]) -> Result<Vec<JobRecord>> {
+        let st = lock(&self.shared.state);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(mut rec) = st.store.get(id)? {
+                self.shared.overlay(&st, &mut rec);
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Jobs of `owner` (of every owner when None), newest first.
+    pub fn list(&self, owner: Option<&str>, filter: &ListFilter) -> Result<Vec<JobRecord>> {
+        let st = lock(&self.shared.state);
+        let mut recs = st.store.list(owner, filter)?;
+        for r in &mut recs {
+            self.shared.overlay(&st, r);
+        }
+        Ok(recs)
+    }
+
+    /// `owner`'s concurrency quota.
+    pub fn quota(&self, owner: &str) -> Result<Quota> {
+        let st = lock(&self.shared.state);
+        let active = st.store.active_count(owner)?;
+        let limit = self.shared.config.max_active_per_owner;
+        Ok(Quota {
+            limit,
+            active,
+            available: limit.saturating_sub(active),
+        })
+    }
+
+    /// Cancels a job: a queued one at once, a running one at its next diffusion step (the record
+    /// returned then says `cancel_requested`). Cancelling a cancelled job is a no-op; a succeeded
+    /// or failed one is [`Error::JobFinished`].
+    pub fn cancel(&self, id: &str) -> Result<JobRecord> {
+        let sh = &self.shared;
+        let mut st = lock(&sh.state);
+        let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
+        match rec.state {
+            JobState::Queued => {
+                st.queue.retain(|q| q.id != id);
+                let t = now();
+                st.store.finish(
+                    id,
+                    &Finish {
+                        state: JobState::Cancelled,
+                        finished_at: t,
+                        expires_at: None,
+                        progress: &rec.progress,
+                        result: None,
+                        error: None,
+                    },
+                )?;
+                let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
+                sh.overlay(&st, &mut rec);
+                sh.emit(id, JobState::Cancelled, t);
+                drop(st);
+                sh.send_callback(&rec);
+                Ok(rec)
+            }
+            JobState::Running => {
+                if let Some(r) = st.running.get(id) {
+                    let _ =
+                        r.abort
+                            .compare_exchange(RUN, CANCEL, Ordering::SeqCst, Ordering::SeqCst);
+                }
+                sh.overlay(&st, &mut rec);
+                Ok(rec)
+            }
+            JobState::Cancelled => {
+                sh.overlay(&st, &mut rec);
+                Ok(rec)
+            }
+            s @ (JobState::Succeeded | JobState::Failed) => Err(Error::JobFinished {
+                id: id.to_string(),
+                state: s.as_str().to_string(),
+            }),
+        }
+    }
+
+    /// A channel that receives every state transition from now on.
+    pub fn subscribe(&self) -> Receiver<JobEvent> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.shared.events).push(tx);
+        rx
+    }
+
+    /// Deletes the outputs of every job whose retention has run out (the sweeper does this every
+    /// `sweep_interval`); returns how many jobs expired.
+    pub fn sweep_now(&self) -> Result<usize> {
+        self.shared.sweep()
+    }
+
+    /// The folder a job's outputs are written to.
+    pub fn output_dir(&self, id: &str) -> PathBuf {
+        self.shared.output_dir(id)
+    }
+
+    /// Stops the workers without touching the database, as a crash would (running jobs stay
+    /// `running` on disk). For recovery tests only.
+    #[doc(hidden)]
+    pub fn halt(mut self) {
+        self.stop(HALT);
+    }
+
+    fn stop(&mut self, mode: u8) {
+        {
+            let mut st = lock(&self.shared.state);
+            st.stopping = mode;
+            for r in st.running.values() {
+                r.abort.store(mode, Ordering::SeqCst);
+            }
+        }
+        self.shared.wake.notify_all();
+        let _ = lock(&self.shared.callbacks).send(Message::Stop);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for JobManager {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop(SHUTDOWN);
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| Error::io(name, e))
+}
+
+fn not_found(id: &str) -> Error {
+    Error::JobNotFound { id: id.to_string() }
+}
+
+fn callback_thread(rx: Receiver<Message>, config: super::CallbackConfig, shared: Weak<Shared>) {
+    callback::run(rx, config, |id, delivered| {
+        if let Some(sh) = shared.upgrade() {
+            let state = if delivered {
+                CallbackState::Delivered
+            } else {
+                CallbackState::Failed
+            };
+            let st = lock(&sh.state);
+            if let Err(e) = st.store.set_callback_state(id, state) {
+                tracing::warn!("recording callback state of {id}: {e}");
+            }
+        }
+    })
+}
+
+/// The text of a panic payload.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+impl Shared {
+    fn output_dir(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("outputs").join(id)
+    }
+
+    fn emit(&self, id: &str, state: JobState, at: f64) {
+        let ev = JobEvent {
+            id: id.to_string(),
+            state,
+            at,
+        };
+        lock(&self.events).retain(|tx| tx.send(ev.clone()).is_ok());
+    }
+
+    fn send_callback(&self, rec: &JobRecord) {
+        if let Some(url) = &rec.request.callback_url {
+            let body = serde_json::to_string(rec).unwrap_or_default();
+            let _ = lock(&self.callbacks).send(Message::Deliver(Delivery {
+                id: rec.id.clone(),
+                url: url.clone(),
+                body,
+            }));
+        }
+    }
+
+    /// Re-queues the jobs of a previous run and resends its pending callbacks.
+    fn recover(&self) -> Result<()> {
+        let mut st = lock(&self.state);
+        for (id, attempts) in st.store.ids_in_state(JobState::Running)? {
+            if attempts < 2 {
+                tracing::info!("job {id} was interrupted while running; queued again");
+                st.store.requeue(&id, false)?;
+            } else {
+                let rec = st.store.get(&id)?;
+                let progress = rec.map(|r| r.progress).unwrap_or_default();
+                let failure = JobFailure {
+                    code: "interrupted".into(),
+                    message: format!(
+                        "the job was interrupted while running {attempts} times (process stopped)"
+                    ),
+                };
+                st.store.finish(
+                    &id,
+                    &Finish {
+                        state: JobState::Failed,
+                        finished_at: now(),
+                        expires_at: None,
+                        progress: &progress,
+                        result: None,
+                        error: Some(&failure),
+                    },
+                )?;
+            }
+        }
+        for (id, _) in st.store.ids_in_state(JobState::Queued)? {
+            let Some(rec) = st.store.get(&id)? else {
+                continue;
+            };
+            let steps = self.generator.diffusion_steps(&rec.request.params);
+            let cost = self.generator.step_cost(&rec.request.params);
+            st.queue.push_back(Queued { id, steps, cost });
+        }
+        for id in st.store.pending_callbacks()? {
+            if let Some(rec) = st.store.get(&id)? {
+                self.send_callback(&rec);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills in the live fields: progress, queue position, ETA, cancel flag.
+    fn overlay(&self, st: &State, rec: &mut JobRecord) {
+        let spu = st.seconds_per_unit(self.config.initial_seconds_per_step);
+        let remaining_running = |r: &Running, spu: f64| -> f64 {
+            let per_step = r.cost * spu;
+            let left = r.steps.saturating_sub(r.progress.step) as f64 * per_step;
+            (left - r.last_step_at.elapsed().as_secs_f64().min(per_step)).max(0.0)
+        };
+        match rec.state {
+            JobState::Running => {
+                if let Some(r) = st.running.get(&rec.id) {
+                    rec.progress = r.progress;
+                    rec.cancel_requested = r.abort.load(Ordering::SeqCst) == CANCEL;
+                    rec.eta_seconds = spu.map(|spu| remaining_running(r, spu));
+                }
+            }
+            JobState::Queued => {
+                if let Some(pos) = st.queue.iter().position(|q| q.id == rec.id) {
+                    rec.queue_position = pos + 1;
+                    rec.eta_seconds = spu.map(|spu| {
+                        let own = &st.queue[pos];
+                        let own_secs = own.steps as f64 * own.cost * spu;
+                        let workers = self.config.workers;
+                        if st.running.len() + pos < workers {
+                            return own_secs;
+                        }
+                        let ahead: f64 = st
+                            .running
+                            .values()
+                            .map(|r| remaining_running(r, spu))
+                            .sum::<f64>()
+                            + st.queue
+                                .iter()
+                                .take(pos)
+                                .map(|q| q.steps as f64 * q.cost * spu)
+                                .sum::<f64>();
+                        ahead / workers as f64 + own_secs
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn worker(self: Arc<Self>) {
+        loop {
+            let (job, abort) = {
+                let mut st = lock(&self.state);
+                loop {
+                    if st.stopping != RUN {
+                        return;
+                    }
+                    if let Some(q) = st.queue.pop_front() {
+                        break self.start(&mut st, q);
+                    }
+                    st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let Some(rec) = job else {
+                continue;
+            };
+            self.run_job(rec, abort);
+        }
+    }
+
+    /// Marks the job running; None (skipping it) when its record is gone or unreadable.
+    fn start(&self, st: &mut State, q: Queued) -> (Option<JobRecord>, Arc<AtomicU8>) {
+        let abort = Arc::new(AtomicU8::new(RUN));
+        let t = now();
+        let rec = match st.store.get(&q.id) {
+            Ok(Some(r)) => r,
+            Ok(None) => return (None, abort),
+            Err(e) => {
+                tracing::error!("reading job {}: {e}", q.id);
+                return (None, abort);
+            }
+        };
+        if let Err(e) = st.store.set_running(&q.id, t) {
+            tracing::error!("starting job {}: {e}", q.id);
+            return (None, abort);
+        }
+        let progress = JobProgress {
+            total: q.steps,
+            ..JobProgress::encoding(q.steps)
+        };
+        st.running.insert(
+            q.id.clone(),
+            Running {
+                abort: abort.clone(),
+                progress,
+                steps: q.steps,
+                cost: q.cost,
+                last_step_at: Instant::now(),
+                last_saved: Instant::now(),
+            },
+        );
+        self.emit(&q.id, JobState::Running, t);
+        (Some(rec), abort)
+    }
+
+    fn run_job(&self, rec: JobRecord, abort: Arc<AtomicU8>) {
+        let id = rec.id.clone();
+        let out_dir = self.output_dir(&id);
+        let t0 = Instant::now();
+        let outcome = match std::fs::create_dir_all(&out_dir) {
+            Err(e) => Err(Some(JobFailure {
+                code: "output_failed".into(),
+                message: Error::io(&out_dir, e).to_string(),
+            })),
+            Ok(()) => {
+                let mut on_progress = |p: JobProgress| self.on_progress(&id, p, &abort);
+                let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.generator
+                        .generate(&rec.request.params, &out_dir, &mut on_progress)
+                }));
+                match run {
+                    Ok(Ok(out)) => Ok(out),
+                    Ok(Err(Error::Cancelled { .. })) => Err(None),
+                    Ok(Err(e)) => Err(Some(JobFailure {
+                        code: "generation_failed".into(),
+                        message: e.to_string(),
+                    })),
+                    Err(p) => Err(Some(JobFailure {
+                        code: "panic".into(),
+                        message: format!("generation panicked: {}", panic_message(p.as_ref())),
+                    })),
+                }
+            }
+        };
+        let elapsed = t0.elapsed().as_secs_f64();
+        let flag = abort.load(Ordering::SeqCst);
+        let mut st = lock(&self.state);
+        let running = st.running.remove(&id);
+        let progress = running.map(|r| r.progress).unwrap_or_default();
+        if flag == HALT {
+            return;
+        }
+        if flag == SHUTDOWN && outcome.is_err() {
+            // Stopped by a graceful shutdown: back to the queue for the next start.
+            let _ = std::fs::remove_dir_all(&out_dir);
+            if let Err(e) = st.store.requeue(&id, true) {
+                tracing::error!("re-queueing job {id}: {e}");
+            }
+            return;
+        }
+        let t = now();
+        let steps = progress.total;
+        let (state, result, error, expires) = match outcome {
+            Ok(out) if flag != CANCEL => (
+                JobState::Succeeded,
+                Some(JobResult {
+                    files: out.files,
+                    seeds: out.seeds,
+                    info: out.info,
+                    audio_duration: rec.request.params.audio_duration,
+                    elapsed_seconds: elapsed,
+                    expired: false,
+                }),
+                None,
+                Some(t + self.config.retention.as_secs_f64()),
+            ),
+            Ok(_) | Err(None) if flag == CANCEL => (JobState::Cancelled, None, None, None),
+            Ok(_) | Err(None) => (
+                JobState::Failed,
+                None,
+                Some(JobFailure {
+                    code: "generation_failed".into(),
+                    message: "the generator stopped without being asked to".into(),
+                }),
+                None,
+            ),
+            Err(Some(f)) => (JobState::Failed, None, Some(f), None),
+        };
+        if state != JobState::Succeeded {
+            let _ = std::fs::remove_dir_all(&out_dir);
+        }
+        let progress = if state == JobState::Succeeded {
+            JobProgress::done(steps)
+        } else {
+            progress
+        };
+        let end = Finish {
+            state,
+            finished_at: t,
+            expires_at: expires,
+            progress: &progress,
+            result: result.as_ref(),
+            error: error.as_ref(),
+        };
+        if let Err(e) = st.store.finish(&id, &end) {
+            tracing::error!("recording the end of job {id}: {e}");
+        }
+        let rec = st.store.get(&id).ok().flatten();
+        self.emit(&id, state, t);
+        drop(st);
+        if let Some(rec) = rec {
+            self.send_callback(&rec);
+        }
+    }
+
+    fn on_progress(&self, id: &str, p: JobProgress, abort: &AtomicU8) -> Control {
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
+        if let Some(r) = st.running.get_mut(id) {
+            if p.stage == super::Stage::Diffusion && p.step > r.progress.step {
+                let now = Instant::now();
+                // Only whole steps between two step reports are measured (the first report
+                // includes the encoding).
+                if r.progress.stage == super::Stage::Diffusion && r.cost > 0.0 {
+                    let per = now.duration_since(r.last_step_at).as_secs_f64()
+                        / (p.step - r.progress.step) as f64
+                        / r.cost;
+                    st.step_secs.push_back(per);
+                    if st.step_secs.len() > STEP_WINDOW {
+                        st.step_secs.pop_front();
+                    }
+                }
+                r.last_step_at = now;
+            }
+            r.progress = p;
+            if r.last_saved.elapsed() >= Duration::from_secs(1) {
+                r.last_saved = Instant::now();
+                if let Err(e) = st.store.set_progress(id, &p) {
+                    tracing::warn!("saving progress of {id}: {e}");
+                }
+            }
+        }
+        if abort.load(Ordering::SeqCst) == RUN {
+            Control::Continue
+        } else {
+            Control::Cancel
+        }
+    }
+
+    fn sweeper(self: Arc<Self>) {
+        loop {
+            {
+                let st = lock(&self.state);
+                let (st, _) = self
+                    .wake
+                    .wait_timeout_while(st, self.config.sweep_interval, |s| s.stopping == RUN)
+                    .unwrap_or_else(|e| e.into_inner());
+                if st.stopping != RUN {
+                    return;
+                }
+            }
+            if let Err(e) = self.sweep() {
+                tracing::warn!("sweeping expired outputs: {e}");
+            }
+        }
+    }
+
+    fn sweep(&self) -> Result<usize> {
+        let st = lock(&self.state);
+        let due = st.store.due_for_expiry(now())?;
+        for id in &due {
+            let dir = self.output_dir(id);
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&dir, e)),
+            }
+            st.store.mark_expired(id)?;
+        }
+        Ok(due.len())
+    }
+}

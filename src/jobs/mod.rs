@@ -1,0 +1,292 @@
+//! The local job manager: asynchronous generation jobs with submit / poll / cancel / list /
+//! quota / batch retrieve, FIFO workers around one resident [`Generator`], SQLite persistence,
+//! result retention and completion callbacks. It is what `acestep serve` sits on, and works
+//! embedded in any Rust program with no server.
+//!
+//! - States: [`JobState::Queued`] -> [`JobState::Running`] -> [`JobState::Succeeded`] |
+//!   [`JobState::Failed`] | [`JobState::Cancelled`], each transition timestamped.
+//! - [`JobManager::submit`] validates the request and enforces the per-owner quota (queued +
+//!   running jobs) before anything is stored; it returns the job id at once.
+//! - [`JobManager::poll`] gives the [`JobRecord`]: state, queue position, ETA (moving average of
+//!   measured seconds per diffusion step times the steps ahead), progress, result or error.
+//! - [`JobManager::cancel`]: a queued job is cancelled at once, a running one at its next step.
+//! - Persistence: `<data_dir>/jobs.sqlite`; on restart queued jobs are queued again in order, a job
+//!   that was running is re-queued once, and failed with code `interrupted` if that happens again.
+//!   Outputs live in `<data_dir>/outputs/<job id>/` and are deleted when the retention expires.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use acestep::jobs::{JobManager, JobRequest, ManagerConfig, PipelineGenerator};
+//! use acestep::pipeline::{GenerationParams, Pipeline};
+//! use acestep::Checkpoint;
+//! use candle_core::{DType, Device};
+//!
+//! let ckpt = Checkpoint::from_dir("/models/ACE-Step-v1-3.5B")?;
+//! let generator = PipelineGenerator::new(Pipeline::load(&ckpt, &Device::Cpu, DType::F32)?);
+//! let jobs = JobManager::open(ManagerConfig::new("/var/lib/acestep"), Arc::new(generator))?;
+//! let request = JobRequest {
+//!     params: GenerationParams { prompt: "ambient, pads".into(), audio_duration: 20.0, ..Default::default() },
+//!     ..Default::default()
+//! };
+//! let id = jobs.submit(request, "alice")?;
+//! loop {
+//!     let job = jobs.poll(&id)?;
+//!     if job.state.is_terminal() {
+//!         println!("{:?}", job.result.map(|r| r.files));
+//!         break;
+//!     }
+//!     println!("{:?} {:.0}% eta {:?}", job.state, job.progress.percent, job.eta_seconds);
+//!     std::thread::sleep(std::time::Duration::from_secs(2));
+//! }
+//! # Ok::<(), acestep::Error>(())
+//! ```
+
+mod callback;
+pub mod generator;
+mod manager;
+mod store;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use generator::{
+    GenerationOutput, Generator, JobProgress, OutputFile, PipelineGenerator, Stage,
+};
+pub use manager::JobManager;
+
+use crate::pipeline::GenerationParams;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is generating it.
+    Running,
+    /// Finished with output files.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Cancelled by the caller.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The lower-case name (`queued`, `running`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`JobState::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// Succeeded, failed or cancelled.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A generation request as submitted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// The generation parameters (reference names).
+    #[serde(default)]
+    pub params: GenerationParams,
+    /// An `http://` or `https://` URL that gets the [`JobRecord`] POSTed as JSON when the job
+    /// reaches a terminal state (with retries and exponential backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Free-form data kept with the job (e.g. the API dialect's original request).
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// Why a job failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    /// A stable code: `generation_failed`, `panic`, `interrupted`, `output_failed`.
+    pub code: String,
+    /// A human-readable message.
+    pub message: String,
+}
+
+/// What a succeeded job produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The output files (one per batch item).
+    pub files: Vec<OutputFile>,
+    /// The seeds used.
+    pub seeds: Vec<u64>,
+    /// Generation details (parameters, timings).
+    pub info: serde_json::Value,
+    /// Seconds of audio per file (the requested duration).
+    pub audio_duration: f64,
+    /// Wall-clock seconds the generation took.
+    pub elapsed_seconds: f64,
+    /// True once the retention expired and the files were deleted.
+    #[serde(default)]
+    pub expired: bool,
+}
+
+/// Everything known about a job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The job id (UUID v4).
+    pub id: String,
+    /// The quota owner that submitted it.
+    pub owner: String,
+    /// Its state.
+    pub state: JobState,
+    /// The request.
+    pub request: JobRequest,
+    /// Unix seconds of submission.
+    pub created_at: f64,
+    /// Unix seconds its (last) run started.
+    pub started_at: Option<f64>,
+    /// Unix seconds it reached its terminal state.
+    pub finished_at: Option<f64>,
+    /// Unix seconds its outputs expire (succeeded jobs).
+    pub expires_at: Option<f64>,
+    /// 1-based position in the queue; 0 when running or finished.
+    pub queue_position: usize,
+    /// Estimated seconds until it finishes its diffusion (None until a step was measured, and
+    /// once finished).
+    pub eta_seconds: Option<f64>,
+    /// Progress.
+    pub progress: JobProgress,
+    /// The outputs, when it succeeded.
+    pub result: Option<JobResult>,
+    /// The error, when it failed.
+    pub error: Option<JobFailure>,
+    /// Times a worker started it.
+    pub attempts: u32,
+    /// True when a cancel was requested while it was running (it stops at the next step).
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+/// An owner's concurrency quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    /// Maximum queued + running jobs.
+    pub limit: usize,
+    /// Queued + running jobs now.
+    pub active: usize,
+    /// `limit - active`.
+    pub available: usize,
+}
+
+/// Which jobs [`JobManager::list`] returns (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only these states (all when empty).
+    pub states: Vec<JobState>,
+    /// At most this many (all when 0).
+    pub limit: usize,
+    /// Skip this many.
+    pub offset: usize,
+}
+
+/// A state transition, sent to [`JobManager::subscribe`]rs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobEvent {
+    /// The job.
+    pub id: String,
+    /// Its new state.
+    pub state: JobState,
+    /// Unix seconds of the transition.
+    pub at: f64,
+}
+
+/// Completion-callback delivery settings.
+#[derive(Debug, Clone)]
+pub struct CallbackConfig {
+    /// Attempts before giving up (default 6).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles with every retry (default 2 s).
+    pub initial_backoff: Duration,
+    /// Per-request timeout (default 10 s).
+    pub timeout: Duration,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            initial_backoff: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Job manager settings.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Holds `jobs.sqlite` and `outputs/`.
+    pub data_dir: PathBuf,
+    /// Worker threads (default 1: one per device).
+    pub workers: usize,
+    /// Maximum queued + running jobs per owner (default 10).
+    pub max_active_per_owner: usize,
+    /// How long outputs are kept after a job succeeds (default 24 h).
+    pub retention: Duration,
+    /// How often the sweeper deletes expired outputs (default 60 s).
+    pub sweep_interval: Duration,
+    /// Seconds per diffusion step (per unit of [`Generator::step_cost`]) assumed for the ETA
+    /// before any step was measured; None leaves the ETA unknown until then.
+    pub initial_seconds_per_step: Option<f64>,
+    /// Callback delivery.
+    pub callback: CallbackConfig,
+}
+
+impl ManagerConfig {
+    /// Defaults with `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            workers: 1,
+            max_active_per_owner: 10,
+            retention: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(60),
+            initial_seconds_per_step: None,
+            callback: CallbackConfig::default(),
+        }
+    }
+}
+
+/// Unix time in seconds.
+pub(crate) fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,700 @@
+//! The job manager with a fake generator (every transition, cancel, quota, ETA, restart
+//! recovery, retention, callbacks, concurrency) and with the tiny real checkpoint.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use acestep::audio::{Audio, Format};
+use acestep::jobs::{
+    GenerationOutput, Generator, JobManager, JobProgress, JobRecord, JobRequest, JobState,
+    ListFilter, ManagerConfig, OutputFile, Stage,
+};
+use acestep::pipeline::{Control, GenerationParams};
+use acestep::Error;
+
+/// A generator that takes `step` per diffusion step and writes a short sine wave.
+/// Prompt `fail` makes it fail, `panic` makes it panic.
+struct Fake {
+    step: Duration,
+    /// Steps executed, per prompt.
+    executed: Mutex<HashMap<String, usize>>,
+    runs: AtomicUsize,
+}
+
+impl Fake {
+    fn new(step_ms: u64) -> Arc<Self> {
+        Arc::new(Self {
+            step: Duration::from_millis(step_ms),
+            executed: Mutex::new(HashMap::new()),
+            runs: AtomicUsize::new(0),
+        })
+    }
+
+    fn executed(&self, prompt: &str) -> usize {
+        self.executed
+            .lock()
+            .unwrap()
+            .get(prompt)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Generator for Fake {
+    fn generate(
+        &self,
+        params: &GenerationParams,
+        out_dir: &Path,
+        progress: &mut dyn FnMut(JobProgress) -> Control,
+    ) -> acestep::Result<GenerationOutput> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let n = self.diffusion_steps(params);
+        if progress(JobProgress::encoding(n)) == Control::Cancel {
+            return Err(Error::Cancelled { step: 0, total: n });
+        }
+        if params.prompt == "panic" {
+            panic!("fake generator exploded");
+        }
+        // Steps end on a fixed grid (start + i * step), so that late wake-ups do not add up and
+        // the average step time is steady.
+        let t0 = Instant::now();
+        for i in 1..=n {
+            let due = t0 + self.step * i as u32;
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            *self
+                .executed
+                .lock()
+                .unwrap()
+                .entry(params.prompt.clone())
+                .or_default() = i;
+            if params.prompt == "fail" && i == 2 {
+                return Err(Error::InvalidArgument {
+                    name: "fake",
+                    value: "fail".into(),
+                    expected: "not fail".into(),
+                });
+            }
+            if progress(JobProgress::diffusion(i, n)) == Control::Cancel {
+                return Err(Error::Cancelled { step: i, total: n });
+            }
+        }
+        progress(JobProgress::decoding(0, 1, n));
+        progress(JobProgress::writing(n));
+        let sr = 8000;
+        let len = (params.audio_duration * sr as f64) as usize;
+        let wave: Vec<f32> = (0..len)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / sr as f32).sin() * 0.3)
+            .collect();
+        let audio = Audio {
+            channels: vec![wave.clone(), wave],
+            sample_rate: sr,
+        };
+        let format = Format::from_name(&params.format)?;
+        let path = acestep::audio::write(
+            out_dir.join(format!("out.{}", format.extension())),
+            &audio,
+            Some(format),
+        )?;
+        Ok(GenerationOutput {
+            files: vec![OutputFile {
+                id: "f0".into(),
+                path,
+                params_path: None,
+                seed: 7,
+                duration_seconds: audio.duration(),
+                sample_rate: sr,
+                format: params.format.clone(),
+            }],
+            seeds: vec![7],
+            info: serde_json::json!({"fake": true}),
+        })
+    }
+}
+
+fn request(prompt: &str, steps: usize) -> JobRequest {
+    JobRequest {
+        params: GenerationParams {
+            prompt: prompt.into(),
+            audio_duration: 0.5,
+            infer_step: steps,
+            format: "wav".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn config(dir: &Path) -> ManagerConfig {
+    let mut c = ManagerConfig::new(dir);
+    c.sweep_interval = Duration::from_millis(50);
+    c.callback.initial_backoff = Duration::from_millis(50);
+    c.callback.timeout = Duration::from_secs(5);
+    c
+}
+
+/// Polls until `pred` holds (panics after 30 s).
+fn wait_until(m: &JobManager, id: &str, pred: impl Fn(&JobRecord) -> bool) -> JobRecord {
+    let t0 = Instant::now();
+    loop {
+        let r = m.poll(id).unwrap();
+        if pred(&r) {
+            return r;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting on job {id}: {r:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Collects events until each of `ids` had a terminal one (events are sent just after the
+/// record is stored, so a poll may see the state first).
+fn events_until_terminal(
+    rx: &std::sync::mpsc::Receiver<acestep::jobs::JobEvent>,
+    ids: &[&str],
+) -> HashMap<String, Vec<JobState>> {
+    let mut per_job: HashMap<String, Vec<JobState>> = HashMap::new();
+    let done = |p: &HashMap<String, Vec<JobState>>| {
+        ids.iter().all(|id| {
+            p.get(*id)
+                .is_some_and(|v| v.last().is_some_and(|s| s.is_terminal()))
+        })
+    };
+    while !done(&per_job) {
+        let e = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("terminal event");
+        per_job.entry(e.id).or_default().push(e.state);
+    }
+    for e in rx.try_iter() {
+        per_job.entry(e.id).or_default().push(e.state);
+    }
+    per_job
+}
+
+fn terminal(m: &JobManager, id: &str) -> JobRecord {
+    wait_until(m, id, |r| r.state.is_terminal())
+}
+
+#[test]
+fn a_job_goes_queued_running_succeeded_with_timestamps_progress_and_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = JobManager::open(config(dir.path()), Fake::new(5)).unwrap();
+    let events = m.subscribe();
+    let id = m.submit(request("song", 10), "alice").unwrap();
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    let running = wait_until(&m, &id, |r| {
+        r.state == JobState::Running && r.progress.stage == Stage::Diffusion
+    });
+    assert_eq!(running.queue_position, 0);
+    assert_eq!(running.progress.total, 10);
+    assert!(running.started_at.unwrap() >= running.created_at);
+    let done = terminal(&m, &id);
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    assert_eq!(done.attempts, 1);
+    assert!(done.finished_at.unwrap() >= done.started_at.unwrap());
+    assert_eq!(done.progress.stage, Stage::Done);
+    assert_eq!(done.progress.percent, 100.0);
+    assert_eq!(done.eta_seconds, None);
+    let result = done.result.unwrap();
+    assert_eq!(result.seeds, vec![7]);
+    assert!(result.elapsed_seconds >= 0.05);
+    assert!(!result.expired);
+    let audio = acestep::audio::read(&result.files[0].path).unwrap();
+    assert_eq!(audio.sample_rate, 8000);
+    assert!(result.files[0]
+        .path
+        .starts_with(dir.path().join("outputs").join(&id)));
+    // 24 h default retention.
+    let keep = done.expires_at.unwrap() - done.finished_at.unwrap();
+    assert!((keep - 86400.0).abs() < 1.0);
+    let states = events_until_terminal(&events, &[&id]);
+    assert_eq!(
+        states[&id],
+        vec![JobState::Queued, JobState::Running, JobState::Succeeded]
+    );
+}
+
+#[test]
+fn errors_and_panics_fail_the_job_not_the_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+    let a = m.submit(request("fail", 5), "bob").unwrap();
+    let b = m.submit(request("panic", 5), "bob").unwrap();
+    let c = m.submit(request("fine", 5), "bob").unwrap();
+    let fa = terminal(&m, &a);
+    assert_eq!(fa.state, JobState::Failed);
+    let err = fa.error.unwrap();
+    assert_eq!(err.code, "generation_failed");
+    assert!(
+        err.message.contains("invalid fake `fail`"),
+        "{}",
+        err.message
+    );
+    let fb = terminal(&m, &b);
+    assert_eq!(fb.state, JobState::Failed);
+    assert_eq!(fb.error.as_ref().unwrap().code, "panic");
+    assert!(fb
+        .error
+        .unwrap()
+        .message
+        .contains("fake generator exploded"));
+    assert_eq!(terminal(&m, &c).state, JobState::Succeeded);
+    // Nothing of the failed jobs is left on disk.
+    assert!(!m.output_dir(&a).exists());
+}
+
+#[test]
+fn bad_requests_are_rejected_naming_the_field_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+    let mut r = request("x", 0);
+    match m.submit(r.clone(), "carol") {
+        Err(Error::InvalidArgument { name, value, .. }) => {
+            assert_eq!(name, "infer_step");
+            assert_eq!(value, "0");
+        }
+        other => panic!("{other:?}"),
+    }
+    r.params.infer_step = 5;
+    r.params.audio_duration = 999.0;
+    assert!(matches!(
+        m.submit(r.clone(), "carol"),
+        Err(Error::InvalidArgument {
+            name: "audio_duration",
+            ..
+        })
+    ));
+    r.params.audio_duration = 1.0;
+    r.callback_url = Some("ftp://example.com".into());
+    assert!(matches!(
+        m.submit(r, "carol"),
+        Err(Error::InvalidArgument {
+            name: "callback_url",
+            ..
+        })
+    ));
+    assert!(m.list(None, &ListFilter::default()).unwrap().is_empty());
+    assert!(matches!(m.poll("nope"), Err(Error::JobNotFound { .. })));
+}
+
+#[test]
+fn cancel_while_queued_is_immediate_and_while_running_stops_within_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(20);
+    let m = JobManager::open(config(dir.path()), fake.clone()).unwrap();
+    let events = m.subscribe();
+    let long = m.submit(request("long", 200), "dave").unwrap();
+    let queued = m.submit(request("queued", 5), "dave").unwrap();
+    let next = m.submit(request("next", 3), "dave").unwrap();
+    wait_until(&m, &long, |r| r.progress.step >= 3);
+    // Queued: cancelled at once, never runs.
+    let q = m.cancel(&queued).unwrap();
+    assert_eq!(q.state, JobState::Cancelled);
+    assert!(q.finished_at.is_some());
+    assert_eq!(m.poll(&next).unwrap().queue_position, 1);
+    // Running: stops at the next step.
+    let at = fake.executed("long");
+    let r = m.cancel(&long).unwrap();
+    assert!(r.cancel_requested);
+    let r = terminal(&m, &long);
+    assert_eq!(r.state, JobState::Cancelled);
+    let stopped = fake.executed("long");
+    assert!(
+        stopped <= at + 2,
+        "cancel requested after step {at}, generator ran to step {stopped}"
+    );
+    assert!(r.progress.step < 200);
+    // The worker is free again: the next job runs and succeeds.
+    assert_eq!(terminal(&m, &next).state, JobState::Succeeded);
+    assert_eq!(fake.executed("queued"), 0);
+    // Cancelling again is a no-op; a finished job cannot be cancelled; unknown id.
+    assert_eq!(m.cancel(&queued).unwrap().state, JobState::Cancelled);
+    assert!(matches!(
+        m.cancel(&next),
+        Err(Error::JobFinished { state, .. }) if state == "succeeded"
+    ));
+    assert!(matches!(m.cancel("x"), Err(Error::JobNotFound { .. })));
+    let per_job = events_until_terminal(&events, &[&queued, &long, &next]);
+    assert_eq!(
+        per_job[&queued],
+        vec![JobState::Queued, JobState::Cancelled]
+    );
+    assert_eq!(
+        per_job[&long],
+        vec![JobState::Queued, JobState::Running, JobState::Cancelled]
+    );
+}
+
+#[test]
+fn quota_limits_queued_plus_running_jobs_per_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_active_per_owner = 2;
+    let m = JobManager::open(c, Fake::new(20)).unwrap();
+    let a = m.submit(request("a", 100), "erin").unwrap();
+    let _b = m.submit(request("b", 100), "erin").unwrap();
+    let q = m.quota("erin").unwrap();
+    assert_eq!((q.limit, q.active, q.available), (2, 2, 0));
+    match m.submit(request("c", 5), "erin") {
+        Err(Error::QuotaExceeded {
+            owner,
+            active,
+            limit,
+        }) => assert_eq!((owner.as_str(), active, limit), ("erin", 2, 2)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        m.list(Some("erin"), &ListFilter::default()).unwrap().len(),
+        2
+    );
+    // Other owners have their own quota.
+    let f = m.submit(request("f", 1), "frank").unwrap();
+    assert_eq!(m.quota("frank").unwrap().active, 1);
+    // A cancelled job frees its slot.
+    m.cancel(&a).unwrap();
+    terminal(&m, &a);
+    assert_eq!(m.quota("erin").unwrap().available, 1);
+    m.submit(request("c", 5), "erin").unwrap();
+    // list filters and retrieve_batch.
+    let cancelled = m
+        .list(
+            Some("erin"),
+            &ListFilter {
+                states: vec![JobState::Cancelled],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].id, a);
+    let newest = m
+        .list(
+            None,
+            &ListFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(newest[0].request.params.prompt, "c");
+    let batch = m
+        .retrieve_batch(&[f.clone(), "missing".into(), a.clone()])
+        .unwrap();
+    assert_eq!(
+        batch.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        vec![f, a]
+    );
+}
+
+#[test]
+fn eta_decreases_on_a_steady_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let step: f64 = 20.0e-3;
+    let m = JobManager::open(config(dir.path()), Fake::new(20)).unwrap();
+    let ids: Vec<String> = (0..4)
+        .map(|i| m.submit(request(&format!("j{i}"), 30), "gina").unwrap())
+        .collect();
+    let last = ids[3].clone();
+    // Once a few steps were measured (a steady state), the last job's ETA and position only
+    // go down.
+    wait_until(&m, &ids[0], |r| r.progress.step >= 12);
+    let mut prev: Option<(f64, usize)> = None;
+    let mut first = None;
+    let t0 = Instant::now();
+    loop {
+        let r = m.poll(&last).unwrap();
+        if r.state != JobState::Queued {
+            break;
+        }
+        let eta = r.eta_seconds.expect("eta known once a step was measured");
+        if let Some((p_eta, p_pos)) = prev {
+            assert!(r.queue_position <= p_pos);
+            // Non-increasing, up to scheduling noise in the measured step times (a loaded CI
+            // machine): two steps or 3 %.
+            assert!(
+                eta <= p_eta + (2.0 * step).max(0.03 * p_eta),
+                "eta went up from {p_eta} to {eta}"
+            );
+        }
+        first.get_or_insert((eta, t0));
+        prev = Some((eta, r.queue_position));
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    // It predicted the wait: the first estimate vs the time the job actually took to start
+    // plus its own 30 steps.
+    let (eta0, t_first) = first.unwrap();
+    let done = terminal(&m, &last);
+    let actual = t_first.elapsed().as_secs_f64();
+    let _ = done;
+    assert!(
+        (eta0 - actual).abs() / actual < 0.5,
+        "first eta {eta0:.3} s vs {actual:.3} s"
+    );
+}
+
+#[test]
+fn restart_requeues_running_jobs_once_and_keeps_queue_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // A crash while job 0 runs.
+    let m = JobManager::open(config(dir.path()), Fake::new(20)).unwrap();
+    let ids: Vec<String> = (0..3)
+        .map(|i| m.submit(request(&format!("r{i}"), 100), "hank").unwrap())
+        .collect();
+    wait_until(&m, &ids[0], |r| r.progress.step >= 2);
+    m.halt();
+    // Second run: job 0 is queued again (attempt 2), then crashes again.
+    let m = JobManager::open(config(dir.path()), Fake::new(20)).unwrap();
+    let r0 = wait_until(&m, &ids[0], |r| {
+        r.state == JobState::Running && r.progress.step >= 1
+    });
+    assert_eq!(r0.attempts, 2);
+    assert_eq!(m.poll(&ids[1]).unwrap().queue_position, 1);
+    assert_eq!(m.poll(&ids[2]).unwrap().queue_position, 2);
+    m.halt();
+    // Third run: job 0 was interrupted twice: failed; the others run in order.
+    let fake = Fake::new(1);
+    let m = JobManager::open(config(dir.path()), fake.clone()).unwrap();
+    let f0 = m.poll(&ids[0]).unwrap();
+    assert_eq!(f0.state, JobState::Failed);
+    assert_eq!(f0.error.unwrap().code, "interrupted");
+    let d1 = terminal(&m, &ids[1]);
+    let d2 = terminal(&m, &ids[2]);
+    assert_eq!(
+        (d1.state, d2.state),
+        (JobState::Succeeded, JobState::Succeeded)
+    );
+    assert!(d1.started_at.unwrap() <= d2.started_at.unwrap());
+    assert_eq!((d1.attempts, d2.attempts), (1, 1));
+    assert_eq!(fake.runs.load(Ordering::SeqCst), 2);
+    // A graceful shutdown (drop) mid-run re-queues without using up an attempt.
+    let id = m.submit(request("graceful", 100), "hank").unwrap();
+    wait_until(&m, &id, |r| r.progress.step >= 1);
+    drop(m);
+    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+    let r = terminal(&m, &id);
+    assert_eq!(r.state, JobState::Succeeded);
+    assert_eq!(r.attempts, 1);
+    assert_eq!(m.list(None, &ListFilter::default()).unwrap().len(), 4);
+}
+
+#[test]
+fn expired_results_are_swept_with_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retention = Duration::from_millis(200);
+    c.sweep_interval = Duration::from_secs(3600);
+    let m = JobManager::open(c, Fake::new(1)).unwrap();
+    let id = m.submit(request("keep", 3), "ivy").unwrap();
+    let done = terminal(&m, &id);
+    let path = done.result.unwrap().files[0].path.clone();
+    assert!(path.exists());
+    assert_eq!(m.sweep_now().unwrap(), 0, "not expired yet");
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(m.sweep_now().unwrap(), 1);
+    assert!(!path.exists());
+    assert!(!m.output_dir(&id).exists());
+    let r = m.poll(&id).unwrap();
+    assert_eq!(r.state, JobState::Succeeded);
+    assert!(r.result.unwrap().expired);
+    assert_eq!(m.sweep_now().unwrap(), 0);
+}
+
+#[test]
+fn the_sweeper_thread_expires_results_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retention = Duration::ZERO;
+    let m = JobManager::open(c, Fake::new(1)).unwrap();
+    let id = m.submit(request("gone", 2), "ivy").unwrap();
+    terminal(&m, &id);
+    let r = wait_until(&m, &id, |r| r.result.as_ref().is_some_and(|x| x.expired));
+    assert!(!r.result.unwrap().files[0].path.exists());
+}
+
+/// A one-thread HTTP listener answering 500 to the first request and 200 after; returns the
+/// URL and the bodies received.
+fn flaky_listener() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let l = line.to_ascii_lowercase();
+                if let Some(v) = l.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            b.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let status = if n == 0 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn callbacks_are_delivered_with_a_retry_after_a_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, bodies) = flaky_listener();
+    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+    let mut r = request("hooked", 3);
+    r.callback_url = Some(url);
+    let id = m.submit(r, "jack").unwrap();
+    terminal(&m, &id);
+    let t0 = Instant::now();
+    while bodies.lock().unwrap().len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "callback not retried"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got[0], got[1], "the retry resends the same record");
+    let rec: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
+    assert_eq!(rec["id"], id.as_str());
+    assert_eq!(rec["state"], "succeeded");
+    assert_eq!(rec["owner"], "jack");
+    assert!(rec["result"]["files"][0]["path"].is_string());
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(bodies.lock().unwrap().len(), 2, "no delivery after a 200");
+}
+
+#[test]
+fn eight_threads_two_hundred_jobs_each_terminal_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 3;
+    c.max_active_per_owner = 1000;
+    let m = Arc::new(JobManager::open(c, Fake::new(0)).unwrap());
+    let events = m.subscribe();
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for i in 0..25 {
+                    let id = m
+                        .submit(request(&format!("t{t}-{i}"), 3), &format!("owner{}", t % 3))
+                        .unwrap();
+                    if i % 7 == 3 {
+                        // Some are cancelled, whatever state they reached.
+                        match m.cancel(&id) {
+                            Ok(_) | Err(Error::JobFinished { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    let _ = m.poll(&id).unwrap();
+                    ids.push(id);
+                }
+                for id in &ids {
+                    let _ = m.poll(id).unwrap();
+                }
+                ids
+            })
+        })
+        .collect();
+    let ids: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 200);
+    let mut finals = HashMap::new();
+    for id in &ids {
+        finals.insert(id.clone(), terminal(&m, id).state);
+    }
+    let refs: Vec<&str> = ids.iter().map(|s| s.as_str()).collect();
+    let per_job = events_until_terminal(&events, &refs);
+    assert_eq!(per_job.len(), 200);
+    for (id, states) in &per_job {
+        assert_eq!(states[0], JobState::Queued, "job {id}: {states:?}");
+        let ends: Vec<_> = states.iter().filter(|s| s.is_terminal()).collect();
+        assert_eq!(ends.len(), 1, "job {id} ended {states:?}");
+        assert_eq!(*ends[0], finals[id]);
+        assert!(states.last().unwrap().is_terminal(), "job {id}: {states:?}");
+    }
+    let all = m.list(None, &ListFilter::default()).unwrap();
+    assert_eq!(all.len(), 200);
+    let succeeded = all
+        .iter()
+        .filter(|r| r.state == JobState::Succeeded)
+        .count();
+    let cancelled = all
+        .iter()
+        .filter(|r| r.state == JobState::Cancelled)
+        .count();
+    assert_eq!(succeeded + cancelled, 200);
+    assert!(succeeded >= 200 - 8 * 4);
+}
+
+#[test]
+fn the_tiny_real_checkpoint_runs_as_a_job() {
+    use acestep::jobs::PipelineGenerator;
+    let ckpt_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
+    let pipe = acestep::pipeline::Pipeline::load(
+        &acestep::Checkpoint::from_dir(ckpt_dir).unwrap(),
+        &candle_core::Device::Cpu,
+        candle_core::DType::F32,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let m = JobManager::open(config(dir.path()), Arc::new(PipelineGenerator::new(pipe))).unwrap();
+    let req = JobRequest {
+        params: GenerationParams {
+            prompt: "lofi hip hop".into(),
+            audio_duration: 1.0,
+            infer_step: 4,
+            manual_seeds: vec![3],
+            format: "flac".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let id = m.submit(req, "kim").unwrap();
+    let done = terminal(&m, &id);
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    let result = done.result.unwrap();
+    assert_eq!(result.seeds, vec![3]);
+    let file = &result.files[0];
+    assert_eq!(file.format, "flac");
+    let audio = acestep::audio::read(&file.path).unwrap();
+    assert_eq!(audio.sample_rate, 48000);
+    assert_eq!(audio.channels.len(), 2);
+    assert!((audio.duration() - file.duration_seconds).abs() < 1e-3);
+    assert!(audio.duration() > 0.5);
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file.params_path.as_ref().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(sidecar["seed"], 3);
+    assert_eq!(sidecar["prompt"], "lofi hip hop");
+}
