@@ -46,6 +46,7 @@ pub mod jobs;
 pub mod lyrics;
 pub mod pipeline;
 pub mod schedulers;
+pub mod server;
 pub mod testing;
 pub mod text_encoder;
 pub mod vocoder;

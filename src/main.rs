@@ -100,6 +100,39 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Serve the three async-task API dialects over HTTP (job queue, persistence, downloads).
+    Serve {
+        /// Address to bind (use 0.0.0.0 to listen on every interface).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0: any free port; the URL printed says which).
+        #[arg(long, default_value_t = 8001)]
+        port: u16,
+        /// Where jobs.sqlite, outputs/ and uploads/ live.
+        #[arg(long, env = "ACESTEP_DATA_DIR", default_value = "acestep-data")]
+        data_dir: PathBuf,
+        /// Accepted API key (repeatable); when any is set every API call needs
+        /// `Authorization: Bearer <key>`. Also ACESTEP_API_KEYS=key1,key2.
+        #[arg(long = "api-key", env = "ACESTEP_API_KEYS", value_delimiter = ',')]
+        api_keys: Vec<String>,
+        /// Generation workers sharing the loaded model.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Maximum queued + running jobs per API key.
+        #[arg(long, default_value_t = 10)]
+        quota: usize,
+        /// Hours outputs are kept (download links expire after it).
+        #[arg(long, default_value_t = 24.0)]
+        retention_hours: f64,
+        /// Seconds a synchronous `POST /producer/audios` waits before returning the running task.
+        #[arg(long, default_value_t = 600)]
+        sync_timeout: u64,
+        /// Base URL put in links (default: http://<Host header>).
+        #[arg(long)]
+        public_url: Option<String>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
 }
 
 fn checkpoint(m: &ModelArgs) -> acestep::Result<Checkpoint> {
@@ -265,6 +298,29 @@ fn run(cli: Cli) -> acestep::Result<()> {
             );
             Ok(())
         }
+        Command::Serve {
+            host,
+            port,
+            data_dir,
+            api_keys,
+            workers,
+            quota,
+            retention_hours,
+            sync_timeout,
+            public_url,
+            model,
+        } => serve(
+            host,
+            port,
+            data_dir,
+            api_keys,
+            workers,
+            quota,
+            retention_hours,
+            sync_timeout,
+            public_url,
+            model,
+        ),
         Command::Reconstruct {
             input,
             output,
@@ -318,6 +374,94 @@ fn run(cli: Cli) -> acestep::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs `acestep serve`.
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    host: String,
+    port: u16,
+    data_dir: PathBuf,
+    api_keys: Vec<String>,
+    workers: usize,
+    quota: usize,
+    retention_hours: f64,
+    sync_timeout: u64,
+    public_url: Option<String>,
+    model: ModelArgs,
+) -> acestep::Result<()> {
+    use std::sync::Arc;
+    setup_threads(model.threads)?;
+    if !(retention_hours.is_finite() && retention_hours >= 0.0) {
+        return Err(acestep::Error::InvalidArgument {
+            name: "retention-hours",
+            value: retention_hours.to_string(),
+            expected: "a number of hours >= 0".into(),
+        });
+    }
+    let api_keys: Vec<String> = api_keys
+        .into_iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let device = parse_device(&model.device)?;
+    let dtype = parse_dtype(&model.dtype, &device)?;
+    let ckpt = checkpoint(&model)?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message("loading the text encoder, DiT, DCAE and vocoder");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype);
+    spinner.finish_and_clear();
+    let generator = acestep::jobs::PipelineGenerator::new(pipe?);
+    let mut config = acestep::jobs::ManagerConfig::new(&data_dir);
+    config.workers = workers;
+    config.max_active_per_owner = quota;
+    config.retention = std::time::Duration::from_secs_f64(retention_hours * 3600.0);
+    let jobs = Arc::new(acestep::jobs::JobManager::open(
+        config,
+        Arc::new(generator),
+    )?);
+    let server_config = acestep::server::ServerConfig {
+        api_keys,
+        sync_timeout: std::time::Duration::from_secs(sync_timeout),
+        public_url,
+        ..Default::default()
+    };
+    let auth = !server_config.api_keys.is_empty();
+    let state = acestep::server::AppState::new(jobs.clone(), server_config);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| acestep::Error::io("tokio runtime", e))?;
+    let addr = format!("{host}:{port}");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| acestep::Error::io(&addr, e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| acestep::Error::io(&addr, e))?;
+        println!(
+            "acestep serve: listening on http://{local} (data dir {}, {})",
+            data_dir.display(),
+            if auth {
+                "API keys required"
+            } else {
+                "no authentication"
+            }
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!(
+                "acestep serve: shutting down (running jobs are re-queued for the next start)"
+            );
+        };
+        acestep::server::serve(listener, state, shutdown).await
+    })?;
+    drop(jobs);
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,269 @@
+//! Dialect 1: the async task API (seed 000): `POST /v1/async/music/generations` (multipart with
+//! every value a string, or JSON), `GET /api/v1/task/{id}`, `POST /api/v1/task/{id}/cancel`,
+//! `GET /v1/task/{id}/status`, `GET /v1/task/{id}`, `GET /v1/tasks/available-quota`.
+//!
+//! Status words: `waiting`, `in_progress`, `success`, `failure`, `cancelled`. Errors:
+//! `{"error": {"code", "message", "type"}}` with the HTTP status (400, 401, 404, 409, 429, 500).
+
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{form, AppState, Class, Dialect};
+use crate::error::Error;
+use crate::jobs::{JobRecord, JobRequest, JobState};
+use crate::pipeline::GenerationParams;
+
+/// The dialect's error format.
+pub struct AsyncTask;
+
+impl Dialect for AsyncTask {
+    fn error(class: Class, message: &str) -> Response {
+        let code = match class {
+            Class::BadRequest => "invalid_request",
+            Class::Unauthorized => "invalid_token",
+            Class::NotFound => "not_found",
+            Class::Conflict => "task_finished",
+            Class::Quota => "quota_exceeded",
+            Class::Gone => "expired",
+            Class::Unavailable => "unavailable",
+            Class::Internal => "internal_error",
+        };
+        (
+            class.status(),
+            Json(json!({"error": {"code": code, "message": message, "type": code}})),
+        )
+            .into_response()
+    }
+}
+
+/// The dialect's status word.
+pub fn status_word(s: JobState) -> &'static str {
+    match s {
+        JobState::Queued => "waiting",
+        JobState::Running => "in_progress",
+        JobState::Succeeded => "success",
+        JobState::Failed => "failure",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+/// Field names of this dialect that differ from the reference's.
+const ALIASES: &[(&str, &str)] = &[
+    ("duration", "audio_duration"),
+    ("infer_steps", "infer_step"),
+    ("seeds", "manual_seeds"),
+    ("seed", "manual_seeds"),
+    ("output_format", "format"),
+];
+
+/// Checks the fields this server cannot honour yet (`task` other than text2music, a LoRA, a
+/// model other than ACE-Step v1).
+pub(crate) fn check_supported(fields: &form::Fields) -> crate::Result<()> {
+    if let Some(model) = fields.str("model") {
+        let m = model.to_ascii_lowercase();
+        if !(m.contains("ace-step") || m.contains("acestep")) {
+            return Err(Error::InvalidArgument {
+                name: "model",
+                value: model,
+                expected: "ACE-Step-v1-3.5B (the model this server runs)".into(),
+            });
+        }
+    }
+    if let Some(task) = fields.str("task") {
+        if task != "text2music" {
+            return Err(Error::InvalidArgument {
+                name: "task",
+                value: task,
+                expected: "text2music (retake, repaint, extend, edit and audio2audio are not \
+                           available in this build yet)"
+                    .into(),
+            });
+        }
+    }
+    for key in ["lora_name", "lora_name_or_path"] {
+        if let Some(lora) = fields.str(key) {
+            if !lora.eq_ignore_ascii_case("none") {
+                return Err(Error::InvalidArgument {
+                    name: "lora_name",
+                    value: lora,
+                    expected: "None (LoRA is not available in this build yet)".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/async/music/generations`.
+pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let Some(owner) = state.owner(&headers) else {
+        return AsyncTask::unauthorized();
+    };
+    let fields = match form::read(req, &state.uploads).await {
+        Ok(f) => f,
+        Err(e) => return AsyncTask::from_error(&e),
+    };
+    let run = || -> crate::Result<String> {
+        check_supported(&fields)?;
+        let base = GenerationParams {
+            format: "mp3".into(),
+            ..Default::default()
+        };
+        let params = form::params(&fields, base, ALIASES)?;
+        let request = JobRequest {
+            params,
+            callback_url: fields.str("callback_url"),
+            metadata: json!({"dialect": "async_task", "request": Value::Object(fields.map.clone())}),
+        };
+        state.jobs.submit(request, &owner)
+    };
+    match run() {
+        Ok(id) => match state.jobs.poll(&id) {
+            Ok(rec) => Json(task_json(&state, &headers, &rec)).into_response(),
+            Err(e) => AsyncTask::from_error(&e),
+        },
+        Err(e) => AsyncTask::from_error(&e),
+    }
+}
+
+/// The task object of this dialect.
+fn task_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+    let base = state.base_url(headers);
+    let files = state.file_urls(headers, rec, "async_task");
+    let output = if rec.state == JobState::Succeeded {
+        json!({
+            "file_url": files.first(),
+            "file_urls": files,
+            "seeds": rec.result.as_ref().map(|r| r.seeds.clone()),
+            "duration": rec.request.params.audio_duration,
+            "expired": rec.result.as_ref().is_some_and(|r| r.expired),
+        })
+    } else {
+        Value::Null
+    };
+    json!({
+        "task_id": rec.id,
+        "status": status_word(rec.state),
+        "created_at": rec.created_at,
+        "started_at": rec.started_at,
+        "completed_at": rec.finished_at,
+        "queue_position": rec.queue_position,
+        "eta_seconds": rec.eta_seconds,
+        "progress": {
+            "stage": rec.progress.stage,
+            "step": rec.progress.step,
+            "total": rec.progress.total,
+            "percent": rec.progress.percent,
+        },
+        "output": output,
+        "error": rec.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
+        "urls": {
+            "get": format!("{base}/api/v1/task/{}", rec.id),
+            "cancel": format!("{base}/api/v1/task/{}/cancel", rec.id),
+        },
+    })
+}
+
+/// `GET /api/v1/task/{id}`.
+pub async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let Some(owner) = state.owner(&headers) else {
+        return AsyncTask::unauthorized();
+    };
+    match state.job_of(&id, &owner) {
+        Ok(rec) => Json(task_json(&state, &headers, &rec)).into_response(),
+        Err(e) => AsyncTask::from_error(&e),
+    }
+}
+
+/// `POST /api/v1/task/{id}/cancel`: cancels a waiting or in-progress task.
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let Some(owner) = state.owner(&headers) else {
+        return AsyncTask::unauthorized();
+    };
+    let res = state
+        .job_of(&id, &owner)
+        .and_then(|_| state.jobs.cancel(&id));
+    match res {
+        Ok(rec) => {
+            let mut v = task_json(&state, &headers, &rec);
+            v["cancel_requested"] = json!(true);
+            Json(v).into_response()
+        }
+        Err(e) => AsyncTask::from_error(&e),
+    }
+}
+
+/// `GET /v1/task/{id}/status`.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let Some(owner) = state.owner(&headers) else {
+        return AsyncTask::unauthorized();
+    };
+    match state.job_of(&id, &owner) {
+        Ok(rec) => Json(json!({
+            "task_id": rec.id,
+            "status": status_word(rec.state),
+            "queue_position": rec.queue_position,
+            "eta_seconds": rec.eta_seconds,
+            "percent": rec.progress.percent,
+        }))
+        .into_response(),
+        Err(e) => AsyncTask::from_error(&e),
+    }
+}
+
+/// `GET /v1/task/{id}`: the full task record (request, parameters, progress, result).
+pub async fn record(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let Some(owner) = state.owner(&headers) else {
+        return AsyncTask::unauthorized();
+    };
+    match state.job_of(&id, &owner) {
+        Ok(rec) => {
+            let mut v = task_json(&state, &headers, &rec);
+            v["request"] = rec.request.metadata["request"].clone();
+            v["parameters"] = serde_json::to_value(&rec.request.params).unwrap_or_default();
+            v["result"] = serde_json::to_value(&rec.result).unwrap_or_default();
+            v["attempts"] = json!(rec.attempts);
+            v["expires_at"] = json!(rec.expires_at);
+            Json(v).into_response()
+        }
+        Err(e) => AsyncTask::from_error(&e),
+    }
+}
+
+/// `GET /v1/tasks/available-quota`.
+pub async fn quota(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(owner) = state.owner(&headers) else {
+        return AsyncTask::unauthorized();
+    };
+    match state.jobs.quota(&owner) {
+        Ok(q) => Json(json!({
+            "available_quota": q.available,
+            "total_quota": q.limit,
+            "used_quota": q.active,
+        }))
+        .into_response(),
+        Err(e) => AsyncTask::from_error(&e),
+    }
+}

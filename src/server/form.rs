@@ -1,0 +1,341 @@
+//! Request bodies of every dialect (JSON, `application/x-www-form-urlencoded`,
+//! `multipart/form-data` with files) read into one field map, and [`GenerationParams`] built from
+//! it with the loose typing the seed clients use (every value may be a string; lists
+//! comma-joined; booleans "true"/"false"; null as "", "None" or JSON null).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::pipeline::GenerationParams;
+
+/// The fields of a request body, and the files it uploaded.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    /// Text fields (JSON values as sent; form values as strings).
+    pub map: Map<String, Value>,
+    /// Uploaded files: field name -> saved path.
+    pub files: HashMap<String, PathBuf>,
+}
+
+fn bad_body(expected: &str, detail: impl ToString) -> Error {
+    Error::InvalidArgument {
+        name: "request body",
+        value: detail.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+/// Reads the body of `req` by its content type (JSON when none is given); uploaded files are
+/// saved under `uploads`.
+pub(crate) async fn read(req: Request, uploads: &Path) -> Result<Fields> {
+    let ctype = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
+    let mut fields = Fields::default();
+    if ctype.starts_with("multipart/form-data") {
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad_body("a multipart/form-data body", e.body_text()))?;
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| bad_body("a multipart/form-data body", e.body_text()))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            match field.file_name().map(sanitize) {
+                Some(file_name) => {
+                    let bytes = field
+                        .bytes()
+                        .await
+                        .map_err(|e| bad_body("a readable file upload", e.body_text()))?;
+                    std::fs::create_dir_all(uploads).map_err(|e| Error::io(uploads, e))?;
+                    let path = uploads.join(format!("{}-{file_name}", uuid::Uuid::new_v4()));
+                    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+                    fields.files.insert(name, path);
+                }
+                None => {
+                    let text = field
+                        .text()
+                        .await
+                        .map_err(|e| bad_body("UTF-8 form fields", e.body_text()))?;
+                    fields.map.insert(name, Value::String(text));
+                }
+            }
+        }
+    } else if ctype.starts_with("application/x-www-form-urlencoded") {
+        let axum::Form(pairs) = axum::Form::<Vec<(String, String)>>::from_request(req, &())
+            .await
+            .map_err(|e| bad_body("an x-www-form-urlencoded body", e.body_text()))?;
+        for (k, v) in pairs {
+            fields.map.insert(k, Value::String(v));
+        }
+    } else if ctype.starts_with("application/json") || ctype.starts_with("text/plain") {
+        let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
+            .await
+            .map_err(|e| bad_body("a readable body", e))?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(m)) => fields.map = m,
+                Ok(other) => return Err(bad_body("a JSON object", other)),
+                Err(e) => return Err(bad_body("a JSON object", e)),
+            }
+        }
+    } else {
+        return Err(Error::InvalidArgument {
+            name: "Content-Type",
+            value: ctype,
+            expected: "application/json, application/x-www-form-urlencoded or multipart/form-data"
+                .into(),
+        });
+    }
+    Ok(fields)
+}
+
+/// A file name without directories or odd characters.
+fn sanitize(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("upload");
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean.is_empty() || clean.starts_with('.') {
+        format!("upload{clean}")
+    } else {
+        clean
+    }
+}
+
+/// JSON null, "", "None", "none", "null": the client left the field unset.
+fn is_unset(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => matches!(s.trim(), "" | "None" | "none" | "null" | "NULL"),
+        _ => false,
+    }
+}
+
+impl Fields {
+    /// The value of `name`, unless unset.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(name).filter(|v| !is_unset(v))
+    }
+
+    /// Whether `name` is present and set.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// A string field (numbers and booleans are written out).
+    pub fn str(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    /// A boolean field: JSON bool, or "true"/"false"/"1"/"0"/"yes"/"no".
+    pub fn bool(&self, name: &'static str) -> Result<Option<bool>> {
+        self.get(name).map(|v| to_bool(name, v)).transpose()
+    }
+
+    /// A number field: JSON number or a numeric string.
+    pub fn f64(&self, name: &'static str) -> Result<Option<f64>> {
+        self.get(name).map(|v| to_f64(name, v)).transpose()
+    }
+}
+
+fn invalid(name: &'static str, v: &Value, expected: &str) -> Error {
+    Error::InvalidArgument {
+        name,
+        value: match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+        expected: expected.into(),
+    }
+}
+
+fn to_bool(name: &'static str, v: &Value) -> Result<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) if n.as_i64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(invalid(name, v, "true or false")),
+        },
+        _ => Err(invalid(name, v, "true or false")),
+    }
+}
+
+fn to_f64(name: &'static str, v: &Value) -> Result<f64> {
+    let x = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match x {
+        Some(x) if x.is_finite() => Ok(x),
+        _ => Err(invalid(name, v, "a number")),
+    }
+}
+
+fn to_usize(name: &'static str, v: &Value) -> Result<usize> {
+    let x = to_f64(name, v).map_err(|_| invalid(name, v, "a whole number"))?;
+    if x < 0.0 || x.fract() != 0.0 || x > u32::MAX as f64 {
+        return Err(invalid(name, v, "a whole number >= 0"));
+    }
+    Ok(x as usize)
+}
+
+/// How a reference parameter is typed.
+#[derive(Clone, Copy)]
+enum Kind {
+    Float,
+    Count,
+    Flag,
+    Text,
+    List,
+}
+
+/// Every text2music parameter of the reference `__call__` and its type.
+const PARAMS: &[(&str, Kind)] = &[
+    ("format", Kind::Text),
+    ("audio_duration", Kind::Float),
+    ("prompt", Kind::Text),
+    ("lyrics", Kind::Text),
+    ("infer_step", Kind::Count),
+    ("guidance_scale", Kind::Float),
+    ("scheduler_type", Kind::Text),
+    ("cfg_type", Kind::Text),
+    ("omega_scale", Kind::Float),
+    ("manual_seeds", Kind::List),
+    ("guidance_interval", Kind::Float),
+    ("guidance_interval_decay", Kind::Float),
+    ("min_guidance_scale", Kind::Float),
+    ("use_erg_tag", Kind::Flag),
+    ("use_erg_lyric", Kind::Flag),
+    ("use_erg_diffusion", Kind::Flag),
+    ("oss_steps", Kind::List),
+    ("guidance_scale_text", Kind::Float),
+    ("guidance_scale_lyric", Kind::Float),
+    ("batch_size", Kind::Count),
+];
+
+/// Builds [`GenerationParams`] from `base` overridden by the reference-named fields present, and
+/// by `aliases` (`(field name of the dialect, reference name)`; the reference name wins when
+/// both are given). Errors name the field as the client sent it.
+pub(crate) fn params(
+    fields: &Fields,
+    base: GenerationParams,
+    aliases: &[(&'static str, &'static str)],
+) -> Result<GenerationParams> {
+    let mut obj = match serde_json::to_value(&base) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for &(name, kind) in PARAMS {
+        let given = fields.get(name).map(|v| (name, v)).or_else(|| {
+            aliases
+                .iter()
+                .filter(|(_, r)| *r == name)
+                .find_map(|(a, _)| fields.get(a).map(|v| (*a, v)))
+        });
+        let Some((key, v)) = given else { continue };
+        let value = match kind {
+            Kind::Float => Value::from(to_f64(key, v)?),
+            Kind::Count => Value::from(to_usize(key, v)?),
+            Kind::Flag => Value::from(to_bool(key, v)?),
+            Kind::Text => Value::String(match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            Kind::List => match v {
+                Value::Array(items) => {
+                    let mut out = Vec::new();
+                    for it in items {
+                        out.push(Value::from(to_usize(key, it)? as u64));
+                    }
+                    Value::Array(out)
+                }
+                Value::Number(_) => Value::Array(vec![Value::from(to_usize(key, v)? as u64)]),
+                Value::String(s) => {
+                    let mut out = Vec::new();
+                    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        let n: u64 = part.parse().map_err(|_| {
+                            invalid(key, v, "whole numbers, as a list or comma-separated")
+                        })?;
+                        out.push(Value::from(n));
+                    }
+                    Value::Array(out)
+                }
+                _ => {
+                    return Err(invalid(
+                        key,
+                        v,
+                        "whole numbers, as a list or comma-separated",
+                    ))
+                }
+            },
+        };
+        match name {
+            "scheduler_type" => {
+                value
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse::<crate::schedulers::SchedulerType>()?;
+            }
+            "cfg_type" => {
+                value
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse::<crate::guidance::CfgType>()?;
+            }
+            _ => {}
+        }
+        obj.insert(name.to_string(), value);
+    }
+    let params: GenerationParams =
+        serde_json::from_value(Value::Object(obj)).map_err(|e| Error::InvalidArgument {
+            name: "request",
+            value: "generation parameters".into(),
+            expected: e.to_string(),
+        })?;
+    params.validate().map_err(|e| rename(e, aliases))?;
+    Ok(params)
+}
+
+/// Renames a validation error's reference field to the dialect's name for it.
+fn rename(e: Error, aliases: &[(&'static str, &'static str)]) -> Error {
+    match e {
+        Error::InvalidArgument {
+            name,
+            value,
+            expected,
+        } => Error::InvalidArgument {
+            name: aliases
+                .iter()
+                .find(|(_, r)| *r == name)
+                .map(|(a, _)| *a)
+                .unwrap_or(name),
+            value,
+            expected,
+        },
+        other => other,
+    }
+}

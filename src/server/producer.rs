@@ -1,0 +1,306 @@
+//! Dialect 2: the producer tasks API (seed 001): `POST /producer/audios` (`action: "generate"`)
+//! and `POST /producer/tasks` (`action: "retrieve"` with `id`, `"retrieve_batch"` with `ids`).
+//!
+//! Errors: `{"success": false, "error": {"code", "message"}, "trace_id"}` with the seed's codes:
+//! 400 `token_mismatched` (bad or missing parameters, unknown task), 400 `api_not_implemented`
+//! (an action or option this server does not offer), 401 `invalid_token`, 429
+//! `too_many_requests` (quota), 500 `api_error`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{form, iso8601, AppState, Class, Dialect};
+use crate::error::Error;
+use crate::jobs::{JobRecord, JobRequest, JobState};
+use crate::pipeline::GenerationParams;
+
+/// The dialect's error format.
+pub struct Producer;
+
+fn trace_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Dialect for Producer {
+    fn error(class: Class, message: &str) -> Response {
+        let (status, code) = match class {
+            Class::BadRequest | Class::NotFound | Class::Conflict => {
+                (StatusCode::BAD_REQUEST, "token_mismatched")
+            }
+            Class::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Class::Quota => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Class::Gone => (StatusCode::GONE, "token_mismatched"),
+            Class::Unavailable | Class::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "api_error")
+            }
+        };
+        (
+            status,
+            Json(json!({
+                "success": false,
+                "error": {"code": code, "message": message},
+                "trace_id": trace_id(),
+            })),
+        )
+            .into_response()
+    }
+}
+
+fn not_implemented(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "success": false,
+            "error": {"code": "api_not_implemented", "message": message},
+            "trace_id": trace_id(),
+        })),
+    )
+        .into_response()
+}
+
+/// The state word of a song item.
+fn state_word(s: JobState) -> &'static str {
+    match s {
+        JobState::Queued => "pending",
+        JobState::Running => "running",
+        JobState::Succeeded => "succeeded",
+        JobState::Failed => "failed",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+/// Field names of this dialect that differ from the reference's.
+const ALIASES: &[(&str, &str)] = &[
+    ("lyric", "lyrics"),
+    ("duration", "audio_duration"),
+    ("infer_steps", "infer_step"),
+    ("seed", "manual_seeds"),
+];
+
+/// `POST /producer/audios`.
+pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let Some(owner) = state.owner(&headers) else {
+        return Producer::unauthorized();
+    };
+    let fields = match form::read(req, &state.uploads).await {
+        Ok(f) => f,
+        Err(e) => return Producer::from_error(&e),
+    };
+    let action = fields.str("action").unwrap_or_else(|| "generate".into());
+    if action != "generate" {
+        return not_implemented(&format!(
+            "action `{action}` is not implemented by this server (only `generate`)"
+        ));
+    }
+    let trace = trace_id();
+    let submitted = (|| -> crate::Result<(String, bool)> {
+        // Any `model` name is accepted and recorded (this server runs ACE-Step v1 3.5B).
+        let instrumental = fields.bool("instrumental")?.unwrap_or(false);
+        let base = GenerationParams {
+            format: "mp3".into(),
+            ..Default::default()
+        };
+        let mut params = form::params(&fields, base, ALIASES)?;
+        if instrumental {
+            params.lyrics.clear();
+        }
+        let callback_url = fields.str("callback_url");
+        let is_async = fields.bool("async")?.unwrap_or(false) || callback_url.is_some();
+        let request = JobRequest {
+            params,
+            callback_url,
+            metadata: json!({
+                "dialect": "producer",
+                "trace_id": trace,
+                "request": Value::Object(fields.map.clone()),
+            }),
+        };
+        Ok((state.jobs.submit(request, &owner)?, is_async))
+    })();
+    let (id, is_async) = match submitted {
+        Ok(x) => x,
+        Err(e) => return Producer::from_error(&e),
+    };
+    if is_async {
+        return Json(json!({"success": true, "task_id": id, "trace_id": trace})).into_response();
+    }
+    // Synchronous: wait for the result, bounded by the configured timeout.
+    let t0 = Instant::now();
+    loop {
+        let rec = match state.jobs.poll(&id) {
+            Ok(r) => r,
+            Err(e) => return Producer::from_error(&e),
+        };
+        match rec.state {
+            JobState::Succeeded => {
+                return Json(response_json(&state, &headers, &rec)).into_response()
+            }
+            JobState::Failed | JobState::Cancelled => {
+                let msg = rec
+                    .error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", e.code, e.message))
+                    .unwrap_or_else(|| format!("the task was {}", rec.state));
+                return Producer::error(Class::Internal, &msg);
+            }
+            _ if t0.elapsed() >= state.config.sync_timeout => {
+                return Json(response_json(&state, &headers, &rec)).into_response()
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// The `response` object: `success`, `task_id`, `trace_id`, `data[]` (one item per song).
+fn response_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+    let urls = state.file_urls(headers, rec, "producer");
+    let meta = &rec.request.metadata;
+    let req = &meta["request"];
+    let title = req["title"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| default_title(rec));
+    let model = req["model"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| state.config.model_name.clone());
+    let job_uuid = uuid::Uuid::parse_str(&rec.id).unwrap_or_default();
+    let n = rec.request.params.batch_size.max(1);
+    let data: Vec<Value> = (0..n)
+        .map(|i| {
+            let file = rec.result.as_ref().and_then(|r| r.files.get(i));
+            let seed = file
+                .map(|f| f.seed)
+                .or_else(|| rec.request.params.manual_seeds.get(i).copied());
+            json!({
+                "id": uuid::Uuid::new_v5(&job_uuid, i.to_string().as_bytes()).to_string(),
+                "title": title,
+                "image_url": null,
+                "lyric": rec.request.params.lyrics,
+                "audio_url": urls.get(i),
+                "video_url": null,
+                "image_id": null,
+                "topic": null,
+                "seed": seed.map(|s| s.to_string()),
+                "sound": rec.request.params.prompt,
+                "created_at": iso8601(rec.created_at),
+                "model": model,
+                "progress": format!("{:.0}%", rec.progress.percent),
+                "state": state_word(rec.state),
+                "duration": file
+                    .map(|f| f.duration_seconds)
+                    .unwrap_or(rec.request.params.audio_duration)
+                    .to_string(),
+            })
+        })
+        .collect();
+    json!({
+        "success": true,
+        "task_id": rec.id,
+        "trace_id": meta["trace_id"],
+        "data": data,
+    })
+}
+
+/// The first lyric line that is not a structure tag, else the prompt.
+fn default_title(rec: &JobRecord) -> String {
+    rec.request
+        .params
+        .lyrics
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('['))
+        .unwrap_or(&rec.request.params.prompt)
+        .chars()
+        .take(80)
+        .collect()
+}
+
+/// The task record of the seed's shape.
+fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+    let meta = &rec.request.metadata;
+    json!({
+        "_id": rec.id.replace('-', ""),
+        "id": rec.id,
+        "created_at": rec.created_at,
+        "request": meta["request"],
+        "trace_id": meta["trace_id"],
+        "type": "audios",
+        "user_id": rec.owner,
+        "state": state_word(rec.state),
+        "response": response_json(state, headers, rec),
+        "duration": match (rec.started_at, rec.finished_at) {
+            (Some(s), Some(f)) => json!(f - s),
+            _ => Value::Null,
+        },
+        "finished_at": rec.finished_at,
+        "error": rec.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
+    })
+}
+
+/// `POST /producer/tasks`.
+pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let Some(owner) = state.owner(&headers) else {
+        return Producer::unauthorized();
+    };
+    let fields = match form::read(req, &state.uploads).await {
+        Ok(f) => f,
+        Err(e) => return Producer::from_error(&e),
+    };
+    let missing = |name: &'static str| {
+        Producer::from_error(&Error::InvalidArgument {
+            name,
+            value: "(missing)".into(),
+            expected: "a task id".into(),
+        })
+    };
+    match fields.str("action").as_deref() {
+        Some("retrieve") => {
+            let Some(id) = fields.str("id") else {
+                return missing("id");
+            };
+            match state.job_of(&id, &owner) {
+                Ok(rec) => Json(record_json(&state, &headers, &rec)).into_response(),
+                Err(e) => Producer::from_error(&e),
+            }
+        }
+        Some("retrieve_batch") => {
+            let ids: Vec<String> = match fields.get("ids") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                Some(Value::String(s)) => s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                _ => return missing("ids"),
+            };
+            match state.jobs.retrieve_batch(&ids) {
+                Ok(recs) => {
+                    let items: Vec<Value> = recs
+                        .iter()
+                        .filter(|r| state.config.api_keys.is_empty() || r.owner == owner)
+                        .map(|r| record_json(&state, &headers, r))
+                        .collect();
+                    Json(json!({"items": items, "count": items.len()})).into_response()
+                }
+                Err(e) => Producer::from_error(&e),
+            }
+        }
+        Some(other) => not_implemented(&format!(
+            "action `{other}` is not implemented (use `retrieve` or `retrieve_batch`)"
+        )),
+        None => missing("action"),
+    }
+}
