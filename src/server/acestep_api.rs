@@ -170,13 +170,9 @@ fn params_of(fields: &form::Fields) -> crate::Result<GenerationParams> {
 
 /// `POST /v1/music/generate`.
 pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    let Some(owner) = state.owner(&headers) else {
-        return AceStepApi::unauthorized();
-    };
-    let fields = match form::read(req, &state.uploads).await {
-        Ok(f) => f,
-        Err(e) => return AceStepApi::from_error(&e),
+    let (_, owner, fields) = match state.read_request::<AceStepApi>(req).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
     };
     let submitted = params_of(&fields).and_then(|params| {
         state.jobs.submit(
@@ -242,12 +238,9 @@ pub async fn job(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some(owner) = state.owner(&headers) else {
-        return AceStepApi::unauthorized();
-    };
-    let rec = match state.job_of(&id, &owner) {
+    let rec = match state.job_for::<AceStepApi>(&headers, &id) {
         Ok(r) => r,
-        Err(e) => return AceStepApi::from_error(&e),
+        Err(resp) => return resp,
     };
     let urls = state.file_urls(&headers, &rec, "acestep");
     let result = (rec.state == JobState::Succeeded).then(|| {

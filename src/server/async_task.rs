@@ -101,13 +101,9 @@ pub(crate) fn check_supported(fields: &form::Fields) -> crate::Result<()> {
 
 /// `POST /v1/async/music/generations`.
 pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    let Some(owner) = state.owner(&headers) else {
-        return AsyncTask::unauthorized();
-    };
-    let fields = match form::read(req, &state.uploads).await {
-        Ok(f) => f,
-        Err(e) => return AsyncTask::from_error(&e),
+    let (headers, owner, fields) = match state.read_request::<AsyncTask>(req).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
     };
     let run = || -> crate::Result<String> {
         check_supported(&fields)?;
@@ -176,13 +172,10 @@ pub async fn query(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some(owner) = state.owner(&headers) else {
-        return AsyncTask::unauthorized();
-    };
-    match state.job_of(&id, &owner) {
-        Ok(rec) => Json(task_json(&state, &headers, &rec)).into_response(),
-        Err(e) => AsyncTask::from_error(&e),
-    }
+    state
+        .job_for::<AsyncTask>(&headers, &id)
+        .map(|rec| Json(task_json(&state, &headers, &rec)).into_response())
+        .unwrap_or_else(|resp| resp)
 }
 
 /// `POST /api/v1/task/{id}/cancel`: cancels a waiting or in-progress task.
@@ -191,13 +184,10 @@ pub async fn cancel(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some(owner) = state.owner(&headers) else {
-        return AsyncTask::unauthorized();
-    };
-    let res = state
-        .job_of(&id, &owner)
-        .and_then(|_| state.jobs.cancel(&id));
-    match res {
+    if let Err(resp) = state.job_for::<AsyncTask>(&headers, &id) {
+        return resp;
+    }
+    match state.jobs.cancel(&id) {
         Ok(rec) => {
             let mut v = task_json(&state, &headers, &rec);
             v["cancel_requested"] = json!(true);
@@ -213,20 +203,19 @@ pub async fn status(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some(owner) = state.owner(&headers) else {
-        return AsyncTask::unauthorized();
-    };
-    match state.job_of(&id, &owner) {
-        Ok(rec) => Json(json!({
-            "task_id": rec.id,
-            "status": status_word(rec.state),
-            "queue_position": rec.queue_position,
-            "eta_seconds": rec.eta_seconds,
-            "percent": rec.progress.percent,
-        }))
-        .into_response(),
-        Err(e) => AsyncTask::from_error(&e),
-    }
+    state
+        .job_for::<AsyncTask>(&headers, &id)
+        .map(|rec| {
+            Json(json!({
+                "task_id": rec.id,
+                "status": status_word(rec.state),
+                "queue_position": rec.queue_position,
+                "eta_seconds": rec.eta_seconds,
+                "percent": rec.progress.percent,
+            }))
+            .into_response()
+        })
+        .unwrap_or_else(|resp| resp)
 }
 
 /// `GET /v1/task/{id}`: the full task record (request, parameters, progress, result).
@@ -235,11 +224,9 @@ pub async fn record(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let Some(owner) = state.owner(&headers) else {
-        return AsyncTask::unauthorized();
-    };
-    match state.job_of(&id, &owner) {
-        Ok(rec) => {
+    state
+        .job_for::<AsyncTask>(&headers, &id)
+        .map(|rec| {
             let mut v = task_json(&state, &headers, &rec);
             v["request"] = rec.request.metadata["request"].clone();
             v["parameters"] = serde_json::to_value(&rec.request.params).unwrap_or_default();
@@ -247,15 +234,15 @@ pub async fn record(
             v["attempts"] = json!(rec.attempts);
             v["expires_at"] = json!(rec.expires_at);
             Json(v).into_response()
-        }
-        Err(e) => AsyncTask::from_error(&e),
-    }
+        })
+        .unwrap_or_else(|resp| resp)
 }
 
 /// `GET /v1/tasks/available-quota`.
 pub async fn quota(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let Some(owner) = state.owner(&headers) else {
-        return AsyncTask::unauthorized();
+    let owner = match state.authorize::<AsyncTask>(&headers) {
+        Ok(o) => o,
+        Err(resp) => return resp,
     };
     match state.jobs.quota(&owner) {
         Ok(q) => Json(json!({

@@ -122,6 +122,43 @@ impl AppState {
         Ok(rec)
     }
 
+    /// The owner of an authorised request, or `D`'s 401.
+    // The error is the finished HTTP response, returned by value as handlers do.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn authorize<D: Dialect>(
+        &self,
+        headers: &HeaderMap,
+    ) -> std::result::Result<String, Response> {
+        self.owner(headers).ok_or_else(D::unauthorized)
+    }
+
+    /// Job `id` for an authorised request, or `D`'s error.
+    // The error is the finished HTTP response, returned by value as handlers do.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn job_for<D: Dialect>(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+    ) -> std::result::Result<JobRecord, Response> {
+        let owner = self.authorize::<D>(headers)?;
+        self.job_of(id, &owner).map_err(|e| D::from_error(&e))
+    }
+
+    /// The headers, owner and body fields of an authorised request, or `D`'s error.
+    // The error is the finished HTTP response, returned by value as handlers do.
+    #[allow(clippy::result_large_err)]
+    pub(crate) async fn read_request<D: Dialect>(
+        &self,
+        req: Request,
+    ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
+        let headers = req.headers().clone();
+        let owner = self.authorize::<D>(&headers)?;
+        let fields = form::read(req, &self.uploads)
+            .await
+            .map_err(|e| D::from_error(&e))?;
+        Ok((headers, owner, fields))
+    }
+
     /// The base URL for links in responses to a request with `headers`.
     pub(crate) fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(u) = &self.config.public_url {

@@ -85,13 +85,9 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// `POST /producer/audios`.
 pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    let Some(owner) = state.owner(&headers) else {
-        return Producer::unauthorized();
-    };
-    let fields = match form::read(req, &state.uploads).await {
-        Ok(f) => f,
-        Err(e) => return Producer::from_error(&e),
+    let (headers, owner, fields) = match state.read_request::<Producer>(req).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
     };
     let action = fields.str("action").unwrap_or_else(|| "generate".into());
     if action != "generate" {
@@ -247,13 +243,9 @@ fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value 
 
 /// `POST /producer/tasks`.
 pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    let Some(owner) = state.owner(&headers) else {
-        return Producer::unauthorized();
-    };
-    let fields = match form::read(req, &state.uploads).await {
-        Ok(f) => f,
-        Err(e) => return Producer::from_error(&e),
+    let (headers, owner, fields) = match state.read_request::<Producer>(req).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
     };
     let missing = |name: &'static str| {
         Producer::from_error(&Error::InvalidArgument {
