@@ -8,6 +8,10 @@
 //! expansion of numbers, abbreviations and symbols, the zh / ko / ja transliteration and the
 //! per-line language detection; until then a caller supplies the language of each line.
 
+pub mod cleaners;
+pub mod korean;
+pub mod numbers;
+
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -147,28 +151,16 @@ pub fn is_structure_tag(line: &str) -> bool {
     line.starts_with('[') && line[1..].contains(']')
 }
 
-/// The language-independent part of the reference's cleaners: `"` removed, Turkish `İ Ö Ü`
-/// mapped first (Turkish only), lowercase, runs of whitespace collapsed to one space.
-pub fn basic_clean(text: &str, lang: Language) -> String {
-    let mut t = text.replace('"', "");
-    if lang == Language::Tr {
-        t = t.replace('İ', "i").replace('Ö', "ö").replace('Ü', "ü");
+/// The cleaning `VoiceBpeTokenizer.preprocess_text` applies to a line in `lang`: Hindi gets
+/// `basic_cleaners` (lowercase, whitespace); every other language `multilingual_cleaners`
+/// then Korean romanisation for Korean (numbers are spelled out in English only so far; Chinese
+/// pinyin and Japanese romaji are not in yet, so those lines are cleaned but not transliterated).
+pub fn clean(text: &str, lang: Language) -> String {
+    match lang {
+        Language::Hi | Language::Ja => cleaners::basic_clean(text),
+        Language::Ko => korean::romanize(&cleaners::multilingual_clean(text, lang)),
+        _ => cleaners::multilingual_clean(text, lang),
     }
-    let lower = t.to_lowercase();
-    let mut out = String::with_capacity(lower.len());
-    let mut in_ws = false;
-    for ch in lower.chars() {
-        if ch.is_whitespace() {
-            if !in_ws {
-                out.push(' ');
-            }
-            in_ws = true;
-        } else {
-            out.push(ch);
-            in_ws = false;
-        }
-    }
-    out
 }
 
 /// The lyric BPE tokenizer (`vocab.json` of the reference, a `tokenizers` JSON).
@@ -223,7 +215,7 @@ impl LyricTokenizer {
 
     /// `VoiceBpeTokenizer.encode(text, lang)`: clean, prefix `[lang]`, spaces to `[SPACE]`, BPE.
     pub fn encode(&self, text: &str, lang: Language) -> Result<Vec<u32>> {
-        let cleaned = basic_clean(text, lang);
+        let cleaned = clean(text, lang);
         let prepared = format!("{}{}", lang.prefix(), cleaned).replace(' ', "[SPACE]");
         let enc = self
             .tokenizer
@@ -269,10 +261,16 @@ mod tests {
     #[test]
     fn cleaning_and_tags() {
         assert_eq!(
-            basic_clean("  Hello   \"World\"\t!", Language::En),
-            " hello world !"
+            clean("  Hello   \"World\"\t!", Language::En),
+            "hello world !"
         );
-        assert_eq!(basic_clean("İSTANBUL", Language::Tr), "istanbul");
+        assert_eq!(clean("İSTANBUL", Language::Tr), "istanbul");
+        assert_eq!(
+            clean("Rock & Roll, Mr. Jones", Language::En),
+            "rock and roll, mister jones"
+        );
+        assert_eq!(clean("Rock & Roll", Language::De), "rock und roll");
+        assert_eq!(clean("50% SALE", Language::Hi), "50% sale");
         assert!(is_structure_tag("[verse]") && is_structure_tag("[chorus - anthemic] yeah"));
         assert!(!is_structure_tag("la [la]") && !is_structure_tag("[unclosed"));
         assert_eq!(Language::from_code_or_english("zh-cn"), Language::Zh);
