@@ -227,7 +227,7 @@ impl English {
     /// `Num2Word_Base.to_cardinal` of a float: integral values as integers, else the integer
     /// part, "point", and each digit of the shortest representation's fraction.
     fn float(&self, v: f64) -> Option<String> {
-        if !v.is_finite() || v < 0.0 || v >= 1e30 {
+        if !v.is_finite() || !(0.0..1e30).contains(&v) {
             return None;
         }
         if v.fract() == 0.0 {
@@ -298,7 +298,7 @@ fn parse_python_float(s: &str) -> Option<f64> {
 /// `num2words.currency.parse_currency_parts` of a float: the exact binary value rounded
 /// half-up to cents, split into whole units and cents.
 fn quantize_cents(v: f64) -> Option<(u128, u128)> {
-    if !v.is_finite() || v < 0.0 || v >= 1e30 {
+    if !v.is_finite() || !(0.0..1e30).contains(&v) {
         return None;
     }
     // 80 fraction digits print a double's exact value for any amount >= 1e-17.
