@@ -2,9 +2,10 @@
 //! calls the `num2words` package): thousands separators removed, currency amounts
 //! (`$ £ €`), decimals, ordinals (`1st`, `21st`), then cardinals.
 //!
-//! English is implemented, word for word as `num2words(lang="en")`; for the other languages
-//! [`expand_numbers`] returns `None` and the caller leaves digits as they are (a known difference
-//! from the reference, listed in the README).
+//! English, German, French and Dutch are implemented, word for word as `num2words` (its
+//! split-and-merge of number words with each language's merge rule, ordinals, decimals and
+//! currency forms); for the other languages [`expand_numbers`] returns `None` and the caller
+//! leaves digits as they are (a known difference from the reference, listed in the README).
 
 use std::sync::LazyLock;
 
@@ -23,7 +24,6 @@ static GBP: LazyLock<Regex> = LazyLock::new(|| re(r"((£[0-9\.\,]*[0-9]+)|([0-9\
 static USD: LazyLock<Regex> = LazyLock::new(|| re(r"((\$[0-9\.\,]*[0-9]+)|([0-9\.\,]*[0-9]+\$))"));
 static EUR: LazyLock<Regex> = LazyLock::new(|| re(r"(([0-9\.\,]*[0-9]+€)|((€[0-9\.\,]*[0-9]+)))"));
 static DECIMAL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+[.,][0-9]+)"));
-static ORDINAL_EN: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th)"));
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"[0-9]+"));
 
 /// Replaces every match of `re` in `text` by `f(match)`; None (text unchanged) if any `f` fails,
@@ -46,12 +46,10 @@ fn try_replace(
 }
 
 /// The number expansion of `text` (already lowercased) in `lang`; None where not implemented
-/// (every language but English) or where the reference would raise (it then keeps the text).
+/// (languages other than en, de, fr, nl) or where the reference would raise (it then keeps the
+/// text).
 pub fn expand_numbers(text: &str, lang: Language) -> Option<String> {
-    if lang != Language::En {
-        return None;
-    }
-    let num = English;
+    let num = Words::of(lang)?;
     let mut t = if matches!(lang, Language::En | Language::Ru) {
         COMMA_NUMBER
             .replace_all(text, |c: &Captures<'_>| c[0].replace(',', ""))
@@ -75,7 +73,7 @@ pub fn expand_numbers(text: &str, lang: Language) -> Option<String> {
     if lang != Language::Tr {
         t = try_replace(&DECIMAL, &t, |c| num.decimal(&c[1]))?;
     }
-    t = try_replace(&ORDINAL_EN, &t, |c| num.ordinal(c[1].parse().ok()?))?;
+    t = num.expand_ordinals(&t)?;
     try_replace(&NUMBER, &t, |c| num.cardinal(c[0].parse().ok()?))
 }
 
@@ -87,10 +85,21 @@ enum Currency {
     Eur,
 }
 
-/// `num2words` in English.
-struct English;
+/// A (words, value) pair of num2words' split-and-merge.
+type Pair = (String, u128);
 
-const LOW: [&str; 21] = [
+/// `num2words` for one language: its number words (`cards`, largest first), its `merge` rule,
+/// ordinals, point word and currency forms.
+struct Words {
+    lang: Language,
+    cards: Vec<(u128, String)>,
+    merge: fn(Pair, Pair) -> Pair,
+}
+
+/// Word forms (singular, plural) of a currency unit and its hundredth.
+type Forms = ((&'static str, &'static str), (&'static str, &'static str));
+
+const EN_LOW: [&str; 21] = [
     "zero",
     "one",
     "two",
@@ -113,109 +122,318 @@ const LOW: [&str; 21] = [
     "nineteen",
     "twenty",
 ];
-const TENS: [&str; 10] = [
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+const DE_LOW: [&str; 21] = [
+    "null",
+    "eins",
+    "zwei",
+    "drei",
+    "vier",
+    "fünf",
+    "sechs",
+    "sieben",
+    "acht",
+    "neun",
+    "zehn",
+    "elf",
+    "zwölf",
+    "dreizehn",
+    "vierzehn",
+    "fünfzehn",
+    "sechzehn",
+    "siebzehn",
+    "achtzehn",
+    "neunzehn",
+    "zwanzig",
 ];
-const SCALES: [&str; 11] = [
-    "thousand",
-    "million",
-    "billion",
-    "trillion",
-    "quadrillion",
-    "quintillion",
-    "sextillion",
-    "septillion",
-    "octillion",
-    "nonillion",
-    "decillion",
+const FR_LOW: [&str; 21] = [
+    "zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix", "onze",
+    "douze", "treize", "quatorze", "quinze", "seize", "dix-sept", "dix-huit", "dix-neuf", "vingt",
+];
+const NL_LOW: [&str; 21] = [
+    "nul",
+    "één",
+    "twee",
+    "drie",
+    "vier",
+    "vijf",
+    "zes",
+    "zeven",
+    "acht",
+    "negen",
+    "tien",
+    "elf",
+    "twaalf",
+    "dertien",
+    "veertien",
+    "vijftien",
+    "zestien",
+    "zeventien",
+    "achttien",
+    "negentien",
+    "twintig",
 ];
 
-impl English {
-    /// The largest named unit <= n and its word.
-    fn unit(n: u128) -> (u128, String) {
-        if n <= 20 {
-            return (n, LOW[n as usize].to_string());
-        }
-        if n < 100 {
-            let t = n / 10 * 10;
-            return (t, TENS[(n / 10) as usize].to_string());
-        }
-        if n < 1000 {
-            return (100, "hundred".into());
-        }
-        let mut unit = 1000u128;
-        let mut i = 0;
-        while i + 1 < SCALES.len() && unit * 1000 <= n {
-            unit *= 1000;
-            i += 1;
-        }
-        (unit, SCALES[i].to_string())
-    }
-
-    /// `Num2Word_EN.merge` of two (text, value) pairs.
-    fn merge(l: (String, u128), r: (String, u128)) -> (String, u128) {
-        let ((lt, ln), (rt, rn)) = (l, r);
-        if ln == 1 && rn < 100 {
-            (rt, rn)
-        } else if 100 > ln && ln > rn {
-            (format!("{lt}-{rt}"), ln + rn)
-        } else if ln >= 100 && 100 > rn {
-            (format!("{lt} and {rt}"), ln + rn)
-        } else if rn > ln {
-            (format!("{lt} {rt}"), ln * rn)
-        } else {
-            (format!("{lt}, {rt}"), ln + rn)
-        }
-    }
-
-    /// (words, value) of `n` by num2words' split-and-merge.
-    fn pair(n: u128) -> (String, u128) {
-        let (unit, word) = Self::unit(n);
-        let (div, rem) = if n == 0 { (1, 0) } else { (n / unit, n % unit) };
-        let left = if div == 1 {
-            ("one".to_string(), 1)
-        } else {
-            Self::pair(div)
+impl Words {
+    /// The words of `lang`, if implemented.
+    fn of(lang: Language) -> Option<Self> {
+        let (low, mid, high, merge): (
+            _,
+            &[(u128, &str)],
+            Vec<(u32, String)>,
+            fn(Pair, Pair) -> Pair,
+        ) = match lang {
+            Language::En => (
+                EN_LOW,
+                &[
+                    (1000, "thousand"),
+                    (100, "hundred"),
+                    (90, "ninety"),
+                    (80, "eighty"),
+                    (70, "seventy"),
+                    (60, "sixty"),
+                    (50, "fifty"),
+                    (40, "forty"),
+                    (30, "thirty"),
+                ],
+                [
+                    "m", "b", "tr", "quadr", "quint", "sext", "sept", "oct", "non", "dec",
+                ]
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (6 + 3 * i as u32, format!("{w}illion")))
+                .collect(),
+                merge_en,
+            ),
+            Language::De => (
+                DE_LOW,
+                &[
+                    (1000, "tausend"),
+                    (100, "hundert"),
+                    (90, "neunzig"),
+                    (80, "achtzig"),
+                    (70, "siebzig"),
+                    (60, "sechzig"),
+                    (50, "fünfzig"),
+                    (40, "vierzig"),
+                    (30, "dreißig"),
+                ],
+                eu_high(&["M", "B", "Tr", "Quadr", "Quint"], "illion", "illiarde"),
+                merge_de,
+            ),
+            Language::Fr => (
+                FR_LOW,
+                &[
+                    (1000, "mille"),
+                    (100, "cent"),
+                    (80, "quatre-vingts"),
+                    (60, "soixante"),
+                    (50, "cinquante"),
+                    (40, "quarante"),
+                    (30, "trente"),
+                ],
+                eu_high(&["m", "b", "tr", "quadr", "quint"], "illion", "illiard"),
+                merge_fr,
+            ),
+            Language::Nl => (
+                NL_LOW,
+                &[
+                    (1000, "duizend"),
+                    (100, "honderd"),
+                    (90, "negentig"),
+                    (80, "tachtig"),
+                    (70, "zeventig"),
+                    (60, "zestig"),
+                    (50, "vijftig"),
+                    (40, "veertig"),
+                    (30, "dertig"),
+                ],
+                eu_high(&["m", "b", "tr", "quadr", "quint"], "iljoen", "iljard"),
+                merge_nl,
+            ),
+            _ => return None,
         };
-        let mut out = Self::merge(left, (word, unit));
+        let mut cards: Vec<(u128, String)> =
+            high.into_iter().map(|(e, w)| (10u128.pow(e), w)).collect();
+        cards.extend(mid.iter().map(|&(v, w)| (v, w.to_string())));
+        cards.extend(
+            low.iter()
+                .enumerate()
+                .rev()
+                .map(|(v, w)| (v as u128, w.to_string())),
+        );
+        cards.sort_by(|a, b| b.0.cmp(&a.0));
+        Some(Self { lang, cards, merge })
+    }
+
+    /// `num2words(n)`; None beyond the largest number word (the reference's own limit is higher).
+    fn cardinal(&self, n: u128) -> Option<String> {
+        if n >= self.cards[0].0.checked_mul(1000)? {
+            return None;
+        }
+        Some(self.pair(n).0)
+    }
+
+    /// `Num2Word_Base.splitnum` + `clean`: the largest card <= n, its multiplier, the rest.
+    fn pair(&self, n: u128) -> Pair {
+        let (unit, word) = self
+            .cards
+            .iter()
+            .find(|(v, _)| *v <= n)
+            .cloned()
+            .unwrap_or((0, String::new()));
+        let (div, rem) = if n == 0 || unit == 0 {
+            (1, 0)
+        } else {
+            (n / unit, n % unit)
+        };
+        let left = if div == 1 {
+            (self.word(1), 1)
+        } else {
+            self.pair(div)
+        };
+        let mut out = (self.merge)(left, (word, unit));
         if rem > 0 {
-            out = Self::merge(out, Self::pair(rem));
+            out = (self.merge)(out, self.pair(rem));
         }
         out
     }
 
-    /// `num2words(n)`; None beyond the named scales (the reference's own limit is higher).
-    fn cardinal(&self, n: u128) -> Option<String> {
-        if n >= 1000u128.pow(SCALES.len() as u32 + 1) {
-            return None;
-        }
-        Some(Self::pair(n).0)
+    /// The card word of a small number.
+    fn word(&self, n: u128) -> String {
+        self.cards
+            .iter()
+            .find(|(v, _)| *v == n)
+            .map(|(_, w)| w.clone())
+            .unwrap_or_default()
+    }
+
+    /// The ordinal suffix regex of the language.
+    fn expand_ordinals(&self, text: &str) -> Option<String> {
+        static EN: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th)"));
+        static FR: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|re|e|ème)"));
+        static NL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(de|ste|e)"));
+        // German `1.` needs a look-ahead (a dot before whitespace or the end).
+        static DE: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th|º|ª|\.(\s|$))"));
+        let regex = match self.lang {
+            Language::En => &*EN,
+            Language::Fr => &*FR,
+            Language::Nl => &*NL,
+            Language::De => &*DE,
+            _ => return None,
+        };
+        try_replace(regex, text, |c| {
+            // Keep what the look-ahead saw.
+            let tail = c.get(3).map_or("", |m| m.as_str());
+            Some(format!("{}{tail}", self.ordinal(c[1].parse().ok()?)?))
+        })
     }
 
     /// `num2words(n, ordinal=True)`.
     fn ordinal(&self, n: u128) -> Option<String> {
         let card = self.cardinal(n)?;
-        let (head, last) = match card.rfind([' ', '-']) {
-            Some(i) => card.split_at(i + 1),
-            None => ("", card.as_str()),
-        };
-        let ord = match last {
-            "one" => "first".to_string(),
-            "two" => "second".into(),
-            "three" => "third".into(),
-            "four" => "fourth".into(),
-            "five" => "fifth".into(),
-            "six" => "sixth".into(),
-            "seven" => "seventh".into(),
-            "eight" => "eighth".into(),
-            "nine" => "ninth".into(),
-            "ten" => "tenth".into(),
-            "eleven" => "eleventh".into(),
-            "twelve" => "twelfth".into(),
-            w if w.ends_with('y') => format!("{}ieth", &w[..w.len() - 1]),
-            w => format!("{w}th"),
-        };
-        Some(format!("{head}{ord}"))
+        Some(match self.lang {
+            Language::En => {
+                let (head, last) = match card.rfind([' ', '-']) {
+                    Some(i) => card.split_at(i + 1),
+                    None => ("", card.as_str()),
+                };
+                let ord = match last {
+                    "one" => "first".to_string(),
+                    "two" => "second".into(),
+                    "three" => "third".into(),
+                    "four" => "fourth".into(),
+                    "five" => "fifth".into(),
+                    "six" => "sixth".into(),
+                    "seven" => "seventh".into(),
+                    "eight" => "eighth".into(),
+                    "nine" => "ninth".into(),
+                    "ten" => "tenth".into(),
+                    "eleven" => "eleventh".into(),
+                    "twelve" => "twelfth".into(),
+                    w if w.ends_with('y') => format!("{}ieth", &w[..w.len() - 1]),
+                    w => format!("{w}th"),
+                };
+                format!("{head}{ord}")
+            }
+            Language::De => {
+                const ORDS: [(&str, &str); 11] = [
+                    ("eins", "ers"),
+                    ("drei", "drit"),
+                    ("acht", "ach"),
+                    ("sieben", "sieb"),
+                    ("ig", "igs"),
+                    ("ert", "erts"),
+                    ("end", "ends"),
+                    ("ion", "ions"),
+                    ("nen", "ns"),
+                    ("rde", "rds"),
+                    ("rden", "rds"),
+                ];
+                let mut w = card.to_lowercase();
+                if let Some((k, v)) = ORDS.iter().find(|(k, _)| w.ends_with(k)) {
+                    w = format!("{}{v}", &w[..w.len() - k.len()]);
+                }
+                let mut res = format!("{w}te");
+                if res == "eintausendste" || res == "einhundertste" {
+                    res = res.replacen("ein", "", 1);
+                }
+                static ONE_BIG: LazyLock<Regex> =
+                    LazyLock::new(|| re(r"eine ([a-z]+(illion|illiard)ste)$"));
+                static BIG: LazyLock<Regex> =
+                    LazyLock::new(|| re(r" ([a-z]+(illion|illiard)ste)$"));
+                let res = ONE_BIG.replace(&res, "$1").into_owned();
+                BIG.replace(&res, "$1").into_owned()
+            }
+            Language::Fr => {
+                if n == 1 {
+                    "premier".into()
+                } else if let Some(stem) = card.strip_suffix("cinq") {
+                    format!("{stem}cinquième")
+                } else if let Some(stem) = card.strip_suffix("neuf") {
+                    format!("{stem}neuvième")
+                } else {
+                    format!("{}ième", card.strip_suffix('e').unwrap_or(&card))
+                }
+            }
+            Language::Nl => {
+                const ORDS: [(&str, &str); 18] = [
+                    ("nul", "nuld"),
+                    ("één", "eerst"),
+                    ("twee", "tweed"),
+                    ("drie", "derd"),
+                    ("vier", "vierd"),
+                    ("vijf", "vijfd"),
+                    ("zes", "zesd"),
+                    ("zeven", "zevend"),
+                    ("acht", "achtst"),
+                    ("negen", "negend"),
+                    ("tien", "tiend"),
+                    ("elf", "elfd"),
+                    ("twaalf", "twaalfd"),
+                    ("ig", "igst"),
+                    ("erd", "erdst"),
+                    ("end", "endst"),
+                    ("joen", "joenst"),
+                    ("rd", "rdst"),
+                ];
+                let mut w = card;
+                if let Some((k, v)) = ORDS.iter().find(|(k, _)| w.ends_with(k)) {
+                    w = format!("{}{v}", &w[..w.len() - k.len()]);
+                }
+                format!("{w}e")
+            }
+            _ => return None,
+        })
+    }
+
+    /// The word between the integer and fraction digits of a decimal.
+    fn point_word(&self) -> &'static str {
+        match self.lang {
+            Language::De => "Komma",
+            Language::Fr => "virgule",
+            Language::Nl => "komma",
+            _ => "point",
+        }
     }
 
     /// `num2words(float(s))` for a decimal `s` (`,` or `.` as the point).
@@ -225,7 +443,7 @@ impl English {
     }
 
     /// `Num2Word_Base.to_cardinal` of a float: integral values as integers, else the integer
-    /// part, "point", and each digit of the shortest representation's fraction.
+    /// part, the point word, and each digit of the shortest representation's fraction.
     fn float(&self, v: f64) -> Option<String> {
         if !v.is_finite() || !(0.0..1e30).contains(&v) {
             return None;
@@ -243,11 +461,45 @@ impl English {
             post.floor()
         } as u128;
         let digits = format!("{post:0width$}", width = precision as usize);
-        let mut out = vec![self.cardinal(pre as u128)?, "point".into()];
+        let mut out = vec![self.cardinal(pre as u128)?, self.point_word().to_string()];
         for d in digits.chars().take(precision as usize) {
-            out.push(LOW[d.to_digit(10)? as usize].to_string());
+            out.push(self.cardinal(u128::from(d.to_digit(10)?))?);
         }
         Some(out.join(" "))
+    }
+
+    /// Currency words, separator before the cents, and the reference's `and_equivalents` cut.
+    fn currency_forms(&self, c: Currency) -> (Forms, &'static str, &'static str) {
+        match (self.lang, c) {
+            (Language::De, Currency::Eur) => {
+                ((("Euro", "Euro"), ("Cent", "Cent")), " und", " und ")
+            }
+            (Language::De, Currency::Gbp) => {
+                ((("Pfund", "Pfund"), ("Penny", "Pence")), " und", " und ")
+            }
+            (Language::De, Currency::Usd) => {
+                ((("Dollar", "Dollar"), ("Cent", "Cent")), " und", " und ")
+            }
+            (Language::Fr, Currency::Eur) => {
+                ((("euro", "euros"), ("centime", "centimes")), " et", " et ")
+            }
+            (Language::Fr, Currency::Gbp) => {
+                ((("livre", "livres"), ("penny", "pence")), " et", " et ")
+            }
+            (Language::Fr, Currency::Usd) => {
+                ((("dollar", "dollars"), ("cent", "cents")), " et", " et ")
+            }
+            (Language::Nl, Currency::Eur) => ((("euro", "euro"), ("cent", "cent")), ",", ", "),
+            (Language::Nl, Currency::Gbp) => ((("pond", "pond"), ("penny", "pence")), ",", ", "),
+            (Language::Nl, Currency::Usd) => ((("dollar", "dollar"), ("cent", "cent")), ",", ", "),
+            (_, Currency::Eur) => ((("euro", "euro"), ("cent", "cents")), ",", ", "),
+            (_, Currency::Gbp) => (
+                (("pound sterling", "pounds sterling"), ("penny", "pence")),
+                ",",
+                ", ",
+            ),
+            (_, Currency::Usd) => ((("dollar", "dollars"), ("cent", "cents")), ",", ", "),
+        }
     }
 
     /// The reference's `_expand_currency` of a match such as `$100`, `£20`, `3,50€`.
@@ -259,32 +511,155 @@ impl English {
             .collect();
         let amount: f64 = parse_python_float(&digits)?;
         let (whole, cents) = quantize_cents(amount)?;
-        let (unit, sub) = match currency {
-            Currency::Usd => (("dollar", "dollars"), ("cent", "cents")),
-            Currency::Gbp => (("pound sterling", "pounds sterling"), ("penny", "pence")),
-            Currency::Eur => (("euro", "euro"), ("cent", "cents")),
-        };
+        let ((unit, sub), separator, cut) = self.currency_forms(currency);
         let plural = |n: u128, forms: (&'static str, &'static str)| {
-            if n == 1 {
+            // Dutch always uses the singular.
+            if n == 1 || self.lang == Language::Nl {
                 forms.0
             } else {
                 forms.1
             }
         };
-        let full = format!(
-            "{} {}, {} {}",
+        let mut full = format!(
+            "{} {}{separator} {} {}",
             self.cardinal(whole)?,
             plural(whole, unit),
             self.cardinal(cents)?,
             plural(cents, sub)
         );
+        if self.lang == Language::De {
+            // "ein Euro", not "eins Euro".
+            full = full.replace("eins ", "ein ");
+        }
         if amount.fract() == 0.0 {
-            if let Some(i) = full.rfind(", ") {
-                return Some(full[..i].to_string());
+            if let Some(i) = full.rfind(cut) {
+                full.truncate(i);
             }
         }
         Some(full)
     }
+}
+
+/// The large-number words of the EU languages: for each prefix (million's `m`, billion's `b`,
+/// ...), 10^(6k) gets `mega` and 10^(6k+3) `giga` (German `Million`, `Milliarde`).
+fn eu_high(prefixes: &[&str], mega: &str, giga: &str) -> Vec<(u32, String)> {
+    prefixes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| {
+            let e = 6 + 6 * i as u32;
+            [(e, format!("{p}{mega}")), (e + 3, format!("{p}{giga}"))]
+        })
+        .collect()
+}
+
+/// `Num2Word_EN.merge`.
+fn merge_en((lt, ln): Pair, (rt, rn): Pair) -> Pair {
+    if ln == 1 && rn < 100 {
+        (rt, rn)
+    } else if 100 > ln && ln > rn {
+        (format!("{lt}-{rt}"), ln + rn)
+    } else if ln >= 100 && 100 > rn {
+        (format!("{lt} and {rt}"), ln + rn)
+    } else if rn > ln {
+        (format!("{lt} {rt}"), ln * rn)
+    } else {
+        (format!("{lt}, {rt}"), ln + rn)
+    }
+}
+
+/// `Num2Word_DE.merge`.
+fn merge_de((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
+    if cn == 1 {
+        if nn == 100 || nn == 1000 {
+            return (format!("ein{nt}"), nn);
+        } else if nn < 1_000_000 {
+            return (nt, nn);
+        }
+        ct = "eine".into();
+    }
+    let val;
+    if nn > cn {
+        if nn >= 1_000_000 {
+            if cn > 1 {
+                nt.push_str(if nt.ends_with('e') { "n" } else { "en" });
+            }
+            ct.push(' ');
+        }
+        val = cn * nn;
+    } else {
+        if nn < 10 && 10 < cn && cn < 100 {
+            if nn == 1 {
+                nt = "ein".into();
+            }
+            let (a, b) = (ct, format!("{nt}und"));
+            nt = a;
+            ct = b;
+        } else if cn >= 1_000_000 {
+            ct.push(' ');
+        }
+        val = cn + nn;
+    }
+    (format!("{ct}{nt}"), val)
+}
+
+/// `Num2Word_FR.merge`.
+fn merge_fr((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
+    if cn == 1 {
+        if nn < 1_000_000 {
+            return (nt, nn);
+        }
+    } else {
+        let c = cn as i128;
+        if ((c - 80).rem_euclid(100) == 0 || (cn % 100 == 0 && cn < 1000))
+            && nn < 1_000_000
+            && ct.ends_with('s')
+        {
+            ct.pop();
+        }
+        if cn < 1000 && nn != 1000 && !nt.ends_with('s') && nn % 100 == 0 {
+            nt.push('s');
+        }
+    }
+    if nn < cn && cn < 100 {
+        if nn % 10 == 1 && cn != 80 {
+            return (format!("{ct} et {nt}"), cn + nn);
+        }
+        return (format!("{ct}-{nt}"), cn + nn);
+    }
+    if nn > cn {
+        return (format!("{ct} {nt}"), cn * nn);
+    }
+    (format!("{ct} {nt}"), cn + nn)
+}
+
+/// `Num2Word_NL.merge`.
+fn merge_nl((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
+    if cn == 1 {
+        if nn < 1_000_000 {
+            return (nt, nn);
+        }
+        ct = "een".into();
+    }
+    let val;
+    if nn > cn {
+        if nn >= 1_000_000 {
+            ct.push(' ');
+        }
+        val = cn * nn;
+    } else {
+        if nn < 10 && 10 < cn && cn < 100 {
+            if nn == 1 {
+                nt = "een".into();
+            }
+            nt.push_str(if nt.ends_with('e') { "ën" } else { "en" });
+            std::mem::swap(&mut nt, &mut ct);
+        } else if cn >= 1_000_000 {
+            ct.push(' ');
+        }
+        val = cn + nn;
+    }
+    (format!("{ct}{nt}"), val)
 }
 
 /// Python's `float(s)` for strings of digits and dots (None where Python raises, e.g. "1.2.3").
@@ -321,9 +696,13 @@ fn quantize_cents(v: f64) -> Option<(u128, u128)> {
 mod tests {
     use super::*;
 
+    fn w(lang: Language) -> Words {
+        Words::of(lang).unwrap()
+    }
+
     #[test]
-    fn english_cardinals_ordinals_decimals_currency() {
-        let e = English;
+    fn english_like_num2words() {
+        let e = w(Language::En);
         let c = |n| e.cardinal(n).unwrap();
         assert_eq!(c(0), "zero");
         assert_eq!(c(21), "twenty-one");
@@ -353,5 +732,161 @@ mod tests {
             expand_numbers("we made $1,000 in 1 night", Language::En).unwrap(),
             "we made one thousand dollars in one night"
         );
+    }
+
+    /// Values printed by num2words 0.5 (the reference's dependency).
+    #[test]
+    fn german_french_dutch_like_num2words() {
+        let nums = [
+            1,
+            21,
+            71,
+            80,
+            81,
+            91,
+            100,
+            101,
+            200,
+            1000,
+            1985,
+            2020,
+            1_000_000,
+            2_000_000,
+            3_500_000_000,
+        ];
+        let ords = [1, 2, 3, 7, 8, 20, 21, 100, 1000, 1_000_000];
+        let cases: [(Language, [&str; 15], [&str; 10], [&str; 5]); 3] = [
+            (
+                Language::De,
+                [
+                    "eins",
+                    "einundzwanzig",
+                    "einundsiebzig",
+                    "achtzig",
+                    "einundachtzig",
+                    "einundneunzig",
+                    "einhundert",
+                    "einhunderteins",
+                    "zweihundert",
+                    "eintausend",
+                    "eintausendneunhundertfünfundachtzig",
+                    "zweitausendzwanzig",
+                    "eine Million",
+                    "zwei Millionen",
+                    "drei Milliarden fünfhundert Millionen",
+                ],
+                [
+                    "erste",
+                    "zweite",
+                    "dritte",
+                    "siebte",
+                    "achte",
+                    "zwanzigste",
+                    "einundzwanzigste",
+                    "hundertste",
+                    "tausendste",
+                    "millionste",
+                ],
+                [
+                    "fünfundzwanzig Komma fünf",
+                    "eins Komma null fünf",
+                    "fünfzig Euro",
+                    "ein Dollar",
+                    "einundzwanzig Pfund und fünfzig Pence",
+                ],
+            ),
+            (
+                Language::Fr,
+                [
+                    "un",
+                    "vingt et un",
+                    "soixante et onze",
+                    "quatre-vingts",
+                    "quatre-vingt-un",
+                    "quatre-vingt-onze",
+                    "cent",
+                    "cent un",
+                    "deux cents",
+                    "mille",
+                    "mille neuf cent quatre-vingt-cinq",
+                    "deux mille vingt",
+                    "un million",
+                    "deux millions",
+                    "trois milliards cinq cents millions",
+                ],
+                [
+                    "premier",
+                    "deuxième",
+                    "troisième",
+                    "septième",
+                    "huitième",
+                    "vingtième",
+                    "vingt et unième",
+                    "centième",
+                    "millième",
+                    "un millionième",
+                ],
+                [
+                    "vingt-cinq virgule cinq",
+                    "un virgule zéro cinq",
+                    "cinquante euros",
+                    "un dollar",
+                    "vingt et un livres et cinquante pence",
+                ],
+            ),
+            (
+                Language::Nl,
+                [
+                    "één",
+                    "eenentwintig",
+                    "eenenzeventig",
+                    "tachtig",
+                    "eenentachtig",
+                    "eenennegentig",
+                    "honderd",
+                    "honderdéén",
+                    "tweehonderd",
+                    "duizend",
+                    "duizendnegenhonderdvijfentachtig",
+                    "tweeduizendtwintig",
+                    "een miljoen",
+                    "twee miljoen",
+                    "drie miljard vijfhonderd miljoen",
+                ],
+                [
+                    "eerste",
+                    "tweede",
+                    "derde",
+                    "zevende",
+                    "achtste",
+                    "twintigste",
+                    "eenentwintigste",
+                    "honderdste",
+                    "duizendste",
+                    "een miljoenste",
+                ],
+                [
+                    "vijfentwintig komma vijf",
+                    "één komma nul vijf",
+                    "vijftig euro",
+                    "één dollar",
+                    "eenentwintig pond, vijftig penny",
+                ],
+            ),
+        ];
+        for (lang, cards, ordinals, other) in cases {
+            let x = w(lang);
+            for (n, want) in nums.iter().zip(cards) {
+                assert_eq!(x.cardinal(*n).unwrap(), want, "{lang:?} {n}");
+            }
+            for (n, want) in ords.iter().zip(ordinals) {
+                assert_eq!(x.ordinal(*n).unwrap(), want, "{lang:?} ordinal {n}");
+            }
+            assert_eq!(x.decimal("25,5").unwrap(), other[0]);
+            assert_eq!(x.decimal("1.05").unwrap(), other[1]);
+            assert_eq!(x.currency_text("50€", Currency::Eur).unwrap(), other[2]);
+            assert_eq!(x.currency_text("$1", Currency::Usd).unwrap(), other[3]);
+            assert_eq!(x.currency_text("£21.50", Currency::Gbp).unwrap(), other[4]);
+        }
     }
 }
