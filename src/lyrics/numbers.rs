@@ -88,12 +88,24 @@ enum Currency {
 /// A (words, value) pair of num2words' split-and-merge.
 type Pair = (String, u128);
 
+/// A language's merge rule.
+type Merge = fn(Pair, Pair) -> Pair;
+
+/// A language's number words: 0..=20, the tens / hundred / thousand words, the powers of ten
+/// from a million up (exponent, word), and its merge rule.
+type Spec = (
+    [&'static str; 21],
+    &'static [(u128, &'static str)],
+    Vec<(u32, String)>,
+    Merge,
+);
+
 /// `num2words` for one language: its number words (`cards`, largest first), its `merge` rule,
 /// ordinals, point word and currency forms.
 struct Words {
     lang: Language,
     cards: Vec<(u128, String)>,
-    merge: fn(Pair, Pair) -> Pair,
+    merge: Merge,
 }
 
 /// Word forms (singular, plural) of a currency unit and its hundredth.
@@ -176,12 +188,7 @@ const NL_LOW: [&str; 21] = [
 impl Words {
     /// The words of `lang`, if implemented.
     fn of(lang: Language) -> Option<Self> {
-        let (low, mid, high, merge): (
-            _,
-            &[(u128, &str)],
-            Vec<(u32, String)>,
-            fn(Pair, Pair) -> Pair,
-        ) = match lang {
+        let (low, mid, high, merge): Spec = match lang {
             Language::En => (
                 EN_LOW,
                 &[
@@ -261,7 +268,7 @@ impl Words {
                 .rev()
                 .map(|(v, w)| (v as u128, w.to_string())),
         );
-        cards.sort_by(|a, b| b.0.cmp(&a.0));
+        cards.sort_by_key(|c| std::cmp::Reverse(c.0));
         Some(Self { lang, cards, merge })
     }
 
