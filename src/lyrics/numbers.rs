@@ -762,7 +762,13 @@ mod tests {
             3_500_000_000,
         ];
         let ords = [1, 2, 3, 7, 8, 20, 21, 100, 1000, 1_000_000];
-        let cases: [(Language, [&str; 15], [&str; 10], [&str; 5]); 3] = [
+        type Case = (
+            Language,
+            [&'static str; 15],
+            [&'static str; 10],
+            [&'static str; 5],
+        );
+        let cases: [Case; 3] = [
             (
                 Language::De,
                 [
