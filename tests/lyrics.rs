@@ -4,9 +4,9 @@
 //! The vocab (`../shared/reference/vocab.json`, not committed) is found through
 //! `ACESTEP_LYRIC_VOCAB` or that path; the tests say so and fail when it is absent.
 //! Held exact (the test fails otherwise): the framing, structure tags, every line in English,
-//! German, French and Dutch (number words included), and every line without digits in the other
+//! German, French, Dutch and Spanish (number words included), and every line without digits in the other
 //! languages but zh / ja (abbreviations, symbols and Korean romanisation included). Printed: per
-//! language, exact lines without and with digits. Still to come: number words in es it pt pl cs
+//! language, exact lines without and with digits. Still to come: number words in it pt pl cs
 //! ru tr hu ar ko, Chinese pinyin, Japanese romaji, and language detection.
 
 use std::collections::BTreeMap;
@@ -30,10 +30,11 @@ fn reference() -> serde_json::Value {
 }
 
 /// Lines our cleaning implements exactly: not zh / ja, and without digits or in a language whose
-/// number words are in (en, de, fr, nl).
+/// number words are in (en, de, fr, nl, es).
 fn needs_no_expansion(line: &str, lang: &str) -> bool {
     !matches!(lang, "zh" | "ja")
-        && (matches!(lang, "en" | "de" | "fr" | "nl") || !line.chars().any(|c| c.is_ascii_digit()))
+        && (matches!(lang, "en" | "de" | "fr" | "nl" | "es")
+            || !line.chars().any(|c| c.is_ascii_digit()))
 }
 
 #[test]
@@ -124,4 +125,32 @@ fn missing_vocab_is_a_clear_error() {
         e.contains("/nonexistent/vocab.json") && e.contains("ACESTEP_LYRIC_VOCAB"),
         "{e}"
     );
+}
+
+/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 6380
+/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es
+/// (`tests/fixtures/lyrics/numbers.json`).
+#[test]
+fn number_words_match_num2words() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lyrics/numbers.json");
+    let cases: BTreeMap<String, Vec<(String, String)>> =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for (code, rows) in &cases {
+        let lang = Language::from_code_or_english(code);
+        let mut ok = 0;
+        for (input, want) in rows {
+            let got = acestep::lyrics::numbers::expand_numbers(input, lang);
+            if got.as_deref() == Some(want.as_str()) {
+                ok += 1;
+            } else if failures.len() < 40 {
+                failures.push(format!("{code}: {input:?} -> {got:?}, reference {want:?}"));
+            }
+        }
+        total += rows.len();
+        println!("{code}: {ok}/{} number cases exact", rows.len());
+    }
+    assert!(total > 6000);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

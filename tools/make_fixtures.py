@@ -731,6 +731,30 @@ def make_lyrics(vocab):
     print(f"lyrics: {len(rows)} lines -> tests/fixtures/lyrics/reference.json")
 
 
+def make_numbers():
+    """The reference's `expand_numbers_multilingual` (num2words underneath) on cardinals, ordinals,
+    decimals and currency amounts, for the languages whose number words we implement. Writes
+    tests/fixtures/lyrics/numbers.json: {lang: [[input, output], ...]}."""
+    from acestep.models.lyrics_utils.lyric_tokenizer import expand_numbers_multilingual
+
+    ordinal_suffix = {"en": "th", "de": ".", "fr": "e", "nl": "e", "es": "º"}
+    bigs = [1985, 2020, 10007, 21000, 123456, 1000000, 1000001, 2500000, 10**9, 3500000000,
+            10**12 + 1, 987654321012]
+    decimals = ["0.5", "1.05", "3.5", "25,5", "12.75", "99.99", "0.01", "100.1", "7,25", "3.0"]
+    money = ["$1", "$2", "$21", "$100", "$1.50", "$3.50", "$0.99", "$1,000", "£1", "£21", "£21.50",
+             "£0.01", "1€", "21€", "50€", "3,50€", "€1.01", "€200"]
+    out = {}
+    for lang, suf in ordinal_suffix.items():
+        cases = [str(n) for n in list(range(0, 1101)) + bigs]
+        cases += [f"{n}{suf} x" for n in list(range(1, 131)) + [200, 1000, 1001, 1985, 10**6]]
+        cases += decimals + money
+        out[lang] = [[c, expand_numbers_multilingual(c, lang)] for c in cases]
+    d = os.path.join(FIX, "lyrics")
+    with open(os.path.join(d, "numbers.json"), "w", encoding="utf-8") as f:
+        json.dump(out, f, ensure_ascii=False, indent=0)
+    print(f"numbers: {sum(len(v) for v in out.values())} cases -> tests/fixtures/lyrics/numbers.json")
+
+
 def make_audio():
     """Small encoded files for the audio reader: ogg/vorbis (which we read but do not write)."""
     import soundfile as sf
@@ -749,7 +773,7 @@ def main():
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,lyrics", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, lyrics")
+    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,lyrics,numbers", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, lyrics, numbers")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "..", "shared", "reference", "vocab.json"),
                     help="the reference lyric tokenizer's vocab.json (lyrics fixtures)")
     args = ap.parse_args()
@@ -772,6 +796,8 @@ def main():
         make_diffusion()
     if "lyrics" in parts:
         make_lyrics(args.vocab)
+    if "numbers" in parts:
+        make_numbers()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 //! calls the `num2words` package): thousands separators removed, currency amounts
 //! (`$ £ €`), decimals, ordinals (`1st`, `21st`), then cardinals.
 //!
-//! English, German, French and Dutch are implemented, word for word as `num2words` (its
+//! English, German, French, Dutch and Spanish are implemented, word for word as `num2words` (its
 //! split-and-merge of number words with each language's merge rule, ordinals, decimals and
 //! currency forms); for the other languages [`expand_numbers`] returns `None` and the caller
 //! leaves digits as they are (a known difference from the reference, listed in the README).
@@ -46,7 +46,7 @@ fn try_replace(
 }
 
 /// The number expansion of `text` (already lowercased) in `lang`; None where not implemented
-/// (languages other than en, de, fr, nl) or where the reference would raise (it then keeps the
+/// (languages other than en, de, fr, nl, es) or where the reference would raise (it then keeps the
 /// text).
 pub fn expand_numbers(text: &str, lang: Language) -> Option<String> {
     let num = Words::of(lang)?;
@@ -91,10 +91,10 @@ type Pair = (String, u128);
 /// A language's merge rule.
 type Merge = fn(Pair, Pair) -> Pair;
 
-/// A language's number words: 0..=20, the tens / hundred / thousand words, the powers of ten
+/// A language's number words: 0..=20 (Spanish 0..=29), the tens / hundred / thousand words, the powers of ten
 /// from a million up (exponent, word), and its merge rule.
 type Spec = (
-    [&'static str; 21],
+    &'static [&'static str],
     &'static [(u128, &'static str)],
     Vec<(u32, String)>,
     Merge,
@@ -161,6 +161,38 @@ const FR_LOW: [&str; 21] = [
     "zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix", "onze",
     "douze", "treize", "quatorze", "quinze", "seize", "dix-sept", "dix-huit", "dix-neuf", "vingt",
 ];
+const ES_LOW: [&str; 30] = [
+    "cero",
+    "uno",
+    "dos",
+    "tres",
+    "cuatro",
+    "cinco",
+    "seis",
+    "siete",
+    "ocho",
+    "nueve",
+    "diez",
+    "once",
+    "doce",
+    "trece",
+    "catorce",
+    "quince",
+    "dieciséis",
+    "diecisiete",
+    "dieciocho",
+    "diecinueve",
+    "veinte",
+    "veintiuno",
+    "veintidós",
+    "veintitrés",
+    "veinticuatro",
+    "veinticinco",
+    "veintiséis",
+    "veintisiete",
+    "veintiocho",
+    "veintinueve",
+];
 const NL_LOW: [&str; 21] = [
     "nul",
     "één",
@@ -190,7 +222,7 @@ impl Words {
     fn of(lang: Language) -> Option<Self> {
         let (low, mid, high, merge): Spec = match lang {
             Language::En => (
-                EN_LOW,
+                &EN_LOW,
                 &[
                     (1000, "thousand"),
                     (100, "hundred"),
@@ -212,7 +244,7 @@ impl Words {
                 merge_en,
             ),
             Language::De => (
-                DE_LOW,
+                &DE_LOW,
                 &[
                     (1000, "tausend"),
                     (100, "hundert"),
@@ -228,7 +260,7 @@ impl Words {
                 merge_de,
             ),
             Language::Fr => (
-                FR_LOW,
+                &FR_LOW,
                 &[
                     (1000, "mille"),
                     (100, "cent"),
@@ -242,7 +274,7 @@ impl Words {
                 merge_fr,
             ),
             Language::Nl => (
-                NL_LOW,
+                &NL_LOW,
                 &[
                     (1000, "duizend"),
                     (100, "honderd"),
@@ -256,6 +288,27 @@ impl Words {
                 ],
                 eu_high(&["m", "b", "tr", "quadr", "quint"], "iljoen", "iljard"),
                 merge_nl,
+            ),
+            Language::Es => (
+                &ES_LOW,
+                &[
+                    (1000, "mil"),
+                    (100, "cien"),
+                    (90, "noventa"),
+                    (80, "ochenta"),
+                    (70, "setenta"),
+                    (60, "sesenta"),
+                    (50, "cincuenta"),
+                    (40, "cuarenta"),
+                    (30, "treinta"),
+                ],
+                vec![
+                    (6, "millón".into()),
+                    (12, "billón".into()),
+                    (18, "trillón".into()),
+                    (24, "cuatrillón".into()),
+                ],
+                merge_es,
             ),
             _ => return None,
         };
@@ -319,6 +372,7 @@ impl Words {
         static EN: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th)"));
         static FR: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|re|e|ème)"));
         static NL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(de|ste|e)"));
+        static ES: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|o|a|os|as)"));
         // German `1.` needs a look-ahead (a dot before whitespace or the end).
         static DE: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th|º|ª|\.(\s|$))"));
         let regex = match self.lang {
@@ -326,6 +380,7 @@ impl Words {
             Language::Fr => &*FR,
             Language::Nl => &*NL,
             Language::De => &*DE,
+            Language::Es => &*ES,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -402,6 +457,7 @@ impl Words {
                     format!("{}ième", card.strip_suffix('e').unwrap_or(&card))
                 }
             }
+            Language::Es => self.ordinal_es(n)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -433,12 +489,81 @@ impl Words {
         })
     }
 
+    /// `Num2Word_ES.to_ordinal` (masculine).
+    fn ordinal_es(&self, v: u128) -> Option<String> {
+        fn stem(n: u128) -> Option<&'static str> {
+            Some(match n {
+                1 => "primer",
+                2 => "segund",
+                3 => "tercer",
+                4 => "cuart",
+                5 => "quint",
+                6 => "sext",
+                7 => "séptim",
+                8 => "octav",
+                9 => "noven",
+                10 => "décim",
+                20 => "vigésim",
+                30 => "trigésim",
+                40 => "quadragésim",
+                50 => "quincuagésim",
+                60 => "sexagésim",
+                70 => "septuagésim",
+                80 => "octogésim",
+                90 => "nonagésim",
+                100 => "centésim",
+                200 => "ducentésim",
+                300 => "tricentésim",
+                400 => "cuadrigentésim",
+                500 => "quingentésim",
+                600 => "sexcentésim",
+                700 => "septigentésim",
+                800 => "octigentésim",
+                900 => "noningentésim",
+                1_000 => "milésim",
+                1_000_000 => "millonésim",
+                1_000_000_000 => "billonésim",
+                1_000_000_000_000 => "trillonésim",
+                1_000_000_000_000_000 => "cuadrillonésim",
+                _ => return None,
+            })
+        }
+        let text = if v == 0 {
+            String::new()
+        } else if v <= 10 {
+            format!("{}o", stem(v)?)
+        } else if v <= 12 {
+            format!("{}o{}", stem(10)?, self.ordinal_es(v - 10)?)
+        } else if v <= 100 {
+            let dec = v / 10 * 10;
+            format!("{}o {}", stem(dec)?, self.ordinal_es(v - dec)?)
+        } else if v <= 1000 {
+            let cen = v / 100 * 100;
+            format!("{}o {}", stem(cen)?, self.ordinal_es(v - cen)?)
+        } else if v < 1_000_000_000_000_000_000 {
+            // int(math.log(v, 1000)) in doubles, as the reference.
+            let k = ((v as f64).ln() / 1000f64.ln()) as u32;
+            let dec = 1000u128.pow(k);
+            let (high, low) = (v / dec, v % dec);
+            let card = if high != 1 {
+                self.cardinal(high)?
+            } else {
+                String::new()
+            };
+            format!("{card}{}o {}", stem(dec)?, self.ordinal_es(low)?)
+        } else {
+            self.cardinal(v)?
+        };
+        Some(text.trim().to_string())
+    }
+
     /// The word between the integer and fraction digits of a decimal.
     fn point_word(&self) -> &'static str {
         match self.lang {
             Language::De => "Komma",
             Language::Fr => "virgule",
             Language::Nl => "komma",
+            Language::Es => "punto",
             _ => "point",
         }
     }
@@ -496,6 +621,21 @@ impl Words {
             (Language::Fr, Currency::Usd) => {
                 ((("dollar", "dollars"), ("cent", "cents")), " et", " et ")
             }
+            (Language::Es, Currency::Eur) => (
+                (("euro", "euros"), ("céntimo", "céntimos")),
+                " con",
+                " con ",
+            ),
+            (Language::Es, Currency::Gbp) => (
+                (("libra", "libras"), ("penique", "peniques")),
+                " con",
+                " con ",
+            ),
+            (Language::Es, Currency::Usd) => (
+                (("dólar", "dólares"), ("centavo", "centavos")),
+                " con",
+                " con ",
+            ),
             (Language::Nl, Currency::Eur) => ((("euro", "euro"), ("cent", "cent")), ",", ", "),
             (Language::Nl, Currency::Gbp) => ((("pond", "pond"), ("penny", "pence")), ",", ", "),
             (Language::Nl, Currency::Usd) => ((("dollar", "dollar"), ("cent", "cent")), ",", ", "),
@@ -537,6 +677,25 @@ impl Words {
         if self.lang == Language::De {
             // "ein Euro", not "eins Euro".
             full = full.replace("eins ", "ein ");
+        }
+        if self.lang == Language::Es {
+            // Apocopes and the feminine of "libra", as `Num2Word_ES.to_currency`.
+            let sep = format!("{separator} ");
+            let parts: Vec<String> = full
+                .split(sep.as_str())
+                .enumerate()
+                .map(|(i, p)| {
+                    let mut p = p.to_string();
+                    if i == 0 && matches!(currency, Currency::Gbp) {
+                        p = p.replace("uno", "una").replace("cientos", "cientas");
+                    }
+                    if i <= 1 {
+                        p = p.replace("veintiuno", "veintiún").replace("uno", "un");
+                    }
+                    p
+                })
+                .collect();
+            full = parts.join(&sep);
         }
         if amount.fract() == 0.0 {
             if let Some(i) = full.rfind(cut) {
@@ -638,6 +797,45 @@ fn merge_fr((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
         return (format!("{ct} {nt}"), cn * nn);
     }
     (format!("{ct} {nt}"), cn + nn)
+}
+
+/// `Num2Word_ES.merge` (masculine).
+fn merge_es((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
+    if cn == 1 {
+        if nn < 1_000_000 {
+            return (nt, nn);
+        }
+        ct = "un".into();
+    } else if cn == 100 && nn % 1000 != 0 {
+        ct.push_str("to");
+    }
+    if nn < cn {
+        if cn < 100 {
+            return (format!("{ct} y {nt}"), cn + nn);
+        }
+        return (format!("{ct} {nt}"), cn + nn);
+    } else if nn % 1_000_000 == 0 && cn > 1 {
+        let keep: String = {
+            let chars: Vec<char> = nt.chars().collect();
+            chars[..chars.len().saturating_sub(3)].iter().collect()
+        };
+        nt = format!("{keep}lones");
+    }
+    if nn == 100 {
+        match cn {
+            5 => {
+                ct = "quinien".into();
+                nt.clear();
+            }
+            7 => ct = "sete".into(),
+            9 => ct = "nove".into(),
+            _ => {}
+        }
+        nt.push_str("tos");
+    } else {
+        nt = format!(" {nt}");
+    }
+    (format!("{ct}{nt}"), cn * nn)
 }
 
 /// `Num2Word_NL.merge`.
@@ -768,7 +966,46 @@ mod tests {
             [&'static str; 10],
             [&'static str; 5],
         );
-        let cases: [Case; 3] = [
+        let cases: [Case; 4] = [
+            (
+                Language::Es,
+                [
+                    "uno",
+                    "veintiuno",
+                    "setenta y uno",
+                    "ochenta",
+                    "ochenta y uno",
+                    "noventa y uno",
+                    "cien",
+                    "ciento uno",
+                    "doscientos",
+                    "mil",
+                    "mil novecientos ochenta y cinco",
+                    "dos mil veinte",
+                    "un millón",
+                    "dos millones",
+                    "tres mil quinientos millones",
+                ],
+                [
+                    "primero",
+                    "segundo",
+                    "tercero",
+                    "séptimo",
+                    "octavo",
+                    "vigésimo",
+                    "vigésimo primero",
+                    "centésimo",
+                    "milésimo",
+                    "millonésimo",
+                ],
+                [
+                    "veinticinco punto cinco",
+                    "uno punto cero cinco",
+                    "cincuenta euros",
+                    "un dólar",
+                    "veintiuna libras con cincuenta peniques",
+                ],
+            ),
             (
                 Language::De,
                 [
