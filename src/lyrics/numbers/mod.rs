@@ -2,10 +2,12 @@
 //! calls the `num2words` package): thousands separators removed, currency amounts
 //! (`$ £ €`), decimals, ordinals (`1st`, `21st`), then cardinals.
 //!
-//! English, German, French, Dutch and Spanish are implemented, word for word as `num2words` (its
+//! English, German, French, Dutch, Spanish and Italian are implemented, word for word as `num2words` (its
 //! split-and-merge of number words with each language's merge rule, ordinals, decimals and
 //! currency forms); for the other languages [`expand_numbers`] returns `None` and the caller
 //! leaves digits as they are (a known difference from the reference, listed in the README).
+
+mod italian;
 
 use std::sync::LazyLock;
 
@@ -46,7 +48,7 @@ fn try_replace(
 }
 
 /// The number expansion of `text` (already lowercased) in `lang`; None where not implemented
-/// (languages other than en, de, fr, nl, es) or where the reference would raise (it then keeps the
+/// (languages other than en, de, fr, nl, es, it) or where the reference would raise (it then keeps the
 /// text).
 pub fn expand_numbers(text: &str, lang: Language) -> Option<String> {
     let num = Words::of(lang)?;
@@ -310,6 +312,7 @@ impl Words {
                 ],
                 merge_es,
             ),
+            Language::It => (&[], &[], vec![], merge_en),
             _ => return None,
         };
         let mut cards: Vec<(u128, String)> =
@@ -327,7 +330,10 @@ impl Words {
 
     /// `num2words(n)`; None beyond the largest number word (the reference's own limit is higher).
     fn cardinal(&self, n: u128) -> Option<String> {
-        if n >= self.cards[0].0.checked_mul(1000)? {
+        if self.lang == Language::It {
+            return italian::cardinal(n);
+        }
+        if n >= self.cards.first()?.0.checked_mul(1000)? {
             return None;
         }
         Some(self.pair(n).0)
@@ -373,6 +379,7 @@ impl Words {
         static FR: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|re|e|ème)"));
         static NL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(de|ste|e)"));
         static ES: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|o|a|os|as)"));
+        static IT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|°|ª|o|a|i|e)"));
         // German `1.` needs a look-ahead (a dot before whitespace or the end).
         static DE: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th|º|ª|\.(\s|$))"));
         let regex = match self.lang {
@@ -381,6 +388,7 @@ impl Words {
             Language::Nl => &*NL,
             Language::De => &*DE,
             Language::Es => &*ES,
+            Language::It => &*IT,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -458,6 +466,7 @@ impl Words {
                 }
             }
             Language::Es => self.ordinal_es(n)?,
+            Language::It => italian::ordinal(n)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -577,6 +586,9 @@ impl Words {
     /// `Num2Word_Base.to_cardinal` of a float: integral values as integers, else the integer
     /// part, the point word, and each digit of the shortest representation's fraction.
     fn float(&self, v: f64) -> Option<String> {
+        if self.lang == Language::It {
+            return italian::float(v);
+        }
         if !v.is_finite() || !(0.0..1e30).contains(&v) {
             return None;
         }
@@ -636,6 +648,17 @@ impl Words {
                 " con",
                 " con ",
             ),
+            (Language::It, Currency::Eur) => {
+                ((("euro", "euro"), ("centesimo", "centesimi")), " e", " e ")
+            }
+            (Language::It, Currency::Gbp) => {
+                ((("sterlina", "sterline"), ("penny", "penny")), " e", " e ")
+            }
+            (Language::It, Currency::Usd) => (
+                (("dollaro", "dollari"), ("centesimo", "centesimi")),
+                " e",
+                " e ",
+            ),
             (Language::Nl, Currency::Eur) => ((("euro", "euro"), ("cent", "cent")), ",", ", "),
             (Language::Nl, Currency::Gbp) => ((("pond", "pond"), ("penny", "pence")), ",", ", "),
             (Language::Nl, Currency::Usd) => ((("dollar", "dollar"), ("cent", "cent")), ",", ", "),
@@ -677,6 +700,13 @@ impl Words {
         if self.lang == Language::De {
             // "ein Euro", not "eins Euro".
             full = full.replace("eins ", "ein ");
+        }
+        if self.lang == Language::It {
+            // "una sterlina"; "un" for "uno" everywhere, as `Num2Word_IT.to_currency`.
+            if matches!(currency, Currency::Gbp) && full.split(' ').next() == Some("uno") {
+                full = full.replacen("uno", "una", 1);
+            }
+            full = full.replace("uno", "un");
         }
         if self.lang == Language::Es {
             // Apocopes and the feminine of "libra", as `Num2Word_ES.to_currency`.
