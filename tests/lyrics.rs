@@ -4,9 +4,9 @@
 //! The vocab (`../shared/reference/vocab.json`, not committed) is found through
 //! `ACESTEP_LYRIC_VOCAB` or that path; the tests say so and fail when it is absent.
 //! Held exact (the test fails otherwise): the framing, structure tags, every line in English,
-//! German, French, Dutch, Spanish and Italian (number words included), and every line without digits in the other
+//! German, French, Dutch, Spanish, Italian and Portuguese (number words included), and every line without digits in the other
 //! languages but zh / ja (abbreviations, symbols and Korean romanisation included). Printed: per
-//! language, exact lines without and with digits. Still to come: number words in pt pl cs
+//! language, exact lines without and with digits. Still to come: number words in pl cs
 //! ru tr hu ar ko, Chinese pinyin, Japanese romaji, and language detection.
 
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ fn reference() -> serde_json::Value {
 }
 
 /// Lines our cleaning implements exactly: not zh / ja, and without digits or in a language whose
-/// number words are in (en, de, fr, nl, es, it).
+/// number words are in (en, de, fr, nl, es, it, pt).
 fn needs_no_expansion(line: &str, lang: &str) -> bool {
     !matches!(lang, "zh" | "ja")
         && (matches!(lang, "en" | "de" | "fr" | "nl" | "es")
@@ -127,8 +127,8 @@ fn missing_vocab_is_a_clear_error() {
     );
 }
 
-/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 7656
-/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it
+/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 8932
+/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt
 /// (`tests/fixtures/lyrics/numbers.json`).
 #[test]
 fn number_words_match_num2words() {

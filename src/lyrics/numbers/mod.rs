@@ -2,7 +2,7 @@
 //! calls the `num2words` package): thousands separators removed, currency amounts
 //! (`$ £ €`), decimals, ordinals (`1st`, `21st`), then cardinals.
 //!
-//! English, German, French, Dutch, Spanish and Italian are implemented, word for word as `num2words` (its
+//! English, German, French, Dutch, Spanish, Italian and Portuguese are implemented, word for word as `num2words` (its
 //! split-and-merge of number words with each language's merge rule, ordinals, decimals and
 //! currency forms); for the other languages [`expand_numbers`] returns `None` and the caller
 //! leaves digits as they are (a known difference from the reference, listed in the README).
@@ -48,7 +48,7 @@ fn try_replace(
 }
 
 /// The number expansion of `text` (already lowercased) in `lang`; None where not implemented
-/// (languages other than en, de, fr, nl, es, it) or where the reference would raise (it then keeps the
+/// (languages other than en, de, fr, nl, es, it, pt) or where the reference would raise (it then keeps the
 /// text).
 pub fn expand_numbers(text: &str, lang: Language) -> Option<String> {
     let num = Words::of(lang)?;
@@ -195,6 +195,29 @@ const ES_LOW: [&str; 30] = [
     "veintiocho",
     "veintinueve",
 ];
+const PT_LOW: [&str; 21] = [
+    "zero",
+    "um",
+    "dois",
+    "três",
+    "quatro",
+    "cinco",
+    "seis",
+    "sete",
+    "oito",
+    "nove",
+    "dez",
+    "onze",
+    "doze",
+    "treze",
+    "catorze",
+    "quinze",
+    "dezasseis",
+    "dezassete",
+    "dezoito",
+    "dezanove",
+    "vinte",
+];
 const NL_LOW: [&str; 21] = [
     "nul",
     "één",
@@ -313,6 +336,27 @@ impl Words {
                 merge_es,
             ),
             Language::It => (&[], &[], vec![], merge_en),
+            Language::Pt => (
+                &PT_LOW,
+                &[
+                    (1000, "mil"),
+                    (100, "cem"),
+                    (90, "noventa"),
+                    (80, "oitenta"),
+                    (70, "setenta"),
+                    (60, "sessenta"),
+                    (50, "cinquenta"),
+                    (40, "quarenta"),
+                    (30, "trinta"),
+                ],
+                vec![
+                    (6, "milião".into()),
+                    (12, "bilião".into()),
+                    (18, "trilião".into()),
+                    (24, "quatrilião".into()),
+                ],
+                merge_pt,
+            ),
             _ => return None,
         };
         let mut cards: Vec<(u128, String)> =
@@ -336,7 +380,12 @@ impl Words {
         if n >= self.cards.first()?.0.checked_mul(1000)? {
             return None;
         }
-        Some(self.pair(n).0)
+        let words = self.pair(n).0;
+        Some(if self.lang == Language::Pt {
+            portuguese_thousands_e(words)
+        } else {
+            words
+        })
     }
 
     /// `Num2Word_Base.splitnum` + `clean`: the largest card <= n, its multiplier, the rest.
@@ -380,6 +429,7 @@ impl Words {
         static NL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(de|ste|e)"));
         static ES: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|o|a|os|as)"));
         static IT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|°|ª|o|a|i|e)"));
+        static PT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|o|a|os|as)"));
         // German `1.` needs a look-ahead (a dot before whitespace or the end).
         static DE: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th|º|ª|\.(\s|$))"));
         let regex = match self.lang {
@@ -389,6 +439,7 @@ impl Words {
             Language::De => &*DE,
             Language::Es => &*ES,
             Language::It => &*IT,
+            Language::Pt => &*PT,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -467,6 +518,7 @@ impl Words {
             }
             Language::Es => self.ordinal_es(n)?,
             Language::It => italian::ordinal(n)?,
+            Language::Pt => ordinal_pt(n),
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -573,6 +625,7 @@ impl Words {
             Language::Fr => "virgule",
             Language::Nl => "komma",
             Language::Es => "punto",
+            Language::Pt => "vírgula",
             _ => "point",
         }
     }
@@ -659,6 +712,15 @@ impl Words {
                 " e",
                 " e ",
             ),
+            (Language::Pt, Currency::Eur) => {
+                ((("euro", "euros"), ("cêntimo", "cêntimos")), " e", " e ")
+            }
+            (Language::Pt, Currency::Gbp) => {
+                ((("libra", "libras"), ("péni", "pence")), " e", " e ")
+            }
+            (Language::Pt, Currency::Usd) => {
+                ((("dólar", "dólares"), ("cêntimo", "cêntimos")), " e", " e ")
+            }
             (Language::Nl, Currency::Eur) => ((("euro", "euro"), ("cent", "cent")), ",", ", "),
             (Language::Nl, Currency::Gbp) => ((("pond", "pond"), ("penny", "pence")), ",", ", "),
             (Language::Nl, Currency::Usd) => ((("dollar", "dollar"), ("cent", "cent")), ",", ", "),
@@ -700,6 +762,23 @@ impl Words {
         if self.lang == Language::De {
             // "ein Euro", not "eins Euro".
             full = full.replace("eins ", "ein ");
+        }
+        if self.lang == Language::Pt {
+            // "um milhão de euros"; no "e zero cêntimos", as `Num2Word_PT.to_currency`.
+            let plural = unit.1;
+            for ext in [
+                "milhão",
+                "milhões",
+                "bilião",
+                "biliões",
+                "trilião",
+                "triliões",
+            ] {
+                if full.contains(&format!("{ext} {plural}")) {
+                    full = full.replacen(ext, &format!("{ext} de"), 1);
+                }
+            }
+            full = full.replace(" e zero cêntimos", "");
         }
         if self.lang == Language::It {
             // "una sterlina"; "un" for "uno" everywhere, as `Num2Word_IT.to_currency`.
@@ -866,6 +945,144 @@ fn merge_es((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
         nt = format!(" {nt}");
     }
     (format!("{ct}{nt}"), cn * nn)
+}
+
+/// `Num2Word_PT.merge`.
+fn merge_pt((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
+    if cn == 1 {
+        if nn < 1_000_000 {
+            return (nt, nn);
+        }
+        ct = "um".into();
+    } else if cn == 100 && nn % 1000 != 0 {
+        ct = "cento".into();
+    }
+    let drop4 = |s: &str| -> String {
+        let c: Vec<char> = s.chars().collect();
+        c[..c.len().saturating_sub(4)].iter().collect()
+    };
+    if nn < cn {
+        return (format!("{ct} e {nt}"), cn + nn);
+    } else if nn % 1_000_000_000 == 0 && cn > 1 {
+        nt = format!("{}liões", drop4(&nt));
+    } else if nn % 1_000_000 == 0 && cn > 1 {
+        nt = format!("{}lhões", drop4(&nt));
+    }
+    if nt == "milião" {
+        nt = "milhão".into();
+    }
+    if nn == 100 {
+        ct = match cn {
+            1 => "cento",
+            2 => "duzentos",
+            3 => "trezentos",
+            4 => "quatrocentos",
+            5 => "quinhentos",
+            6 => "seiscentos",
+            7 => "setecentos",
+            8 => "oitocentos",
+            _ => "novecentos",
+        }
+        .into();
+        nt.clear();
+    } else {
+        nt = format!(" {nt}");
+    }
+    (format!("{ct}{nt}"), cn * nn)
+}
+
+/// `Num2Word_PT.to_cardinal`'s clean-up: "mil e duzentos e ..." loses the first "e" when a
+/// hundreds word follows a thousands word and another "e" comes later.
+fn portuguese_thousands_e(mut words: String) -> String {
+    const EXTS: [&str; 7] = [
+        "mil",
+        "milhão",
+        "milhões",
+        "mil milhões",
+        "bilião",
+        "biliões",
+        "mil biliões",
+    ];
+    static RES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+        EXTS.iter()
+            .map(|ext| re(&format!(r"^{ext} e \w*entos? ")))
+            .collect()
+    });
+    for (ext, re) in EXTS.iter().zip(RES.iter()) {
+        let hit = words.match_indices(ext).any(|(i, _)| {
+            re.find(&words[i..])
+                .is_some_and(|m| words[i + m.end()..].contains('e'))
+        });
+        if hit {
+            words = words.replace(&format!("{ext} e"), ext);
+        }
+    }
+    words
+}
+
+/// `Num2Word_PT.to_ordinal`: digit by digit from the right, with thousands words.
+fn ordinal_pt(n: u128) -> String {
+    const ORDS: [[&str; 10]; 3] = [
+        [
+            "", "primeiro", "segundo", "terceiro", "quarto", "quinto", "sexto", "sétimo", "oitavo",
+            "nono",
+        ],
+        [
+            "",
+            "décimo",
+            "vigésimo",
+            "trigésimo",
+            "quadragésimo",
+            "quinquagésimo",
+            "sexagésimo",
+            "septuagésimo",
+            "octogésimo",
+            "nonagésimo",
+        ],
+        [
+            "",
+            "centésimo",
+            "ducentésimo",
+            "tricentésimo",
+            "quadrigentésimo",
+            "quingentésimo",
+            "seiscentésimo",
+            "septigentésimo",
+            "octigentésimo",
+            "nongentésimo",
+        ],
+    ];
+    let digits = n.to_string();
+    let mut parts: Vec<&str> = Vec::new();
+    let mut separator = "";
+    for (idx, c) in digits.chars().rev().enumerate() {
+        if idx > 0 && idx % 3 == 0 {
+            separator = match idx {
+                3 => "milésimo",
+                6 => "milionésimo",
+                9 => "milésimo milionésimo",
+                12 => "bilionésimo",
+                15 => "milésimo bilionésimo",
+                _ => "",
+            };
+        }
+        if c != '0' && !separator.is_empty() {
+            parts.push(separator);
+            separator = "";
+        }
+        parts.push(ORDS[idx % 3][c.to_digit(10).unwrap_or(0) as usize]);
+    }
+    parts.reverse();
+    let joined = collapse(parts.join(" ").trim());
+    match joined.strip_prefix("primeiro") {
+        Some(rest) if digits != "1" => rest.chars().skip(1).collect(),
+        _ => joined,
+    }
+}
+
+/// Runs of whitespace to one space.
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `Num2Word_NL.merge`.
