@@ -6,7 +6,7 @@
 //! Held exact (the test fails otherwise): the framing, structure tags, every line in English,
 //! German, French, Dutch, Spanish, Italian and Portuguese (number words included), and every line without digits in the other
 //! languages but zh / ja (abbreviations, symbols and Korean romanisation included). Printed: per
-//! language, exact lines without and with digits. Still to come: number words in pl cs
+//! language, exact lines without and with digits. Still to come: number words in pl
 //! ru tr hu ar ko, Chinese pinyin, Japanese romaji, and language detection.
 
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ fn reference() -> serde_json::Value {
 }
 
 /// Lines our cleaning implements exactly: not zh / ja, and without digits or in a language whose
-/// number words are in (en, de, fr, nl, es, it, pt).
+/// number words are in (en, de, fr, nl, es, it, pt; cs, whose digits the reference keeps).
 fn needs_no_expansion(line: &str, lang: &str) -> bool {
     !matches!(lang, "zh" | "ja")
         && (matches!(lang, "en" | "de" | "fr" | "nl" | "es")
@@ -127,8 +127,8 @@ fn missing_vocab_is_a_clear_error() {
     );
 }
 
-/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 8932
-/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt
+/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 10208
+/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt, cs
 /// (`tests/fixtures/lyrics/numbers.json`).
 #[test]
 fn number_words_match_num2words() {
@@ -141,8 +141,10 @@ fn number_words_match_num2words() {
         let lang = Language::from_code_or_english(code);
         let mut ok = 0;
         for (input, want) in rows {
-            let got = acestep::lyrics::numbers::expand_numbers(input, lang);
-            if got.as_deref() == Some(want.as_str()) {
+            // None: the text stays as it is (where the reference's num2words raises).
+            let got = acestep::lyrics::numbers::expand_numbers(input, lang)
+                .unwrap_or_else(|| input.clone());
+            if &got == want {
                 ok += 1;
             } else if failures.len() < 40 {
                 failures.push(format!("{code}: {input:?} -> {got:?}, reference {want:?}"));
