@@ -7,6 +7,7 @@
 //! currency forms); for the other languages [`expand_numbers`] returns `None` and the caller
 //! leaves digits as they are (a known difference from the reference, listed in the README).
 
+mod hungarian;
 mod italian;
 
 use std::sync::LazyLock;
@@ -335,7 +336,7 @@ impl Words {
                 ],
                 merge_es,
             ),
-            Language::It => (&[], &[], vec![], merge_en),
+            Language::It | Language::Hu => (&[], &[], vec![], merge_en),
             // The reference asks num2words for "cz", which num2words 0.5.14 (its pinned version)
             // does not know: it raises, and Czech lines keep their digits.
             Language::Cs => return None,
@@ -377,8 +378,10 @@ impl Words {
 
     /// `num2words(n)`; None beyond the largest number word (the reference's own limit is higher).
     fn cardinal(&self, n: u128) -> Option<String> {
-        if self.lang == Language::It {
-            return italian::cardinal(n);
+        match self.lang {
+            Language::It => return italian::cardinal(n),
+            Language::Hu => return hungarian::cardinal(n),
+            _ => {}
         }
         if n >= self.cards.first()?.0.checked_mul(1000)? {
             return None;
@@ -433,6 +436,8 @@ impl Words {
         static ES: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|o|a|os|as)"));
         static IT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|°|ª|o|a|i|e)"));
         static PT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|o|a|os|as)"));
+        static HU: LazyLock<Regex> =
+            LazyLock::new(|| re(r"([0-9]+)(\.|adik|edik|odik|edik|ödik|ödike|ik)"));
         // German `1.` needs a look-ahead (a dot before whitespace or the end).
         static DE: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(st|nd|rd|th|º|ª|\.(\s|$))"));
         let regex = match self.lang {
@@ -443,6 +448,7 @@ impl Words {
             Language::Es => &*ES,
             Language::It => &*IT,
             Language::Pt => &*PT,
+            Language::Hu => &*HU,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -522,6 +528,7 @@ impl Words {
             Language::Es => self.ordinal_es(n)?,
             Language::It => italian::ordinal(n)?,
             Language::Pt => ordinal_pt(n),
+            Language::Hu => hungarian::ordinal(n)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -642,8 +649,10 @@ impl Words {
     /// `Num2Word_Base.to_cardinal` of a float: integral values as integers, else the integer
     /// part, the point word, and each digit of the shortest representation's fraction.
     fn float(&self, v: f64) -> Option<String> {
-        if self.lang == Language::It {
-            return italian::float(v);
+        match self.lang {
+            Language::It => return italian::float(v),
+            Language::Hu => return hungarian::float(v),
+            _ => {}
         }
         if !v.is_finite() || !(0.0..1e30).contains(&v) {
             return None;
