@@ -30,7 +30,7 @@ fn reference() -> serde_json::Value {
 }
 
 /// Lines our cleaning implements exactly: not zh / ja, and without digits or in a language whose
-/// number words are in (en, de, fr, nl, es, it, pt, hu; cs, whose digits the reference keeps).
+/// number words are in (en, de, fr, nl, es, it, pt, hu, ko; cs, whose digits the reference keeps).
 fn needs_no_expansion(line: &str, lang: &str) -> bool {
     !matches!(lang, "zh" | "ja")
         && (matches!(lang, "en" | "de" | "fr" | "nl" | "es")
@@ -127,8 +127,8 @@ fn missing_vocab_is_a_clear_error() {
     );
 }
 
-/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 11484
-/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt, cs, hu
+/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 12760
+/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt, cs, hu, ko
 /// (`tests/fixtures/lyrics/numbers.json`).
 #[test]
 fn number_words_match_num2words() {

@@ -337,6 +337,37 @@ impl Words {
                 merge_es,
             ),
             Language::It | Language::Hu => (&[], &[], vec![], merge_en),
+            Language::Ko => (
+                &[
+                    "영", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구", "십",
+                ],
+                &[(1000, "천"), (100, "백")],
+                [
+                    "만",
+                    "억",
+                    "조",
+                    "경",
+                    "해",
+                    "자",
+                    "양",
+                    "구",
+                    "간",
+                    "정",
+                    "재",
+                    "극",
+                    "항하사",
+                    "아승기",
+                    "나유타",
+                    "불가사의",
+                    "무량대수",
+                ]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| 4 * (*i as u32 + 1) <= 32)
+                .map(|(i, w)| (4 * (i as u32 + 1), w.to_string()))
+                .collect(),
+                merge_ko,
+            ),
             // The reference asks num2words for "cz", which num2words 0.5.14 (its pinned version)
             // does not know: it raises, and Czech lines keep their digits.
             Language::Cs => return None,
@@ -436,6 +467,7 @@ impl Words {
         static ES: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|o|a|os|as)"));
         static IT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|°|ª|o|a|i|e)"));
         static PT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|o|a|os|as)"));
+        static KO: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(번째|번|차|째)"));
         static HU: LazyLock<Regex> =
             LazyLock::new(|| re(r"([0-9]+)(\.|adik|edik|odik|edik|ödik|ödike|ik)"));
         // German `1.` needs a look-ahead (a dot before whitespace or the end).
@@ -449,6 +481,7 @@ impl Words {
             Language::It => &*IT,
             Language::Pt => &*PT,
             Language::Hu => &*HU,
+            Language::Ko => &*KO,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -529,6 +562,7 @@ impl Words {
             Language::It => italian::ordinal(n)?,
             Language::Pt => ordinal_pt(n),
             Language::Hu => hungarian::ordinal(n)?,
+            Language::Ko => ordinal_ko(&card)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -636,6 +670,7 @@ impl Words {
             Language::Nl => "komma",
             Language::Es => "punto",
             Language::Pt => "vírgula",
+            Language::Ko => "점",
             _ => "point",
         }
     }
@@ -755,6 +790,14 @@ impl Words {
             .collect();
         let amount: f64 = parse_python_float(&digits)?;
         let (whole, cents) = quantize_cents(amount)?;
+        if self.lang == Language::Ko {
+            // `Num2Word_KO.to_currency`: dollars only (pounds and euros raise), words joined.
+            if !matches!(currency, Currency::Usd) {
+                return None;
+            }
+            let joined: String = self.cardinal(whole)?.split_whitespace().collect();
+            return Some(format!("{joined}달러 {}센트", self.cardinal(cents)?));
+        }
         let ((unit, sub), separator, cut) = self.currency_forms(currency);
         let plural = |n: u128, forms: (&'static str, &'static str)| {
             // Dutch always uses the singular.
@@ -957,6 +1000,68 @@ fn merge_es((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
         nt = format!(" {nt}");
     }
     (format!("{ct}{nt}"), cn * nn)
+}
+
+/// `Num2Word_KO.merge`.
+fn merge_ko((lt, ln): Pair, (rt, rn): Pair) -> Pair {
+    if ln == 1 && rn <= 10000 {
+        (rt, rn)
+    } else if 10000 > ln && ln > rn {
+        (format!("{lt}{rt}"), ln + rn)
+    } else if ln >= 10000 && ln > rn {
+        (format!("{lt} {rt}"), ln + rn)
+    } else {
+        (format!("{lt}{rt}"), ln * rn)
+    }
+}
+
+/// `Num2Word_KO.to_ordinal` from the cardinal words (1 is "첫 번째"); None where num2words
+/// raises (a last group without a native ordinal, e.g. 100).
+fn ordinal_ko(card: &str) -> Option<String> {
+    fn native(w: &str) -> Option<&'static str> {
+        Some(match w {
+            "일" => "한",
+            "이" => "두",
+            "삼" => "세",
+            "사" => "네",
+            "오" => "다섯",
+            "육" => "여섯",
+            "칠" => "일곱",
+            "팔" => "여덟",
+            "구" => "아홉",
+            "십" => "열",
+            "이십" => "스물",
+            "삼십" => "서른",
+            "사십" => "마흔",
+            "오십" => "쉰",
+            "육십" => "예순",
+            "칠십" => "일흔",
+            "팔십" => "여든",
+            "구십" => "아흔",
+            _ => return None,
+        })
+    }
+    if card == "일" {
+        return Some("첫 번째".into());
+    }
+    let mut outwords: Vec<String> = card.split(' ').map(str::to_string).collect();
+    let last_word = outwords.pop()?;
+    let mut lastwords: Vec<String> = last_word.split('백').map(str::to_string).collect();
+    let last = lastwords.pop()?;
+    let new_last = if last.contains('십') {
+        let mut ten_one: Vec<String> = last.split('십').map(str::to_string).collect();
+        ten_one[0] = native(&format!("{}십", ten_one[0]))?.to_string();
+        if let Some(one) = ten_one.get(1).and_then(|o| native(o)) {
+            ten_one[1] = one.to_string();
+            ten_one[0] = ten_one[0].replace("스무", "스물");
+        }
+        ten_one.concat()
+    } else {
+        native(&last)?.to_string()
+    };
+    lastwords.push(new_last);
+    outwords.push(lastwords.join("백 "));
+    Some(format!("{} 번째", outwords.join(" ")))
 }
 
 /// `Num2Word_PT.merge`.
