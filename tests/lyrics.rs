@@ -6,7 +6,7 @@
 //! Held exact (the test fails otherwise): the framing, structure tags, every line in English,
 //! German, French, Dutch, Spanish, Italian and Portuguese (number words included), and every line without digits in the other
 //! languages but zh / ja (abbreviations, symbols and Korean romanisation included). Printed: per
-//! language, exact lines without and with digits. Still to come: number words in pl
+//! language, exact lines without and with digits. Still to come: number words in
 //! ru tr hu ar ko, Chinese pinyin, Japanese romaji, and language detection.
 
 use std::collections::BTreeMap;
@@ -30,7 +30,8 @@ fn reference() -> serde_json::Value {
 }
 
 /// Lines our cleaning implements exactly: not zh / ja, and without digits or in a language whose
-/// number words are in (en, de, fr, nl, es, it, pt, hu, ko; cs, whose digits the reference keeps).
+/// number words are in (en, de, fr, nl, es, it, pt, hu, ko, pl; cs, whose digits the reference
+/// keeps).
 fn needs_no_expansion(line: &str, lang: &str) -> bool {
     !matches!(lang, "zh" | "ja")
         && (matches!(lang, "en" | "de" | "fr" | "nl" | "es")
@@ -127,8 +128,8 @@ fn missing_vocab_is_a_clear_error() {
     );
 }
 
-/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 12760
-/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt, cs, hu, ko
+/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 14036
+/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt, cs, hu, ko, pl
 /// (`tests/fixtures/lyrics/numbers.json`).
 #[test]
 fn number_words_match_num2words() {

@@ -9,6 +9,7 @@
 
 mod hungarian;
 mod italian;
+mod polish;
 
 use std::sync::LazyLock;
 
@@ -336,7 +337,7 @@ impl Words {
                 ],
                 merge_es,
             ),
-            Language::It | Language::Hu => (&[], &[], vec![], merge_en),
+            Language::It | Language::Hu | Language::Pl => (&[], &[], vec![], merge_en),
             Language::Ko => (
                 &[
                     "영", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구", "십",
@@ -412,6 +413,7 @@ impl Words {
         match self.lang {
             Language::It => return italian::cardinal(n),
             Language::Hu => return hungarian::cardinal(n),
+            Language::Pl => return polish::cardinal(n),
             _ => {}
         }
         if n >= self.cards.first()?.0.checked_mul(1000)? {
@@ -467,6 +469,7 @@ impl Words {
         static ES: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|er|o|a|os|as)"));
         static IT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|°|ª|o|a|i|e)"));
         static PT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|o|a|os|as)"));
+        static PL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|st|nd|rd|th)"));
         static KO: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(번째|번|차|째)"));
         static HU: LazyLock<Regex> =
             LazyLock::new(|| re(r"([0-9]+)(\.|adik|edik|odik|edik|ödik|ödike|ik)"));
@@ -482,6 +485,7 @@ impl Words {
             Language::Pt => &*PT,
             Language::Hu => &*HU,
             Language::Ko => &*KO,
+            Language::Pl => &*PL,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -563,6 +567,7 @@ impl Words {
             Language::Pt => ordinal_pt(n),
             Language::Hu => hungarian::ordinal(n)?,
             Language::Ko => ordinal_ko(&card)?,
+            Language::Pl => polish::ordinal(n)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -687,6 +692,7 @@ impl Words {
         match self.lang {
             Language::It => return italian::float(v),
             Language::Hu => return hungarian::float(v),
+            Language::Pl => return polish::float(v),
             _ => {}
         }
         if !v.is_finite() || !(0.0..1e30).contains(&v) {
@@ -790,6 +796,30 @@ impl Words {
             .collect();
         let amount: f64 = parse_python_float(&digits)?;
         let (whole, cents) = quantize_cents(amount)?;
+        if self.lang == Language::Pl {
+            let integral = amount.fract() == 0.0;
+            return match currency {
+                Currency::Eur => polish::currency(
+                    whole,
+                    cents,
+                    integral,
+                    ["euro", "euro", "euro"],
+                    ["cent", "centy", "centów"],
+                ),
+                Currency::Usd => polish::currency(
+                    whole,
+                    cents,
+                    integral,
+                    [
+                        "dolar amerykański",
+                        "dolary amerykańskie",
+                        "dolarów amerykańskich",
+                    ],
+                    ["cent", "centy", "centów"],
+                ),
+                Currency::Gbp => None,
+            };
+        }
         if self.lang == Language::Ko {
             // `Num2Word_KO.to_currency`: dollars only (pounds and euros raise), words joined.
             if !matches!(currency, Currency::Usd) {
