@@ -7,7 +7,7 @@
 //! German, French, Dutch, Spanish, Italian and Portuguese (number words included), and every line without digits in the other
 //! languages but zh / ja (abbreviations, symbols and Korean romanisation included). Printed: per
 //! language, exact lines without and with digits. Still to come: number words in
-//! ru tr hu ar ko, Chinese pinyin, Japanese romaji, and language detection.
+//! ru tr ar, Chinese pinyin, Japanese romaji, and language detection.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

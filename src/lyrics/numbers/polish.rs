@@ -100,7 +100,7 @@ const HUNDREDS_ORD: [(&str, &str); 10] = [
 ];
 
 /// `Num2Word_PL.pluralize`: 1 / 2-4 (not 12-14) / the rest.
-pub(super) fn plural<'a>(n: u128, forms: [&'a str; 3]) -> &'a str {
+pub(super) fn plural(n: u128, forms: [&str; 3]) -> &str {
     if n == 1 {
         forms[0]
     } else if (2..5).contains(&(n % 10)) && !(10..=20).contains(&(n % 100)) {
