@@ -10,6 +10,7 @@
 mod hungarian;
 mod italian;
 mod polish;
+mod russian;
 
 use std::sync::LazyLock;
 
@@ -337,7 +338,9 @@ impl Words {
                 ],
                 merge_es,
             ),
-            Language::It | Language::Hu | Language::Pl => (&[], &[], vec![], merge_en),
+            Language::It | Language::Hu | Language::Pl | Language::Ru => {
+                (&[], &[], vec![], merge_en)
+            }
             Language::Ko => (
                 &[
                     "영", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구", "십",
@@ -414,6 +417,7 @@ impl Words {
             Language::It => return italian::cardinal(n),
             Language::Hu => return hungarian::cardinal(n),
             Language::Pl => return polish::cardinal(n),
+            Language::Ru => return russian::cardinal(n),
             _ => {}
         }
         if n >= self.cards.first()?.0.checked_mul(1000)? {
@@ -470,6 +474,7 @@ impl Words {
         static IT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|°|ª|o|a|i|e)"));
         static PT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|o|a|os|as)"));
         static PL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|st|nd|rd|th)"));
+        static RU: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(-й|-я|-е|-ое|-ье|-го)"));
         static KO: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(번째|번|차|째)"));
         static HU: LazyLock<Regex> =
             LazyLock::new(|| re(r"([0-9]+)(\.|adik|edik|odik|edik|ödik|ödike|ik)"));
@@ -486,6 +491,7 @@ impl Words {
             Language::Hu => &*HU,
             Language::Ko => &*KO,
             Language::Pl => &*PL,
+            Language::Ru => &*RU,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -568,6 +574,7 @@ impl Words {
             Language::Hu => hungarian::ordinal(n)?,
             Language::Ko => ordinal_ko(&card)?,
             Language::Pl => polish::ordinal(n)?,
+            Language::Ru => russian::ordinal(n)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -693,6 +700,7 @@ impl Words {
             Language::It => return italian::float(v),
             Language::Hu => return hungarian::float(v),
             Language::Pl => return polish::float(v),
+            Language::Ru => return russian::float(v),
             _ => {}
         }
         if !v.is_finite() || !(0.0..1e30).contains(&v) {
@@ -817,6 +825,14 @@ impl Words {
                     ],
                     ["cent", "centy", "centów"],
                 ),
+                Currency::Gbp => None,
+            };
+        }
+        if self.lang == Language::Ru {
+            let integral = amount.fract() == 0.0;
+            return match currency {
+                Currency::Usd => russian::currency(whole, cents, integral, true),
+                Currency::Eur => russian::currency(whole, cents, integral, false),
                 Currency::Gbp => None,
             };
         }
