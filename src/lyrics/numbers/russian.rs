@@ -210,7 +210,7 @@ fn thousands_prefix(level: usize) -> Option<&'static str> {
 }
 
 /// `Num2Word_RU.pluralize`.
-fn plural<'a>(n: u128, forms: &'a [String; 3]) -> &'a str {
+fn plural(n: u128, forms: &[String; 3]) -> &str {
     if matches!(n % 100, 11..=14) {
         &forms[2]
     } else if n % 10 == 1 {
