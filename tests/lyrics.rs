@@ -7,7 +7,7 @@
 //! German, French, Dutch, Spanish, Italian and Portuguese (number words included), and every line without digits in the other
 //! languages but zh / ja (abbreviations, symbols and Korean romanisation included). Printed: per
 //! language, exact lines without and with digits. Still to come: number words in
-//! tr ar, Chinese pinyin, Japanese romaji, and language detection.
+//! Arabic, Chinese pinyin, Japanese romaji, and language detection.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,7 +30,7 @@ fn reference() -> serde_json::Value {
 }
 
 /// Lines our cleaning implements exactly: not zh / ja, and without digits or in a language whose
-/// number words are in (en, de, fr, nl, es, it, pt, hu, ko, pl, ru; cs, whose digits the reference
+/// number words are in (en, de, fr, nl, es, it, pt, hu, ko, pl, ru, tr; cs, whose digits the reference
 /// keeps).
 fn needs_no_expansion(line: &str, lang: &str) -> bool {
     !matches!(lang, "zh" | "ja")
@@ -128,8 +128,8 @@ fn missing_vocab_is_a_clear_error() {
     );
 }
 
-/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 15312
-/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt, cs, hu, ko, pl, ru
+/// Number words against the reference's `expand_numbers_multilingual` (num2words) on 16588
+/// cardinals, ordinals, decimals and currency amounts in en, de, fr, nl, es, it, pt, cs, hu, ko, pl, ru, tr
 /// (`tests/fixtures/lyrics/numbers.json`).
 #[test]
 fn number_words_match_num2words() {

@@ -11,6 +11,7 @@ mod hungarian;
 mod italian;
 mod polish;
 mod russian;
+mod turkish;
 
 use std::sync::LazyLock;
 
@@ -338,7 +339,7 @@ impl Words {
                 ],
                 merge_es,
             ),
-            Language::It | Language::Hu | Language::Pl | Language::Ru => {
+            Language::It | Language::Hu | Language::Pl | Language::Ru | Language::Tr => {
                 (&[], &[], vec![], merge_en)
             }
             Language::Ko => (
@@ -418,6 +419,7 @@ impl Words {
             Language::Hu => return hungarian::cardinal(n),
             Language::Pl => return polish::cardinal(n),
             Language::Ru => return russian::cardinal(n),
+            Language::Tr => return turkish::cardinal(n),
             _ => {}
         }
         if n >= self.cards.first()?.0.checked_mul(1000)? {
@@ -475,6 +477,7 @@ impl Words {
         static PT: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|o|a|os|as)"));
         static PL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|st|nd|rd|th)"));
         static RU: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(-й|-я|-е|-ое|-ье|-го)"));
+        static TR: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(\.|inci|nci|uncu|üncü|\.)"));
         static KO: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(번째|번|차|째)"));
         static HU: LazyLock<Regex> =
             LazyLock::new(|| re(r"([0-9]+)(\.|adik|edik|odik|edik|ödik|ödike|ik)"));
@@ -492,6 +495,7 @@ impl Words {
             Language::Ko => &*KO,
             Language::Pl => &*PL,
             Language::Ru => &*RU,
+            Language::Tr => &*TR,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -575,6 +579,7 @@ impl Words {
             Language::Ko => ordinal_ko(&card)?,
             Language::Pl => polish::ordinal(n)?,
             Language::Ru => russian::ordinal(n)?,
+            Language::Tr => turkish::ordinal(n)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -827,6 +832,10 @@ impl Words {
                 ),
                 Currency::Gbp => None,
             };
+        }
+        if self.lang == Language::Tr {
+            // `Num2Word_TR.to_currency` takes no currency argument: the reference's call raises.
+            return None;
         }
         if self.lang == Language::Ru {
             let integral = amount.fract() == 0.0;
