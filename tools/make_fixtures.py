@@ -737,7 +737,7 @@ def make_numbers():
     tests/fixtures/lyrics/numbers.json: {lang: [[input, output], ...]}."""
     from acestep.models.lyrics_utils.lyric_tokenizer import expand_numbers_multilingual
 
-    ordinal_suffix = {"en": "th", "de": ".", "fr": "e", "nl": "e", "es": "º", "it": "º", "pt": "º", "cs": ".", "hu": ".", "ko": "번째", "pl": "th", "ru": "-й", "tr": "."}  # cs: num2words 0.5.14 has no "cz": digits stay
+    ordinal_suffix = {"en": "th", "de": ".", "fr": "e", "nl": "e", "es": "º", "it": "º", "pt": "º", "cs": ".", "hu": ".", "ko": "번째", "pl": "th", "ru": "-й", "tr": ".", "ar": "ون"}  # cs: num2words 0.5.14 has no "cz": digits stay
     bigs = [1985, 2020, 10007, 21000, 123456, 1000000, 1000001, 2500000, 10**9, 3500000000,
             10**12 + 1, 987654321012]
     decimals = ["0.5", "1.05", "3.5", "25,5", "12.75", "99.99", "0.01", "100.1", "7,25", "3.0"]

@@ -7,6 +7,7 @@
 //! currency forms); for the other languages [`expand_numbers`] returns `None` and the caller
 //! leaves digits as they are (a known difference from the reference, listed in the README).
 
+mod arabic;
 mod hungarian;
 mod italian;
 mod polish;
@@ -339,9 +340,12 @@ impl Words {
                 ],
                 merge_es,
             ),
-            Language::It | Language::Hu | Language::Pl | Language::Ru | Language::Tr => {
-                (&[], &[], vec![], merge_en)
-            }
+            Language::It
+            | Language::Hu
+            | Language::Pl
+            | Language::Ru
+            | Language::Tr
+            | Language::Ar => (&[], &[], vec![], merge_en),
             Language::Ko => (
                 &[
                     "영", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구", "십",
@@ -420,6 +424,7 @@ impl Words {
             Language::Pl => return polish::cardinal(n),
             Language::Ru => return russian::cardinal(n),
             Language::Tr => return turkish::cardinal(n),
+            Language::Ar => return arabic::cardinal(n),
             _ => {}
         }
         if n >= self.cards.first()?.0.checked_mul(1000)? {
@@ -478,6 +483,7 @@ impl Words {
         static PL: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|st|nd|rd|th)"));
         static RU: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(-й|-я|-е|-ое|-ье|-го)"));
         static TR: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(\.|inci|nci|uncu|üncü|\.)"));
+        static AR: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(ون|ين|ث|ر|ى)"));
         static KO: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(번째|번|차|째)"));
         static HU: LazyLock<Regex> =
             LazyLock::new(|| re(r"([0-9]+)(\.|adik|edik|odik|edik|ödik|ödike|ik)"));
@@ -496,6 +502,7 @@ impl Words {
             Language::Pl => &*PL,
             Language::Ru => &*RU,
             Language::Tr => &*TR,
+            Language::Ar => &*AR,
             _ => return None,
         };
         try_replace(regex, text, |c| {
@@ -580,6 +587,7 @@ impl Words {
             Language::Pl => polish::ordinal(n)?,
             Language::Ru => russian::ordinal(n)?,
             Language::Tr => turkish::ordinal(n)?,
+            Language::Ar => arabic::ordinal(n)?,
             Language::Nl => {
                 const ORDS: [(&str, &str); 18] = [
                     ("nul", "nuld"),
@@ -706,6 +714,7 @@ impl Words {
             Language::Hu => return hungarian::float(v),
             Language::Pl => return polish::float(v),
             Language::Ru => return russian::float(v),
+            Language::Ar => return arabic::float(v),
             _ => {}
         }
         if !v.is_finite() || !(0.0..1e30).contains(&v) {
@@ -832,6 +841,9 @@ impl Words {
                 ),
                 Currency::Gbp => None,
             };
+        }
+        if self.lang == Language::Ar {
+            return arabic::currency(amount);
         }
         if self.lang == Language::Tr {
             // `Num2Word_TR.to_currency` takes no currency argument: the reference's call raises.
