@@ -106,6 +106,21 @@ impl Default for HubOptions {
     }
 }
 
+/// A Hugging Face Hub client with `opts` (endpoint, cache, token, progress bars).
+pub(crate) fn hub_api(opts: &HubOptions) -> std::result::Result<hf_hub::api::sync::Api, String> {
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_progress(opts.progress)
+        .with_token(opts.token.clone())
+        .with_retries(2);
+    if let Some(e) = &opts.endpoint {
+        builder = builder.with_endpoint(e.clone());
+    }
+    if let Some(c) = &opts.cache_dir {
+        builder = builder.with_cache_dir(c.clone());
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 /// A resolved checkpoint directory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -142,26 +157,14 @@ impl Checkpoint {
 
     /// [`Checkpoint::download`] with explicit hub options.
     pub fn download_with(repo_id: &str, opts: &HubOptions) -> Result<Self> {
-        use hf_hub::api::sync::ApiBuilder;
         let hub_err = |file: &str, message: String| Error::Hub {
             repo: repo_id.to_string(),
             file: file.to_string(),
             message,
         };
-        let mut builder = ApiBuilder::from_env()
-            .with_progress(opts.progress)
-            .with_token(opts.token.clone())
-            .with_retries(2);
-        if let Some(e) = &opts.endpoint {
-            builder = builder.with_endpoint(e.clone());
-        }
-        if let Some(c) = &opts.cache_dir {
-            builder = builder.with_cache_dir(c.clone());
-        }
-        let api = builder
-            .build()
-            .map_err(|e| hub_err("(client)", e.to_string()))?;
-        let repo = api.model(repo_id.to_string());
+        let repo = hub_api(opts)
+            .map_err(|e| hub_err("(client)", e))?
+            .model(repo_id.to_string());
         let mut root: Option<PathBuf> = None;
         for c in Component::ALL {
             for f in c.required_files() {

@@ -100,6 +100,25 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// Tokenize lyrics as the model reads them and print, as JSON, each line's language and token
+    /// ids and the full id sequence.
+    TokenizeLyrics {
+        /// A lyrics file, or `-` (default) for standard input.
+        #[arg(default_value = "-")]
+        input: String,
+        /// The language of lines in Latin script (en de fr es it pt pl tr cs nl hu); lines in
+        /// other scripts take theirs (ko ja zh ru ar hi). Per-line language detection as the
+        /// reference's is not in yet.
+        #[arg(long, default_value = "en")]
+        lang: String,
+        /// The lyric vocab.json (else $ACESTEP_LYRIC_VOCAB, <checkpoint>/lyric_tokenizer/, or a
+        /// download from the ACE-Step Space).
+        #[arg(long, env = "ACESTEP_LYRIC_VOCAB")]
+        lyric_vocab: Option<PathBuf>,
+        /// A checkpoint directory to look for lyric_tokenizer/vocab.json in.
+        #[arg(long, env = "ACESTEP_CHECKPOINT_DIR")]
+        checkpoint_dir: Option<PathBuf>,
+    },
     /// Serve the three async-task API dialects over HTTP (job queue, persistence, downloads).
     Serve {
         /// Address to bind (use 0.0.0.0 to listen on every interface).
@@ -295,6 +314,69 @@ fn run(cli: Cli) -> acestep::Result<()> {
             println!(
                 "{}",
                 serde_json::json!({"files": files, "load_seconds": load_s, "generate_seconds": gen_s})
+            );
+            Ok(())
+        }
+        Command::TokenizeLyrics {
+            input,
+            lang,
+            lyric_vocab,
+            checkpoint_dir,
+        } => {
+            use acestep::lyrics::{self, Language, LyricTokenizer};
+            let default = Language::ALL
+                .into_iter()
+                .find(|l| l.code() == lang)
+                .ok_or_else(|| acestep::Error::InvalidArgument {
+                    name: "lang",
+                    value: lang.clone(),
+                    expected: "one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi".into(),
+                })?;
+            let text = if input == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| acestep::Error::io("<stdin>", e))?;
+                s
+            } else {
+                std::fs::read_to_string(&input).map_err(|e| acestep::Error::io(&input, e))?
+            };
+            let vocab = lyrics::find_vocab(
+                lyric_vocab.as_deref(),
+                checkpoint_dir.as_deref(),
+                Some(&acestep::HubOptions::default()),
+            )?;
+            let tok = LyricTokenizer::from_file(&vocab)?;
+            let mut language_of = |line: &str| lyrics::script_language(line).unwrap_or(default);
+            let mut lines = Vec::new();
+            for line in text.split('\n') {
+                let t = line.trim();
+                if t.is_empty() {
+                    lines.push(serde_json::json!({"line": line, "empty": true, "ids": [lyrics::LINE_TOKEN]}));
+                    continue;
+                }
+                let tag = lyrics::is_structure_tag(t);
+                let lang = if tag { Language::En } else { language_of(t) };
+                let mut ids = tok.encode(t, lang)?;
+                ids.push(lyrics::LINE_TOKEN);
+                lines.push(serde_json::json!({
+                    "line": line,
+                    "language": lang.code(),
+                    "structure_tag": tag,
+                    "cleaned": lyrics::clean(t, lang),
+                    "ids": ids,
+                }));
+            }
+            let ids = tok.tokenize_lyrics(&text, &mut language_of)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "vocab": vocab,
+                    "language_detection": "by script; Latin-script lines take --lang",
+                    "lines": lines,
+                    "ids": ids,
+                    "tokens": ids.len(),
+                }))
+                .unwrap_or_default()
             );
             Ok(())
         }

@@ -219,3 +219,54 @@ fn generate_writes_audio_and_a_sidecar() {
     );
     assert!(!dir.path().join("bad.wav").exists());
 }
+
+#[test]
+fn tokenize_lyrics_prints_languages_and_ids() {
+    let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/vocab.json");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("song.txt");
+    std::fs::write(&file, "[verse]\nWe made $100 tonight\n\n사랑해\nПривет мир\n").unwrap();
+    let v = run_ok(
+        acestep()
+            .arg("tokenize-lyrics")
+            .arg(&file)
+            .arg("--lyric-vocab")
+            .arg(&vocab),
+    );
+    let lines = v["lines"].as_array().unwrap();
+    let langs: Vec<_> = lines.iter().map(|l| l["language"].clone()).collect();
+    assert_eq!(
+        langs,
+        vec![
+            serde_json::json!("en"),
+            serde_json::json!("en"),
+            serde_json::Value::Null,
+            serde_json::json!("ko"),
+            serde_json::json!("ru"),
+            serde_json::Value::Null,
+        ]
+    );
+    assert_eq!(lines[0]["structure_tag"], true);
+    assert_eq!(lines[1]["cleaned"], "we made one hundred dollars tonight");
+    assert_eq!(lines[3]["cleaned"], "salanghae");
+    let ids: Vec<u64> = serde_json::from_value(v["ids"].clone()).unwrap();
+    assert_eq!(ids[0], 261);
+    // The full sequence is 261 then each line's ids (with its 2), an empty line being a lone 2.
+    let mut want = vec![261u64];
+    for l in lines {
+        want.extend(l["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()));
+    }
+    assert_eq!(ids, want);
+    // A missing vocab and an unreachable hub: one clear line naming what to pass.
+    let out = acestep()
+        .env_remove("ACESTEP_LYRIC_VOCAB")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env("HF_HOME", dir.path())
+        .arg("tokenize-lyrics")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--lyric-vocab") && err.contains("ACE-Step/ACE-Step"), "{err}");
+}

@@ -194,6 +194,87 @@ pub fn resolve_vocab(explicit: Option<&Path>, checkpoint_dir: Option<&Path>) -> 
     })
 }
 
+/// The language of a line from its script alone (Hangul, kana, Han, Cyrillic, Arabic,
+/// Devanagari); None for Latin-script and mixed lines. A provisional stand-in for the reference's
+/// `LangSegment` + `langid` detection, which is not ported yet.
+pub fn script_language(line: &str) -> Option<Language> {
+    let mut counts = [0usize; 6];
+    for c in line.chars() {
+        let u = c as u32;
+        let k = match u {
+            0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F => 0,
+            0x3040..=0x30FF => 1,
+            0x4E00..=0x9FFF | 0x3400..=0x4DBF => 2,
+            0x0400..=0x04FF => 3,
+            0x0600..=0x06FF => 4,
+            0x0900..=0x097F => 5,
+            _ => continue,
+        };
+        counts[k] += 1;
+    }
+    // Kana anywhere means Japanese (its lines mix kana and kanji).
+    if counts[1] > 0 {
+        return Some(Language::Ja);
+    }
+    let (best, n) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, n)| **n)
+        .map(|(i, n)| (i, *n))?;
+    if n == 0 {
+        return None;
+    }
+    Some(match best {
+        0 => Language::Ko,
+        2 => Language::Zh,
+        3 => Language::Ru,
+        4 => Language::Ar,
+        _ => Language::Hi,
+    })
+}
+
+/// The public Hugging Face Space holding the reference's lyric vocab.
+pub const VOCAB_SPACE: &str = "ACE-Step/ACE-Step";
+/// The vocab's path in [`VOCAB_SPACE`].
+pub const VOCAB_SPACE_FILE: &str = "acestep/models/lyrics_utils/vocab.json";
+
+/// Downloads the lyric vocab from the public ACE-Step Space (or finds it in the Hugging Face
+/// cache, where it is kept like the weights).
+pub fn download_vocab(opts: &crate::HubOptions) -> Result<PathBuf> {
+    let hub_err = |message: String| Error::InvalidArgument {
+        name: "lyric vocab",
+        value: format!(
+            "download of {VOCAB_SPACE_FILE} from the Space {VOCAB_SPACE} failed ({message})"
+        ),
+        expected: format!(
+            "a reachable Hugging Face Hub, or the file given locally (--lyric-vocab PATH, \
+             {VOCAB_ENV}=PATH, or <checkpoint>/lyric_tokenizer/vocab.json)"
+        ),
+    };
+    let api = crate::checkpoint::hub_api(opts).map_err(hub_err)?;
+    let repo = api.repo(hf_hub::Repo::new(
+        VOCAB_SPACE.to_string(),
+        hf_hub::RepoType::Space,
+    ));
+    repo.get(VOCAB_SPACE_FILE)
+        .map_err(|e| hub_err(e.to_string()))
+}
+
+/// The lyric vocab in the full lookup order: `explicit`, `$ACESTEP_LYRIC_VOCAB`,
+/// `<checkpoint_dir>/lyric_tokenizer/vocab.json`, then (when `hub` is given) a download from the
+/// ACE-Step Space.
+pub fn find_vocab(
+    explicit: Option<&Path>,
+    checkpoint_dir: Option<&Path>,
+    hub: Option<&crate::HubOptions>,
+) -> Result<PathBuf> {
+    match (resolve_vocab(explicit, checkpoint_dir), hub) {
+        (Ok(p), _) => Ok(p),
+        (Err(_), Some(opts)) => download_vocab(opts),
+        (Err(e), None) => Err(e),
+    }
+}
+
 impl LyricTokenizer {
     /// Loads `vocab.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
