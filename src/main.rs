@@ -55,6 +55,18 @@ enum Command {
         /// The prompt (tags), e.g. "funk, groovy bass, 110 bpm".
         #[arg(long)]
         prompt: String,
+        /// Lyrics: a text file, or `-` for standard input (structure tags such as [verse] on
+        /// their own lines). Without it the song is instrumental.
+        #[arg(long)]
+        lyrics: Option<String>,
+        /// Language of the Latin-script lyric lines (en de fr es it pt pl tr cs nl hu; default
+        /// en); lines in other scripts take theirs.
+        #[arg(long)]
+        lyrics_language: Option<String>,
+        /// The lyric vocab.json (else $ACESTEP_LYRIC_VOCAB, <checkpoint>/lyric_tokenizer/, or a
+        /// download from the ACE-Step Space).
+        #[arg(long, env = "ACESTEP_LYRIC_VOCAB")]
+        lyric_vocab: Option<PathBuf>,
         /// Seconds of audio, up to 240.
         #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
         duration: f64,
@@ -218,6 +230,9 @@ fn run(cli: Cli) -> acestep::Result<()> {
         }
         Command::Generate {
             prompt,
+            lyrics,
+            lyrics_language,
+            lyric_vocab,
             duration,
             steps,
             seed,
@@ -241,6 +256,19 @@ fn run(cli: Cli) -> acestep::Result<()> {
                 None => Default::default(),
             };
             p.prompt = prompt;
+            if let Some(src) = &lyrics {
+                p.lyrics = if src == "-" {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                        .map_err(|e| acestep::Error::io("<stdin>", e))?;
+                    s
+                } else {
+                    std::fs::read_to_string(src).map_err(|e| acestep::Error::io(src, e))?
+                };
+            }
+            if lyrics_language.is_some() {
+                p.lyrics_language = lyrics_language;
+            }
             p.audio_duration = duration;
             p.infer_step = steps;
             p.scheduler_type = scheduler.parse()?;
@@ -273,7 +301,10 @@ fn run(cli: Cli) -> acestep::Result<()> {
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
             let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype);
             spinner.finish_and_clear();
-            let pipe = pipe?;
+            let mut pipe = pipe?;
+            if let Some(v) = &lyric_vocab {
+                pipe = pipe.with_lyric_vocab(v)?;
+            }
             let load_s = t0.elapsed().as_secs_f64();
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(

@@ -225,7 +225,11 @@ fn tokenize_lyrics_prints_languages_and_ids() {
     let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/vocab.json");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("song.txt");
-    std::fs::write(&file, "[verse]\nWe made $100 tonight\n\n사랑해\nПривет мир\n").unwrap();
+    std::fs::write(
+        &file,
+        "[verse]\nWe made $100 tonight\n\n사랑해\nПривет мир\n",
+    )
+    .unwrap();
     let v = run_ok(
         acestep()
             .arg("tokenize-lyrics")
@@ -254,7 +258,13 @@ fn tokenize_lyrics_prints_languages_and_ids() {
     // The full sequence is 261 then each line's ids (with its 2), an empty line being a lone 2.
     let mut want = vec![261u64];
     for l in lines {
-        want.extend(l["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()));
+        want.extend(
+            l["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap()),
+        );
     }
     assert_eq!(ids, want);
     // A missing vocab and an unreachable hub: one clear line naming what to pass.
@@ -268,5 +278,44 @@ fn tokenize_lyrics_prints_languages_and_ids() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--lyric-vocab") && err.contains("ACE-Step/ACE-Step"), "{err}");
+    assert!(
+        err.contains("--lyric-vocab") && err.contains("ACE-Step/ACE-Step"),
+        "{err}"
+    );
+}
+
+#[test]
+fn generate_sings_lyrics_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lyrics = dir.path().join("lyrics.txt");
+    // Words whose ids fit the tiny DiT's 300-token lyric vocabulary.
+    std::fs::write(&lyrics, "we are\n\noh oh\n").unwrap();
+    let output = dir.path().join("song.flac");
+    let vocab = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/vocab.json");
+    let _ = run_ok(
+        acestep()
+            .args([
+                "generate",
+                "--prompt",
+                "pop",
+                "--duration",
+                "1",
+                "--steps",
+                "3",
+            ])
+            .arg("--lyrics")
+            .arg(&lyrics)
+            .args(["--lyrics-language", "en", "--device", "cpu", "-o"])
+            .arg(&output)
+            .arg("--lyric-vocab")
+            .arg(&vocab)
+            .arg("--checkpoint-dir")
+            .arg(tiny()),
+    );
+    assert!(acestep::audio::read(&output).unwrap().duration() > 0.5);
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("song.json")).unwrap())
+            .unwrap();
+    assert_eq!(side["lyrics"], "we are\n\noh oh\n");
+    assert_eq!(side["lyrics_language"], "en");
 }

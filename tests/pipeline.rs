@@ -189,3 +189,69 @@ fn generates_in_f16_and_refuses_bf16_on_the_cpu() {
         assert!(c.max_rel < 0.25, "{dtype:?}: {}", c.max_rel);
     }
 }
+
+fn pipe_with_lyrics() -> &'static Pipeline {
+    static P: OnceLock<Pipeline> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
+        let vocab =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/vocab.json");
+        Pipeline::load(
+            &Checkpoint::from_dir(dir).unwrap(),
+            &Device::Cpu,
+            DType::F32,
+        )
+        .unwrap()
+        .with_lyric_vocab(&vocab)
+        .unwrap()
+    })
+}
+
+#[test]
+fn lyrics_condition_the_generation() {
+    let pipe = pipe_with_lyrics();
+    // Words whose ids fit the tiny DiT's 300-token lyric vocabulary.
+    let p = GenerationParams {
+        lyrics: "we are\n\noh oh".into(),
+        batch_size: 1,
+        manual_seeds: vec![5],
+        ..params()
+    };
+    let ids = pipe.lyric_token_ids(&p).unwrap().unwrap();
+    assert_eq!(
+        ids,
+        vec![261, 259, 100, 2, 59, 18, 2, 2, 259, 28, 21, 2, 28, 21, 2]
+    );
+    let (with, _) = pipe
+        .generate_latents(&p, &mut |_| Control::Continue)
+        .unwrap();
+    let none = GenerationParams {
+        lyrics: String::new(),
+        ..p.clone()
+    };
+    let (without, _) = pipe
+        .generate_latents(&none, &mut |_| Control::Continue)
+        .unwrap();
+    assert!(
+        max_abs_diff(&with, &without) > 1e-4,
+        "lyrics changed nothing"
+    );
+    // Out of the checkpoint's lyric vocabulary: a clear error, no panic.
+    let big = GenerationParams {
+        lyrics: "la la".into(),
+        ..p.clone()
+    };
+    let e = pipe
+        .generate_latents(&big, &mut |_| Control::Continue)
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("494") && msg.contains("300"), "{msg}");
+    let bad_lang = GenerationParams {
+        lyrics_language: Some("xx".into()),
+        ..p
+    };
+    let e = pipe
+        .generate_latents(&bad_lang, &mut |_| Control::Continue)
+        .unwrap_err();
+    assert!(e.to_string().contains("lyrics_language"), "{e}");
+}

@@ -627,6 +627,10 @@ async fn acestep_api_dialect_json_form_multipart_and_mapping() {
     assert_eq!(p["prompt"], "upbeat pop song, 120 bpm, C Major, 4/4 time");
     assert_eq!(p["manual_seeds"], json!([42]));
     assert_eq!(
+        p["lyrics_language"], "en",
+        "vocal_language drives the lyric language"
+    );
+    assert_eq!(
         (
             p["infer_step"].clone(),
             p["guidance_scale"].clone(),

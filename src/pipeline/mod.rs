@@ -38,6 +38,7 @@ use crate::dcae::MusicDcae;
 use crate::dit::AceStepTransformer2DModel;
 use crate::erg::QueryScale;
 use crate::error::{Error, Result};
+use crate::lyrics::LyricTokenizer;
 use crate::text_encoder::TextEncoder;
 
 /// Sample rate of generated audio: the reference pipeline resamples its 44.1 kHz output to 48 kHz.
@@ -99,6 +100,8 @@ pub struct Pipeline {
     dit: AceStepTransformer2DModel,
     dcae: MusicDcae,
     device: Device,
+    checkpoint_root: std::path::PathBuf,
+    lyric_tokenizer: std::sync::Mutex<Option<std::sync::Arc<LyricTokenizer>>>,
 }
 
 /// Standard-normal noise `[1, 8, 16, frames]` from `seed` (ChaCha-based `StdRng`; the
@@ -125,7 +128,79 @@ impl Pipeline {
             dit: AceStepTransformer2DModel::load(checkpoint, device, dtype)?,
             dcae: MusicDcae::load(checkpoint, device, dtype)?,
             device: device.clone(),
+            checkpoint_root: checkpoint.root().to_path_buf(),
+            lyric_tokenizer: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Uses the lyric vocab at `path` (else it is looked up on first use with lyrics:
+    /// `$ACESTEP_LYRIC_VOCAB`, `<checkpoint>/lyric_tokenizer/vocab.json`, then a download from the
+    /// ACE-Step Space).
+    pub fn with_lyric_vocab(self, path: &std::path::Path) -> Result<Self> {
+        let tok = std::sync::Arc::new(LyricTokenizer::from_file(path)?);
+        *self
+            .lyric_tokenizer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(tok);
+        Ok(self)
+    }
+
+    /// The lyric tokenizer, loaded on first use.
+    fn lyric_tokenizer(&self) -> Result<std::sync::Arc<LyricTokenizer>> {
+        let mut slot = self
+            .lyric_tokenizer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = slot.as_ref() {
+            return Ok(t.clone());
+        }
+        let path = crate::lyrics::find_vocab(
+            None,
+            Some(&self.checkpoint_root),
+            Some(&crate::HubOptions::default()),
+        )?;
+        let tok = std::sync::Arc::new(LyricTokenizer::from_file(&path)?);
+        *slot = Some(tok.clone());
+        Ok(tok)
+    }
+
+    /// The lyric token ids of `params` as the reference's `tokenize_lyrics` (None for no lyrics),
+    /// checked against the DiT's lyric vocabulary and position range.
+    pub fn lyric_token_ids(&self, params: &GenerationParams) -> Result<Option<Vec<u32>>> {
+        if params.lyrics.is_empty() {
+            return Ok(None);
+        }
+        let default = params.lyric_language()?;
+        let tok = self.lyric_tokenizer()?;
+        let ids = tok.tokenize_lyrics(&params.lyrics, &mut |line| {
+            crate::lyrics::script_language(line).unwrap_or(default)
+        })?;
+        let cfg = self.dit.config();
+        if let Some(&bad) = ids
+            .iter()
+            .find(|&&i| i as usize >= cfg.lyric_encoder_vocab_size)
+        {
+            return Err(Error::InvalidArgument {
+                name: "lyrics",
+                value: format!("lyric token id {bad}"),
+                expected: format!(
+                    "ids below the DiT's lyric vocabulary size {} (lyric_encoder_vocab_size of \
+                     the checkpoint does not match the lyric vocab.json)",
+                    cfg.lyric_encoder_vocab_size
+                ),
+            });
+        }
+        if ids.len() > cfg.max_position {
+            return Err(Error::InvalidArgument {
+                name: "lyrics",
+                value: format!("{} lyric tokens", ids.len()),
+                expected: format!(
+                    "at most {} tokens (the DiT's max_position)",
+                    cfg.max_position
+                ),
+            });
+        }
+        Ok(Some(ids))
     }
 
     /// The final latents `[batch, 8, 16, frames]` of a generation and the seeds used.
@@ -135,13 +210,7 @@ impl Pipeline {
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<(Tensor, Vec<u64>)> {
         params.validate()?;
-        if !params.lyrics.trim().is_empty() {
-            return Err(Error::InvalidArgument {
-                name: "lyrics",
-                value: format!("{} characters", params.lyrics.len()),
-                expected: "empty (instrumental) until the lyric tokenizer is in".into(),
-            });
-        }
+        let lyric_ids = self.lyric_token_ids(params)?;
         if progress(Progress::Encoding) == Control::Cancel {
             return Err(Error::Cancelled { step: 0, total: 0 });
         }
@@ -184,14 +253,27 @@ impl Pipeline {
         };
         let dtype = self.dit.dtype();
         let speaker_dim = self.dit.config().speaker_embedding_dim;
-        // No lyrics: one token 0 with mask 0, as the reference.
+        // No lyrics: one token 0 with mask 0, as the reference; else the ids, all unmasked.
+        let (lyric_token_ids, lyric_mask) = match lyric_ids {
+            None => (
+                Tensor::zeros((b, 1), DType::U32, &self.device)?,
+                Tensor::zeros((b, 1), dtype, &self.device)?,
+            ),
+            Some(ids) => {
+                let n = ids.len();
+                (
+                    Tensor::from_vec(ids, (1, n), &self.device)?.repeat((b, 1))?,
+                    Tensor::ones((b, n), dtype, &self.device)?,
+                )
+            }
+        };
         let inputs = ConditionInputs {
             text_hidden_states: text.hidden_states.repeat((b, 1, 1))?.to_dtype(dtype)?,
             text_mask: text.attention_mask.repeat((b, 1))?.to_dtype(dtype)?,
             text_hidden_states_null: text_null.map(|t| t.to_dtype(dtype)).transpose()?,
             speaker_embeds: Tensor::zeros((b, speaker_dim), dtype, &self.device)?,
-            lyric_token_ids: Tensor::zeros((b, 1), DType::U32, &self.device)?,
-            lyric_mask: Tensor::zeros((b, 1), dtype, &self.device)?,
+            lyric_token_ids,
+            lyric_mask,
         };
         let mut rng_steps = rand::rngs::StdRng::seed_from_u64(seeds.first().copied().unwrap_or(0));
         let device = self.device.clone();

@@ -25,6 +25,12 @@ pub struct GenerationParams {
     pub prompt: String,
     /// The lyrics (empty: instrumental).
     pub lyrics: String,
+    /// Ours, not the reference's: the language of lyric lines in Latin script (`en`, `de`, `fr`,
+    /// ...; default `en`). Lines in other scripts take theirs (ko ja zh ru ar hi) and structure
+    /// tags are English. Stands in for the reference's per-line language detection until that is
+    /// ported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lyrics_language: Option<String>,
     /// Diffusion steps.
     pub infer_step: usize,
     /// Guidance scale (0 or 1: no guidance).
@@ -72,6 +78,7 @@ impl Default for GenerationParams {
             audio_duration: 60.0,
             prompt: String::new(),
             lyrics: String::new(),
+            lyrics_language: None,
             infer_step: 60,
             guidance_scale: 15.0,
             scheduler_type: SchedulerType::Euler,
@@ -201,7 +208,26 @@ impl GenerationParams {
             ));
         }
         crate::audio::Format::from_name(&self.format)?;
+        self.lyric_language()?;
         Ok(())
+    }
+
+    /// The language of Latin-script lyric lines ([`GenerationParams::lyrics_language`], else
+    /// English).
+    pub fn lyric_language(&self) -> Result<crate::lyrics::Language> {
+        match self.lyrics_language.as_deref() {
+            None | Some("") => Ok(crate::lyrics::Language::En),
+            Some(code) => crate::lyrics::Language::ALL
+                .into_iter()
+                .find(|l| l.code() == code)
+                .ok_or_else(|| {
+                    bad(
+                        "lyrics_language",
+                        code,
+                        "one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi",
+                    )
+                }),
+        }
     }
 
     /// The seeds of the batch: the given ones (one seed repeats for every item, as the

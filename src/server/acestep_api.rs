@@ -9,7 +9,7 @@
 //! | `caption` | `prompt` |
 //! | `bpm`, `key_scale`, `time_signature` | appended to the prompt as tags: `, 120 bpm, C Major, 4/4 time` |
 //! | `lyrics` | `lyrics` |
-//! | `vocal_language` | recorded (v1 detects the language of every lyric line itself) |
+//! | `vocal_language` (default `en`) | `lyrics_language`: the language of Latin-script lyric lines |
 //! | `audio_format` (default `mp3`) | `format` |
 //! | `audio_duration` (null: 60 s) | `audio_duration` |
 //! | `inference_steps` (default 8) | `infer_step` |
@@ -123,6 +123,27 @@ fn params_of(fields: &form::Fields) -> crate::Result<GenerationParams> {
         ..Default::default()
     };
     let mut p = form::params(fields, base, ALIASES)?;
+    // The seed's lyric language drives the language of Latin-script lyric lines.
+    if p.lyrics_language.is_none() {
+        if let Some(lang) = fields
+            .str("vocal_language")
+            .filter(|l| !l.trim().is_empty())
+        {
+            p.lyrics_language = Some(lang.trim().to_ascii_lowercase());
+            p.validate().map_err(|e| match e {
+                Error::InvalidArgument {
+                    name: "lyrics_language",
+                    value,
+                    expected,
+                } => Error::InvalidArgument {
+                    name: "vocal_language",
+                    value,
+                    expected,
+                },
+                other => other,
+            })?;
+        }
+    }
     let mut tags = vec![];
     if let Some(bpm) = fields.f64("bpm")? {
         if !(20.0..=400.0).contains(&bpm) {

@@ -219,6 +219,7 @@ const PARAMS: &[(&str, Kind)] = &[
     ("audio_duration", Kind::Float),
     ("prompt", Kind::Text),
     ("lyrics", Kind::Text),
+    ("lyrics_language", Kind::Text),
     ("infer_step", Kind::Count),
     ("guidance_scale", Kind::Float),
     ("scheduler_type", Kind::Text),
