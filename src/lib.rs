@@ -15,10 +15,11 @@
 //! | [`vocoder`] | ADaMoSHiFiGAN vocoder | done, at parity |
 //! | [`audio`] | audio read / write / resample | done |
 //! | [`schedulers`] | flow-matching Euler, Heun, PingPong | done, at parity |
-//! | [`pipeline`] | text2music diffusion process (at parity), `Pipeline::generate` | instrumental |
-//! | [`lyrics`] | lyric BPE tokenizer and framing | partial |
+//! | [`pipeline`] | text2music diffusion process (at parity), `Pipeline::generate` | done, with lyrics |
+//! | [`lyrics`] | lyric tokenizer, cleaners, number words, Korean romanisation | 15 of 17 languages exact |
 //! | [`guidance`] | APG, CFG, CFG-zero*, double condition, guidance interval | done, at parity |
 //! | [`jobs`] | local job manager: queue, workers, SQLite persistence, callbacks | done |
+//! | [`server`] | HTTP server: the three async-task API dialects | done |
 //!
 //! ```no_run
 //! use acestep::{Checkpoint, TextEncoder};

@@ -1,12 +1,27 @@
-//! The lyric frontend (work in progress): the reference's `VoiceBpeTokenizer` (BPE over
-//! `vocab.json`, a `[lang]` prefix, spaces as `[SPACE]`) and the `tokenize_lyrics` framing
-//! (start token 261, each line followed by 2, empty lines as a lone 2, structure tags such as
-//! `[verse]` always read as English).
+//! The lyric frontend: the reference's `VoiceBpeTokenizer` (BPE over `vocab.json`, a `[lang]`
+//! prefix, spaces as `[SPACE]`) with its cleaners, and the `tokenize_lyrics` framing (start token
+//! 261, each line followed by 2, empty lines as a lone 2, structure tags such as `[verse]` always
+//! read as English).
 //!
-//! Done: the tokenizer, the framing, the vocab lookup order, and the language-independent
-//! cleaning (quotes, Turkish capitals, lowercase, whitespace). Not yet: the per-language
-//! expansion of numbers, abbreviations and symbols, the zh / ko / ja transliteration and the
-//! per-line language detection; until then a caller supplies the language of each line.
+//! - [`cleaners`]: `multilingual_cleaners` / `basic_cleaners` (quotes, Turkish capitals,
+//!   lowercase, abbreviations, symbols, whitespace);
+//! - [`numbers`]: number words as `num2words` 0.5.14 in the 14 languages the reference spells
+//!   out (Czech keeps its digits, as in the reference);
+//! - [`korean`]: Korean romanisation (`hangul_romanize`, academic rule).
+//!
+//! Not yet: Chinese pinyin and numbers, Japanese romaji, and the per-line language detection
+//! (LangSegment + langid); until then [`script_language`] gives the language of non-Latin
+//! scripts and callers choose the language of Latin-script lines.
+//!
+//! ```no_run
+//! use acestep::lyrics::{script_language, Language, LyricTokenizer};
+//! let tok = LyricTokenizer::from_file(std::path::Path::new("vocab.json"))?;
+//! let ids = tok.tokenize_lyrics("[verse]\nWe made $100\n사랑해", &mut |line| {
+//!     script_language(line).unwrap_or(Language::En)
+//! })?;
+//! assert_eq!(ids[0], 261);
+//! # Ok::<(), acestep::Error>(())
+//! ```
 
 pub mod cleaners;
 pub mod korean;
