@@ -195,14 +195,7 @@ pub(super) fn ordinal(n: u128) -> Option<String> {
 /// `Num2Word_IT.float_to_words`: the integer part, "virgola", each digit of Python's `str` of
 /// the float (so `3.0` reads "tre virgola zero"); None where Python's `str` uses an exponent.
 pub(super) fn float(v: f64) -> Option<String> {
-    if !v.is_finite() || !(1e-4..1e16).contains(&v) && v != 0.0 {
-        return None;
-    }
-    let mut repr = format!("{v}");
-    if !repr.contains('.') {
-        repr.push_str(".0");
-    }
-    let (_, frac) = repr.split_once('.')?;
+    let (_, frac) = super::python_float_parts(v)?;
     let digits = frac
         .chars()
         .map(|c| cardinal(u128::from(c.to_digit(10)?)))

@@ -1298,6 +1298,38 @@ fn merge_nl((mut ct, cn): Pair, (mut nt, nn): Pair) -> Pair {
     (format!("{ct}{nt}"), val)
 }
 
+/// `utils.splitbyx(str(n), 3)` of num2words: the digit groups of `n`, the first one short.
+fn thousands_groups(n: u128) -> Vec<u128> {
+    let digits = n.to_string();
+    let len = digits.len();
+    if len <= 3 {
+        return vec![n];
+    }
+    let mut out = Vec::new();
+    if len % 3 > 0 {
+        out.push(digits[..len % 3].parse().unwrap_or(0));
+    }
+    let mut i = len % 3;
+    while i < len {
+        out.push(digits[i..i + 3].parse().unwrap_or(0));
+        i += 3;
+    }
+    out
+}
+
+/// Python's `str(float)` split at the point (`3.0` -> ("3", "0")); None where Python would use
+/// an exponent (num2words then fails).
+fn python_float_parts(v: f64) -> Option<(String, String)> {
+    if !v.is_finite() || (v != 0.0 && !(1e-4..1e16).contains(&v)) {
+        return None;
+    }
+    let repr = format!("{v}");
+    Some(match repr.split_once('.') {
+        Some((l, r)) => (l.to_string(), r.to_string()),
+        None => (repr, "0".to_string()),
+    })
+}
+
 /// Python's `float(s)` for strings of digits and dots (None where Python raises, e.g. "1.2.3").
 fn parse_python_float(s: &str) -> Option<f64> {
     if s.is_empty() || s == "." || s.matches('.').count() > 1 {

@@ -127,31 +127,12 @@ fn thousands(level: usize) -> Option<[String; 3]> {
     Some([name.clone(), format!("{name}y"), format!("{name}ów")])
 }
 
-/// `utils.splitbyx(str(n), 3)`.
-fn groups(n: u128) -> Vec<u128> {
-    let digits = n.to_string();
-    let len = digits.len();
-    if len <= 3 {
-        return vec![n];
-    }
-    let mut out = Vec::new();
-    if len % 3 > 0 {
-        out.push(digits[..len % 3].parse().unwrap_or(0));
-    }
-    let mut i = len % 3;
-    while i < len {
-        out.push(digits[i..i + 3].parse().unwrap_or(0));
-        i += 3;
-    }
-    out
-}
-
 /// `Num2Word_PL._int2word`.
 pub(super) fn cardinal(n: u128) -> Option<String> {
     if n == 0 {
         return Some("zero".into());
     }
-    let chunks = groups(n);
+    let chunks = super::thousands_groups(n);
     let mut words: Vec<String> = Vec::new();
     let mut level = chunks.len();
     for x in chunks {
@@ -187,14 +168,8 @@ pub(super) fn cardinal(n: u128) -> Option<String> {
 /// the fraction read "zero", then the fraction as a number (`3.0` reads "trzy przecinek zero
 /// zero").
 pub(super) fn float(v: f64) -> Option<String> {
-    if !v.is_finite() || !(1e-4..1e16).contains(&v) {
-        return None;
-    }
-    let mut repr = format!("{v}");
-    if !repr.contains('.') {
-        repr.push_str(".0");
-    }
-    let (left, right) = repr.split_once('.')?;
+    let (left, right) = super::python_float_parts(v)?;
+    let (left, right) = (left.as_str(), right.as_str());
     let zeros = right.len() - right.trim_start_matches('0').len();
     Some(format!(
         "{} przecinek {}{}",
@@ -206,7 +181,7 @@ pub(super) fn float(v: f64) -> Option<String> {
 
 /// `Num2Word_PL.to_ordinal`; None where num2words raises (0, compound hundreds, 10^12 and up).
 pub(super) fn ordinal(n: u128) -> Option<String> {
-    let mut fragments = groups(n);
+    let mut fragments = super::thousands_groups(n);
     let mut level = 0;
     let mut last = *fragments.last()?;
     while last == 0 {

@@ -222,25 +222,6 @@ fn plural(n: u128, forms: &[String; 3]) -> &str {
     }
 }
 
-/// `utils.splitbyx(str(n), 3)`.
-fn groups(n: u128) -> Vec<u128> {
-    let digits = n.to_string();
-    let len = digits.len();
-    if len <= 3 {
-        return vec![n];
-    }
-    let mut out = Vec::new();
-    if len % 3 > 0 {
-        out.push(digits[..len % 3].parse().unwrap_or(0));
-    }
-    let mut i = len % 3;
-    while i < len {
-        out.push(digits[i..i + 3].parse().unwrap_or(0));
-        i += 3;
-    }
-    out
-}
-
 /// `Num2Word_RU._int2word(n, cardinal, case, plural/gender)`.
 fn int2word(n: u128, cardinal: bool, case: Case, form: Form) -> Option<String> {
     if n == 0 {
@@ -250,7 +231,7 @@ fn int2word(n: u128, cardinal: bool, case: Case, form: Form) -> Option<String> {
             ones_ord(0, case, form)
         });
     }
-    let chunks = groups(n);
+    let chunks = super::thousands_groups(n);
     let ord_join = chunks.last() == Some(&0);
     let last_nonzero = chunks.iter().rposition(|&x| x != 0)?;
     let rightest = chunks.len() - 1 - last_nonzero;
@@ -388,14 +369,8 @@ pub(super) fn ordinal(n: u128) -> Option<String> {
 /// `Num2Word_RU.to_cardinal` of a float: feminine integer part, `целая` / `целых`, the fraction
 /// digits as a feminine number, and its denominator (`десятая`, `сотых`, ...).
 pub(super) fn float(v: f64) -> Option<String> {
-    if !v.is_finite() || !(1e-4..1e16).contains(&v) {
-        return None;
-    }
-    let mut repr = format!("{v}");
-    if !repr.contains('.') {
-        repr.push_str(".0");
-    }
-    let (left, right) = repr.split_once('.')?;
+    let (left, right) = super::python_float_parts(v)?;
+    let (left, right) = (left.as_str(), right.as_str());
     let l: u128 = left.parse().ok()?;
     let point = ["целая".to_string(), "целых".into(), "целых".into()];
     let power = 10u128.checked_pow(right.len() as u32)?;
