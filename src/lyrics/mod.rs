@@ -7,9 +7,10 @@
 //!   lowercase, abbreviations, symbols, whitespace);
 //! - [`numbers`]: number words as `num2words` 0.5.14 in the 14 languages the reference spells
 //!   out (Czech keeps its digits, as in the reference);
-//! - [`korean`]: Korean romanisation (`hangul_romanize`, academic rule).
+//! - [`korean`]: Korean romanisation (`hangul_romanize`, academic rule);
+//! - [`chinese`]: pinyin per character (pypinyin's phrase readings not yet) and punctuation.
 //!
-//! Not yet: Chinese pinyin and numbers, Japanese romaji, and the per-line language detection
+//! Not yet: Chinese phrase readings and numbers, Japanese romaji, and the per-line language detection
 //! (LangSegment + langid); until then [`script_language`] gives the language of non-Latin
 //! scripts and callers choose the language of Latin-script lines.
 //!
@@ -23,6 +24,7 @@
 //! # Ok::<(), acestep::Error>(())
 //! ```
 
+pub mod chinese;
 pub mod cleaners;
 pub mod korean;
 pub mod numbers;
@@ -168,12 +170,13 @@ pub fn is_structure_tag(line: &str) -> bool {
 
 /// The cleaning `VoiceBpeTokenizer.preprocess_text` applies to a line in `lang`: Hindi gets
 /// `basic_cleaners` (lowercase, whitespace); every other language `multilingual_cleaners`
-/// then Korean romanisation for Korean (numbers are spelled out in English only so far; Chinese
-/// pinyin and Japanese romaji are not in yet, so those lines are cleaned but not transliterated).
+/// then Korean romanisation for Korean and pinyin for Chinese (Japanese romaji is not in yet, so
+/// Japanese lines are cleaned but not transliterated).
 pub fn clean(text: &str, lang: Language) -> String {
     match lang {
         Language::Hi | Language::Ja => cleaners::basic_clean(text),
         Language::Ko => korean::romanize(&cleaners::multilingual_clean(text, lang)),
+        Language::Zh => chinese::transliterate(&cleaners::multilingual_clean(text, lang)),
         _ => cleaners::multilingual_clean(text, lang),
     }
 }

@@ -56,6 +56,9 @@ fn try_replace(
 /// (languages other than en, de, fr, nl, es, it, pt) or where the reference would raise (it then keeps the
 /// text).
 pub fn expand_numbers(text: &str, lang: Language) -> Option<String> {
+    if lang == Language::Zh {
+        return Some(super::chinese::text_norm(text));
+    }
     let num = Words::of(lang)?;
     let mut t = if matches!(lang, Language::En | Language::Ru) {
         COMMA_NUMBER
