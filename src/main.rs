@@ -132,38 +132,42 @@ enum Command {
         checkpoint_dir: Option<PathBuf>,
     },
     /// Serve the three async-task API dialects over HTTP (job queue, persistence, downloads).
-    Serve {
-        /// Address to bind (use 0.0.0.0 to listen on every interface).
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        /// Port (0: any free port; the URL printed says which).
-        #[arg(long, default_value_t = 8001)]
-        port: u16,
-        /// Where jobs.sqlite, outputs/ and uploads/ live.
-        #[arg(long, env = "ACESTEP_DATA_DIR", default_value = "acestep-data")]
-        data_dir: PathBuf,
-        /// Accepted API key (repeatable); when any is set every API call needs
-        /// `Authorization: Bearer <key>`. Also ACESTEP_API_KEYS=key1,key2.
-        #[arg(long = "api-key", env = "ACESTEP_API_KEYS", value_delimiter = ',')]
-        api_keys: Vec<String>,
-        /// Generation workers sharing the loaded model.
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        /// Maximum queued + running jobs per API key.
-        #[arg(long, default_value_t = 10)]
-        quota: usize,
-        /// Hours outputs are kept (download links expire after it).
-        #[arg(long, default_value_t = 24.0)]
-        retention_hours: f64,
-        /// Seconds a synchronous `POST /producer/audios` waits before returning the running task.
-        #[arg(long, default_value_t = 600)]
-        sync_timeout: u64,
-        /// Base URL put in links (default: http://<Host header>).
-        #[arg(long)]
-        public_url: Option<String>,
-        #[command(flatten)]
-        model: ModelArgs,
-    },
+    Serve(ServeArgs),
+}
+
+/// Options of `acestep serve`.
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to bind (use 0.0.0.0 to listen on every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0: any free port; the URL printed says which).
+    #[arg(long, default_value_t = 8001)]
+    port: u16,
+    /// Where jobs.sqlite, outputs/ and uploads/ live.
+    #[arg(long, env = "ACESTEP_DATA_DIR", default_value = "acestep-data")]
+    data_dir: PathBuf,
+    /// Accepted API key (repeatable); when any is set every API call needs
+    /// `Authorization: Bearer <key>`. Also ACESTEP_API_KEYS=key1,key2.
+    #[arg(long = "api-key", env = "ACESTEP_API_KEYS", value_delimiter = ',')]
+    api_keys: Vec<String>,
+    /// Generation workers sharing the loaded model.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Maximum queued + running jobs per API key.
+    #[arg(long, default_value_t = 10)]
+    quota: usize,
+    /// Hours outputs are kept (download links expire after it).
+    #[arg(long, default_value_t = 24.0)]
+    retention_hours: f64,
+    /// Seconds a synchronous `POST /producer/audios` waits before returning the running task.
+    #[arg(long, default_value_t = 600)]
+    sync_timeout: u64,
+    /// Base URL put in links (default: http://<Host header>).
+    #[arg(long)]
+    public_url: Option<String>,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 fn checkpoint(m: &ModelArgs) -> acestep::Result<Checkpoint> {
@@ -411,29 +415,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
             );
             Ok(())
         }
-        Command::Serve {
-            host,
-            port,
-            data_dir,
-            api_keys,
-            workers,
-            quota,
-            retention_hours,
-            sync_timeout,
-            public_url,
-            model,
-        } => serve(
-            host,
-            port,
-            data_dir,
-            api_keys,
-            workers,
-            quota,
-            retention_hours,
-            sync_timeout,
-            public_url,
-            model,
-        ),
+        Command::Serve(args) => serve(args),
         Command::Reconstruct {
             input,
             output,
@@ -490,20 +472,20 @@ fn run(cli: Cli) -> acestep::Result<()> {
 }
 
 /// Runs `acestep serve`.
-#[allow(clippy::too_many_arguments)]
-fn serve(
-    host: String,
-    port: u16,
-    data_dir: PathBuf,
-    api_keys: Vec<String>,
-    workers: usize,
-    quota: usize,
-    retention_hours: f64,
-    sync_timeout: u64,
-    public_url: Option<String>,
-    model: ModelArgs,
-) -> acestep::Result<()> {
+fn serve(args: ServeArgs) -> acestep::Result<()> {
     use std::sync::Arc;
+    let ServeArgs {
+        host,
+        port,
+        data_dir,
+        api_keys,
+        workers,
+        quota,
+        retention_hours,
+        sync_timeout,
+        public_url,
+        model,
+    } = args;
     setup_threads(model.threads)?;
     if !(retention_hours.is_finite() && retention_hours >= 0.0) {
         return Err(acestep::Error::InvalidArgument {

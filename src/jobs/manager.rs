@@ -541,10 +541,7 @@ impl Shared {
             tracing::error!("starting job {}: {e}", q.id);
             return (None, abort);
         }
-        let progress = JobProgress {
-            total: q.steps,
-            ..JobProgress::encoding(q.steps)
-        };
+        let progress = JobProgress::encoding(q.steps);
         st.running.insert(
             q.id.clone(),
             Running {

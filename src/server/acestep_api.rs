@@ -130,17 +130,12 @@ fn params_of(fields: &form::Fields) -> crate::Result<GenerationParams> {
             .filter(|l| !l.trim().is_empty())
         {
             p.lyrics_language = Some(lang.trim().to_ascii_lowercase());
-            p.validate().map_err(|e| match e {
-                Error::InvalidArgument {
-                    name: "lyrics_language",
-                    value,
-                    expected,
-                } => Error::InvalidArgument {
-                    name: "vocal_language",
-                    value,
-                    expected,
-                },
-                other => other,
+            p.lyric_language().map_err(|_| {
+                refuse(
+                    "vocal_language",
+                    lang,
+                    "one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi",
+                )
             })?;
         }
     }
@@ -185,7 +180,7 @@ fn params_of(fields: &form::Fields) -> crate::Result<GenerationParams> {
             }
         }
     }
-    p.validate()?;
+    // Validated as a whole by the job manager on submit.
     Ok(p)
 }
 

@@ -343,6 +343,8 @@ impl Words {
                 ],
                 merge_es,
             ),
+            // Languages whose num2words builds words its own way (one file each): no cards; every
+            // entry point dispatches to their module before the split-and-merge is reached.
             Language::It
             | Language::Hu
             | Language::Pl
