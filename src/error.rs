@@ -137,6 +137,15 @@ pub enum Error {
     },
 
     /// A caller-supplied argument is invalid.
+    /// A LoRA adapter cannot be read or does not fit the model (names the keys).
+    #[error("LoRA adapter {adapter}: {message}")]
+    Lora {
+        /// The adapter's path or hub repo id.
+        adapter: String,
+        /// What is wrong.
+        message: String,
+    },
+
     #[error("invalid {name} `{value}`: {expected}")]
     InvalidArgument {
         /// The parameter.

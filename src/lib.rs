@@ -44,6 +44,7 @@ pub mod erg;
 pub mod error;
 pub mod guidance;
 pub mod jobs;
+pub mod lora;
 pub mod lyrics;
 pub mod pipeline;
 pub mod schedulers;

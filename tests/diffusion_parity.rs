@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use acestep::dit::AceStepTransformer2DModel;
 use acestep::pipeline::{
-    text2music_diffusion_process, ConditionInputs, Control, DiffusionSettings,
+    text2music_diffusion_process, ConditionInputs, Control, DiffusionSettings, EditInputs,
 };
 use acestep::testing::compare;
 use candle_core::{DType, Device, Tensor};
@@ -100,6 +100,7 @@ fn text2music_diffusion_process_matches_the_reference() {
             &dit,
             &c.inputs,
             &c.settings,
+            &EditInputs::default(),
             &c.init_noise,
             &mut noise,
             &mut |p| {
@@ -140,6 +141,7 @@ fn progress_callback_can_cancel_between_steps() {
         &dit,
         &c.inputs,
         &c.settings,
+        &EditInputs::default(),
         &c.init_noise,
         &mut |_| unreachable!(),
         &mut |p| {

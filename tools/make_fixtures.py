@@ -691,6 +691,245 @@ def make_diffusion():
         json.dump(meta, f, indent=1)
 
 
+def _tiny_pipe():
+    """An ACEStepPipeline shell around the tiny DiT "a" of tests/fixtures/tiny (CPU, f32)."""
+    from safetensors.torch import load_file
+    from acestep.pipeline_ace_step import ACEStepPipeline
+
+    model = _build_dit(DIT_CONFIGS["a"]).eval()
+    sd = load_file(os.path.join(FIX, "tiny", "ace_step_transformer", "diffusion_pytorch_model.safetensors"))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    pipe = ACEStepPipeline.__new__(ACEStepPipeline)
+    pipe.ace_step_transformer = model
+    pipe.device = torch.device("cpu")
+    pipe.dtype = torch.float32
+    pipe.cpu_offload = False
+    pipe.lora_path = "none"
+    pipe.lora_weight = 1.0
+    pipe.checkpoint_dir = os.path.join(FIX, "tiny")
+    return pipe
+
+
+def _random_condition(g, bsz, prefix=""):
+    """Random prompt embeddings, lyric ids and masks for the tiny DiT "a" (item 1 padded)."""
+    cfg = DIT_CONFIGS["a"]
+    s_len, l_len = 7, 10
+    text = torch.randn(bsz, s_len, cfg["text_embedding_dim"], generator=g)
+    text_mask = torch.ones(bsz, s_len, dtype=torch.long)
+    lyric = torch.randint(1, cfg["lyric_encoder_vocab_size"], (bsz, l_len), generator=g)
+    lyric_mask = torch.ones(bsz, l_len, dtype=torch.long)
+    if bsz > 1:
+        text_mask[1, -2:] = 0
+        lyric_mask[1, -3:] = 0
+    text_null = torch.randn(bsz, s_len, cfg["text_embedding_dim"], generator=g)
+    speaker = torch.randn(bsz, cfg["speaker_embedding_dim"], generator=g)
+    return {f"{prefix}text": text, f"{prefix}text_mask": text_mask, f"{prefix}text_null": text_null,
+            f"{prefix}speaker": speaker, f"{prefix}lyric": lyric, f"{prefix}lyric_mask": lyric_mask}
+
+
+class _NoiseRecorder:
+    """Records the reference's Gaussian draws: `randn_tensor` (initial, retake and FlowEdit
+    forward noises) and `Tensor.normal_` (PingPong step noise), in call order."""
+
+    def __init__(self, step_seed):
+        import acestep.pipeline_ace_step as P
+        self.P, self.draws, self.order = P, [], []
+        self.step_gen = torch.Generator().manual_seed(step_seed)
+
+    def __enter__(self):
+        P, rec = self.P, self
+        self.orig_randn, self.orig_normal = P.randn_tensor, torch.Tensor.normal_
+
+        def randn(*a, **k):
+            x = rec.orig_randn(*a, **k)
+            rec.draws.append(x.clone())
+            rec.order.append("randn")
+            return x
+
+        def normal(self_, *a, **k):
+            nz = torch.randn(self_.shape, generator=rec.step_gen)
+            rec.draws.append(nz.clone())
+            rec.order.append("normal")
+            return self_.copy_(nz)
+
+        P.randn_tensor, torch.Tensor.normal_ = randn, normal
+        return self
+
+    def __exit__(self, *exc):
+        self.P.randn_tensor, torch.Tensor.normal_ = self.orig_randn, self.orig_normal
+
+
+EDIT_FRAMES = int(DIFFUSION_DURATION * 44100 / 512 / 8)
+EDITING_CASES = {
+    # name: (kind, settings, editing arguments); text2music cases use ERG and APG unless set.
+    "retake": ("text2music", dict(scheduler_type="euler"), dict(retake_variance=0.3, task="retake")),
+    "repaint": ("text2music", dict(scheduler_type="euler"),
+                dict(retake_variance=0.6, repaint_start=0.3, repaint_end=0.8, task="repaint")),
+    "repaint_heun_cfg": ("text2music", dict(scheduler_type="heun", cfg_type="cfg", guidance_scale=6.0,
+                                            use_erg_lyric=False, use_erg_diffusion=False),
+                         dict(retake_variance=0.8, repaint_start=0.0, repaint_end=0.5, task="repaint")),
+    "extend_left": ("text2music", dict(scheduler_type="euler"),
+                    dict(retake_variance=0.7, repaint_start=-0.4, repaint_end=DIFFUSION_DURATION, task="extend")),
+    "extend_right": ("text2music", dict(scheduler_type="pingpong"),
+                     dict(retake_variance=0.5, repaint_start=0.0, repaint_end=DIFFUSION_DURATION + 0.5,
+                          task="extend")),
+    "audio2audio_euler": ("text2music", dict(scheduler_type="euler"),
+                          dict(ref_audio_strength=0.5, task="audio2audio")),
+    "audio2audio_pingpong": ("text2music", dict(scheduler_type="pingpong"),
+                             dict(ref_audio_strength=0.3, task="audio2audio")),
+    "audio2audio_heun": ("text2music", dict(scheduler_type="heun", guidance_interval=1.0),
+                         dict(ref_audio_strength=0.6, task="audio2audio")),
+    "edit_euler": ("flowedit", dict(scheduler_type="euler", n_min=0.2, n_max=0.8, n_avg=2), dict(task="edit")),
+    "edit_pingpong": ("flowedit", dict(scheduler_type="pingpong", n_min=0.0, n_max=0.6, n_avg=1,
+                                       guidance_scale=7.0), dict(task="edit")),
+    "edit_no_guidance": ("flowedit", dict(scheduler_type="euler", n_min=0.1, n_max=1.0, n_avg=1,
+                                          guidance_scale=1.0), dict(task="edit")),
+}
+
+
+def make_editing():
+    """The reference's editing tasks on the tiny DiT "a": retake / repaint / extend /
+    audio2audio through `text2music_diffusion_process` and edit through
+    `flowedit_diffusion_process`, with every noise recorded: tests/fixtures/editing/."""
+    import inspect
+    from acestep.pipeline_ace_step import ACEStepPipeline
+
+    pipe = _tiny_pipe()
+    params = inspect.signature(inspect.unwrap(ACEStepPipeline.text2music_diffusion_process)).parameters
+    out, meta = {}, {}
+    bsz = 2
+    for ci, (name, (kind, settings, edit)) in enumerate(EDITING_CASES.items()):
+        g = torch.Generator().manual_seed(500 + ci)
+        cond = _random_condition(g, bsz)
+        src = torch.randn(bsz, 8, 16, EDIT_FRAMES, generator=g)
+        seeds = [2000 + 10 * ci + i for i in range(bsz)]
+        retake_seeds = [3000 + 10 * ci + i for i in range(bsz)]
+        gens = [torch.Generator().manual_seed(x) for x in seeds]
+        retake_gens = [torch.Generator().manual_seed(x) for x in retake_seeds]
+        task = edit["task"]
+        rec = _NoiseRecorder(8000 + ci)
+        with rec, torch.no_grad():
+            if kind == "text2music":
+                kwargs = dict(infer_steps=DIFFUSION_STEPS, guidance_scale=15.0, omega_scale=10.0,
+                              use_erg_lyric=True, use_erg_diffusion=True)
+                kwargs.update(settings)
+                duration = DIFFUSION_DURATION
+                if task in ("retake", "repaint", "extend"):
+                    kwargs.update(add_retake_noise=True, retake_random_generators=retake_gens,
+                                  retake_variance=edit["retake_variance"])
+                    if task == "retake":
+                        kwargs.update(repaint_start=0, repaint_end=duration)
+                    else:
+                        kwargs.update(repaint_start=edit["repaint_start"], repaint_end=edit["repaint_end"],
+                                      src_latents=src)
+                if task == "audio2audio":
+                    kwargs.update(audio2audio_enable=True, ref_audio_strength=edit["ref_audio_strength"],
+                                  ref_latents=src)
+                lat = pipe.text2music_diffusion_process(
+                    duration=duration, encoder_text_hidden_states=cond["text"],
+                    text_attention_mask=cond["text_mask"], speaker_embds=cond["speaker"],
+                    lyric_token_ids=cond["lyric"], lyric_mask=cond["lyric_mask"], random_generators=gens,
+                    encoder_text_hidden_states_null=cond["text_null"] if kwargs["use_erg_lyric"] else None,
+                    **kwargs)
+                used = {k: params[k].default for k in SETTING_KEYS}
+                used.update({k: v for k, v in kwargs.items() if k in SETTING_KEYS})
+                rand = [d for d, o in zip(rec.draws, rec.order) if o == "randn"]
+                steps = [d for d, o in zip(rec.draws, rec.order) if o == "normal"]
+                out[f"{name}.init_noise"] = rand[0]
+                if len(rand) > 1:
+                    out[f"{name}.retake_noise"] = rand[1]
+                if steps:
+                    out[f"{name}.step_noise"] = torch.stack(steps)
+                m = dict(kind=kind, settings=used, text_null=bool(kwargs["use_erg_lyric"]),
+                         step_noise=len(steps), task=task,
+                         edit={k: v for k, v in edit.items() if k != "task"})
+                if task == "retake":
+                    m["edit"].update(repaint_start=0.0, repaint_end=duration)
+            else:
+                target = _random_condition(g, bsz, "target_")
+                fe = dict(infer_steps=DIFFUSION_STEPS, guidance_scale=15.0)
+                fe.update(settings)
+                lat = pipe.flowedit_diffusion_process(
+                    encoder_text_hidden_states=cond["text"], text_attention_mask=cond["text_mask"],
+                    speaker_embds=cond["speaker"], lyric_token_ids=cond["lyric"], lyric_mask=cond["lyric_mask"],
+                    target_encoder_text_hidden_states=target["target_text"],
+                    target_text_attention_mask=target["target_text_mask"],
+                    target_speaker_embeds=target["target_speaker"],
+                    target_lyric_token_ids=target["target_lyric"], target_lyric_mask=target["target_lyric_mask"],
+                    src_latents=src, random_generators=retake_gens, **fe)
+                out.update(target)
+                out.update({f"{name}.{k}": v for k, v in target.items()})
+                del out["target_text"], out["target_text_mask"], out["target_text_null"]
+                del out["target_speaker"], out["target_lyric"], out["target_lyric_mask"]
+                out[f"{name}.noise"] = torch.stack(rec.draws) if rec.draws else torch.zeros(0)
+                m = dict(kind=kind, settings=fe, task=task, noise=len(rec.draws), order=rec.order)
+        out.update({f"{name}.{k}": v for k, v in cond.items()})
+        out[f"{name}.src_latents"] = src
+        out[f"{name}.latents"] = lat
+        m.update(seeds=seeds, retake_seeds=retake_seeds)
+        meta[name] = m
+        print(f"editing {name}: latents {list(lat.shape)}, |x| max {lat.abs().max():.3f}, "
+              f"{len(rec.draws)} draws")
+    d = os.path.join(FIX, "editing")
+    os.makedirs(d, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(d, "cases.safetensors"))
+    with open(os.path.join(d, "cases.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+LORA_TARGETS = ["speaker_embedder", "linear_q", "linear_k", "linear_v", "to_q", "to_k", "to_v", "to_out.0"]
+
+
+def make_lora():
+    """A random LoRA (the trainer's target modules, rank 4) on the tiny DiT "a", saved as
+    diffusers' `save_lora_adapter` writes it, and the reference's text2music sampling with it
+    loaded by `ACEStepPipeline.load_lora` at weight 0.7: tests/fixtures/lora/."""
+    from peft import LoraConfig
+
+    d = os.path.join(FIX, "lora")
+    adapter_dir = os.path.join(d, "tiny_lora")
+    os.makedirs(adapter_dir, exist_ok=True)
+    trainer_model = _tiny_pipe().ace_step_transformer
+    _seed(41)
+    trainer_model.add_adapter(LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS,
+                                         init_lora_weights=False), adapter_name="lora_adapter")
+    with torch.no_grad():  # peft leaves lora_B at zero: give it a visible effect
+        for n, p in trainer_model.named_parameters():
+            if "lora_" in n:
+                p.copy_(torch.randn(p.shape) * 0.3)
+    trainer_model.save_lora_adapter(adapter_dir, adapter_name="lora_adapter")
+
+    pipe = _tiny_pipe()
+    g = torch.Generator().manual_seed(77)
+    bsz = 2
+    cond = _random_condition(g, bsz)
+    seeds = [4001, 4002]
+    out = dict(cond)
+
+    def run():
+        gens = [torch.Generator().manual_seed(x) for x in seeds]
+        with torch.no_grad():
+            return pipe.text2music_diffusion_process(
+                duration=DIFFUSION_DURATION, encoder_text_hidden_states=cond["text"],
+                text_attention_mask=cond["text_mask"], speaker_embds=cond["speaker"],
+                lyric_token_ids=cond["lyric"], lyric_mask=cond["lyric_mask"], random_generators=gens,
+                encoder_text_hidden_states_null=cond["text_null"], infer_steps=DIFFUSION_STEPS,
+                guidance_scale=15.0, omega_scale=10.0, use_erg_lyric=True, use_erg_diffusion=True)
+
+    out["base_latents"] = run()
+    pipe.load_lora(adapter_dir, 0.7)
+    out["lora_latents"] = run()
+    pipe.load_lora("none", 1.0)
+    again = run()
+    assert torch.equal(again, out["base_latents"]), "reference unload did not restore the base"
+    out["init_noise"] = torch.cat([torch.randn((1, 8, 16, EDIT_FRAMES), generator=torch.Generator().manual_seed(x))
+                                   for x in seeds])
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(d, "case.safetensors"))
+    delta = (out["lora_latents"] - out["base_latents"]).abs().max()
+    print(f"lora: {len(os.listdir(adapter_dir))} files, |lora - base| max {delta:.3f}")
+
+
 def make_lyrics(vocab):
     """The reference lyric frontend over tests/fixtures/lyrics/corpus.tsv (`label<TAB>line`): per
     line the language `get_lang` detects, the language it tokenizes with, the ids of
@@ -779,7 +1018,7 @@ def main():
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,lyrics,numbers", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, lyrics, numbers")
+    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,editing,lora,lyrics,numbers", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, editing, lora, lyrics, numbers")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "..", "shared", "reference", "vocab.json"),
                     help="the reference lyric tokenizer's vocab.json (lyrics fixtures)")
     args = ap.parse_args()
@@ -800,6 +1039,10 @@ def main():
         make_sampling()
     if "diffusion" in parts:
         make_diffusion()
+    if "editing" in parts:
+        make_editing()
+    if "lora" in parts:
+        make_lora()
     if "lyrics" in parts:
         make_lyrics(args.vocab)
     if "numbers" in parts:

@@ -2,7 +2,9 @@
 //! AdaLN-single modulation, and the reference's rotary embedding.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::lora::{linear, LoraLinear};
 
 /// RMS normalisation without a gain (variance in f32, result in the input dtype).
 pub(crate) fn rms_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
@@ -97,14 +99,23 @@ pub struct LinearSelfAttention {
 /// the self- and cross-attention.
 #[derive(Debug, Clone)]
 struct Projections {
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
-    to_out: Linear,
+    to_q: LoraLinear,
+    to_k: LoraLinear,
+    to_v: LoraLinear,
+    to_out: LoraLinear,
     heads: usize,
 }
 
 impl Projections {
+    fn linears(&mut self) -> [&mut LoraLinear; 4] {
+        [
+            &mut self.to_q,
+            &mut self.to_k,
+            &mut self.to_v,
+            &mut self.to_out,
+        ]
+    }
+
     fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             to_q: linear(dim, dim, vb.pp("to_q"))?,
@@ -284,6 +295,13 @@ impl LinearTransformerBlock {
             ff: GluMbConv::new(dim, (dim as f64 * mlp_ratio) as usize, vb.pp("ff"))?,
             scale_shift_table: vb.get((6, dim), "scale_shift_table")?,
         })
+    }
+
+    /// The block's LoRA-capable layers (self- and cross-attention projections).
+    pub(crate) fn lora_linears(&mut self) -> Vec<&mut LoraLinear> {
+        let mut v: Vec<&mut LoraLinear> = self.attn.proj.linears().into_iter().collect();
+        v.extend(self.cross_attn.proj.linears());
+        v
     }
 
     /// The block's cross-attention keys/values for an encoder sequence.

@@ -7,11 +7,10 @@
 //! module, full (non-chunked) attention masked on padded keys, and a final LayerNorm.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{
-    layer_norm, linear, linear_no_bias, LayerNorm, LayerNormConfig, Linear, VarBuilder,
-};
+use candle_nn::{layer_norm, linear_no_bias, LayerNorm, LayerNormConfig, VarBuilder};
 
 use crate::erg::QueryScale;
+use crate::lora::{linear, LoraLinear};
 
 /// Size of the Conformer (the reference hard-codes output 1024, 16 heads, 4096 units, 6 blocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +59,11 @@ pub fn rel_positional_encoding(t: usize, d: usize, device: &Device) -> Result<Te
 
 #[derive(Debug, Clone)]
 struct RelPositionAttention {
-    linear_q: Linear,
-    linear_k: Linear,
-    linear_v: Linear,
-    linear_out: Linear,
-    linear_pos: Linear,
+    linear_q: LoraLinear,
+    linear_k: LoraLinear,
+    linear_v: LoraLinear,
+    linear_out: LoraLinear,
+    linear_pos: LoraLinear,
     pos_bias_u: Tensor,
     pos_bias_v: Tensor,
     h: usize,
@@ -79,7 +78,10 @@ impl RelPositionAttention {
             linear_k: linear(n_feat, n_feat, vb.pp("linear_k"))?,
             linear_v: linear(n_feat, n_feat, vb.pp("linear_v"))?,
             linear_out: linear(n_feat, n_feat, vb.pp("linear_out"))?,
-            linear_pos: linear_no_bias(n_feat, n_feat, vb.pp("linear_pos"))?,
+            linear_pos: LoraLinear::new(
+                linear_no_bias(n_feat, n_feat, vb.pp("linear_pos"))?,
+                vb.pp("linear_pos").prefix(),
+            ),
             pos_bias_u: vb.get((h, d_k), "pos_bias_u")?,
             pos_bias_v: vb.get((h, d_k), "pos_bias_v")?,
             h,
@@ -163,8 +165,8 @@ struct ConformerLayer {
     norm_mha: LayerNorm,
     self_attn: RelPositionAttention,
     norm_ff: LayerNorm,
-    w_1: Linear,
-    w_2: Linear,
+    w_1: LoraLinear,
+    w_2: LoraLinear,
 }
 
 impl ConformerLayer {
@@ -205,7 +207,7 @@ impl ConformerLayer {
 /// The lyric Conformer encoder.
 #[derive(Debug, Clone)]
 pub struct ConformerEncoder {
-    embed_linear: Linear,
+    embed_linear: LoraLinear,
     embed_norm: LayerNorm,
     layers: Vec<ConformerLayer>,
     after_norm: LayerNorm,
@@ -226,6 +228,24 @@ impl ConformerEncoder {
             after_norm: ln(d, vb.pp("after_norm"))?,
             d_model: d,
         })
+    }
+
+    /// The encoder's LoRA-capable layers.
+    pub(crate) fn lora_linears(&mut self) -> Vec<&mut LoraLinear> {
+        let mut v = vec![&mut self.embed_linear];
+        for l in &mut self.layers {
+            let a = &mut l.self_attn;
+            v.extend([
+                &mut a.linear_q,
+                &mut a.linear_k,
+                &mut a.linear_v,
+                &mut a.linear_out,
+                &mut a.linear_pos,
+                &mut l.w_1,
+                &mut l.w_2,
+            ]);
+        }
+        v
     }
 
     /// Number of blocks.

@@ -42,7 +42,9 @@ pub mod lyric_encoder;
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, Linear, VarBuilder};
+
+use crate::lora::{linear, LoraAdapter, LoraLinear, LoraTarget};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, Component};
@@ -204,20 +206,39 @@ pub struct PreparedCondition {
 pub struct AceStepTransformer2DModel {
     cfg: AceStepTransformerConfig,
     blocks: Vec<LinearTransformerBlock>,
-    time_linear_1: Linear,
-    time_linear_2: Linear,
-    t_block: Linear,
-    speaker_embedder: Linear,
-    genre_embedder: Linear,
+    time_linear_1: LoraLinear,
+    time_linear_2: LoraLinear,
+    t_block: LoraLinear,
+    speaker_embedder: LoraLinear,
+    genre_embedder: LoraLinear,
     lyric_embs: Embedding,
     lyric_encoder: ConformerEncoder,
-    lyric_proj: Linear,
+    lyric_proj: LoraLinear,
     patch_conv1: Linear,
     patch_norm_w: Tensor,
     patch_norm_b: Tensor,
     patch_conv2: Linear,
     final_table: Tensor,
-    final_linear: Linear,
+    final_linear: LoraLinear,
+}
+
+impl LoraTarget for AceStepTransformer2DModel {
+    fn lora_linears(&mut self) -> Vec<&mut LoraLinear> {
+        let mut v = vec![
+            &mut self.time_linear_1,
+            &mut self.time_linear_2,
+            &mut self.t_block,
+            &mut self.speaker_embedder,
+            &mut self.genre_embedder,
+            &mut self.lyric_proj,
+            &mut self.final_linear,
+        ];
+        v.extend(self.lyric_encoder.lora_linears());
+        for b in &mut self.blocks {
+            v.extend(b.lora_linears());
+        }
+        v
+    }
 }
 
 /// Checkpoint key prefixes that are in `ace_step_transformer/` but not used for inference: the
@@ -281,6 +302,16 @@ impl AceStepTransformer2DModel {
             )?,
             cfg: cfg.clone(),
         })
+    }
+
+    /// A copy of the model with `adapter` attached at `weight` (the reference's `load_lora`
+    /// then `set_weights_and_activate_adapters`). The copy shares every base tensor with `self`,
+    /// which is left as it is: dropping the copy is the reference's `unload_lora`.
+    pub fn with_lora(&self, adapter: &LoraAdapter, weight: f64) -> Result<Self> {
+        let mut m = self.clone();
+        crate::lora::remove(&mut m);
+        adapter.apply(&mut m, weight)?;
+        Ok(m)
     }
 
     /// Loads `ace_step_transformer/` of `checkpoint`.

@@ -6,6 +6,7 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::editing::EditInputs;
 use crate::dit::{AceStepTransformer2DModel, PreparedCondition};
 use crate::erg::QueryScale;
 use crate::error::{Error, Result};
@@ -80,8 +81,8 @@ impl DiffusionSettings {
             let sigmas = schedulers::oss_sigmas(&self.oss_steps, DEFAULT_SHIFT)?;
             ScheduleConfig {
                 steps: sigmas.len(),
-                shift: DEFAULT_SHIFT,
                 sigmas: Some(sigmas),
+                ..ScheduleConfig::steps(0)
             }
         };
         schedulers::build(self.scheduler_type, &cfg)
@@ -188,12 +189,14 @@ fn encode_conditions(
 /// Runs the text2music sampling loop from `init_noise` `[b, 8, 16, t]` (the reference draws it
 /// with `randn_tensor` from the per-item seeds) and returns the final latents.
 ///
-/// `step_noise` supplies PingPong's per-step noise; `progress` is called after every loop step
-/// and may cancel.
+/// `edit` carries the editing tasks' inputs (retake noise, repaint / extend span and source
+/// latents, audio2audio reference); `EditInputs::default()` is text2music. `step_noise` supplies
+/// PingPong's per-step noise; `progress` is called after every loop step and may cancel.
 pub fn text2music_diffusion_process(
     dit: &AceStepTransformer2DModel,
     inputs: &ConditionInputs,
     settings: &DiffusionSettings,
+    edit: &EditInputs,
     init_noise: &Tensor,
     step_noise: &mut NoiseFn,
     progress: &mut dyn FnMut(StepProgress) -> Control,
@@ -206,21 +209,38 @@ pub fn text2music_diffusion_process(
             expected: "at least one latent frame (audio_duration >= 0.1 s)".into(),
         });
     }
+    edit.check(init_noise)?;
     let do_cfg = !(settings.guidance_scale == 0.0 || settings.guidance_scale == 1.0);
     let mut scheduler = settings.scheduler()?;
+    // The step count the reference's editing arithmetic uses (`max(oss_steps)` with oss_steps).
+    let infer_steps = settings
+        .oss_steps
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(settings.infer_steps);
+    // The guidance interval is laid over the nominal step count, as the reference's
+    // `retrieve_timesteps` returns it: for Heun that is `infer_steps`, not the 2n - 1 loop steps.
+    let mut nominal = if settings.oss_steps.is_empty() {
+        settings.infer_steps
+    } else {
+        settings.oss_steps.len()
+    };
+    let prepared = edit.prepare(init_noise, infer_steps)?;
+    let mut latents = prepared.latents;
+    if let Some((noised, cfg)) = edit.audio2audio(&latents, infer_steps)? {
+        latents = noised;
+        scheduler = schedulers::build(settings.scheduler_type, &cfg)?;
+        nominal = cfg.steps;
+    }
+    let repaint = prepared.repaint;
+    let frames = latents.dim(3)?;
     let timesteps: Vec<f32> = scheduler.timesteps().to_vec();
     let n = timesteps.len();
     let conds = encode_conditions(dit, inputs, settings)?;
     let dtype = dit.dtype();
     let device = init_noise.device().clone();
     let attention_mask = Tensor::ones((b, frames), dtype, &device)?;
-    // The guidance interval is laid over the nominal step count, as the reference's
-    // `retrieve_timesteps` returns it: for Heun that is `infer_steps`, not the 2n - 1 loop steps.
-    let nominal = if settings.oss_steps.is_empty() {
-        settings.infer_steps
-    } else {
-        n
-    };
     let schedule = GuidanceSchedule::new(
         nominal,
         settings.guidance_interval,
@@ -230,9 +250,33 @@ pub fn text2music_diffusion_process(
     );
     let erg_diffusion = QueryScale::diffusion_default();
     let mut momentum = MomentumBuffer::default();
-    let mut latents = init_noise.to_dtype(dtype)?;
+    let mut latents = latents.to_dtype(dtype)?;
     let start = Instant::now();
+    let sigma_at = |i: usize| timesteps.get(i).map_or(0.0, |t| t / 1000.0);
     for (i, &t) in timesteps.iter().enumerate() {
+        let report = |progress: &mut dyn FnMut(StepProgress) -> Control| {
+            let p = StepProgress {
+                step: i + 1,
+                total: n,
+                elapsed: start.elapsed().as_secs_f64(),
+            };
+            if progress(p) == Control::Cancel {
+                return Err(Error::Cancelled {
+                    step: i + 1,
+                    total: n,
+                });
+            }
+            Ok(())
+        };
+        if let Some(r) = &repaint {
+            if i < r.n_min {
+                report(progress)?;
+                continue;
+            }
+            if i == r.n_min {
+                latents = r.start(sigma_at(i))?.to_dtype(dtype)?;
+            }
+        }
         let timestep = Tensor::full(t, b, &device)?.to_dtype(DType::F32)?;
         let decode = |cond: &PreparedCondition, erg: Option<&QueryScale>| {
             dit.decode_with(&latents, &attention_mask, cond, &timestep, frames, erg)
@@ -279,18 +323,16 @@ pub fn text2music_diffusion_process(
         } else {
             decode(&conds.cond, None)?
         };
-        latents = scheduler.step(&noise_pred, &latents, settings.omega_scale, step_noise)?;
-        let p = StepProgress {
-            step: i + 1,
-            total: n,
-            elapsed: start.elapsed().as_secs_f64(),
+        latents = match &repaint {
+            Some(r) => r.step(&latents, &noise_pred, sigma_at(i), sigma_at(i + 1))?,
+            None => scheduler.step(&noise_pred, &latents, settings.omega_scale, step_noise)?,
         };
-        if progress(p) == Control::Cancel {
-            return Err(Error::Cancelled {
-                step: i + 1,
-                total: n,
-            });
-        }
+        report(progress)?;
     }
-    Ok(latents)
+    let parts: Vec<Tensor> = [prepared.head, Some(latents), prepared.tail]
+        .into_iter()
+        .flatten()
+        .map(|t| t.to_dtype(dtype))
+        .collect::<candle_core::Result<_>>()?;
+    Ok(Tensor::cat(&parts, 3)?)
 }

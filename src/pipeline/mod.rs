@@ -7,12 +7,12 @@
 //!
 //! ```no_run
 //! use acestep::dit::AceStepTransformer2DModel;
-//! use acestep::pipeline::{text2music_diffusion_process, ConditionInputs, Control, DiffusionSettings};
+//! use acestep::pipeline::{text2music_diffusion_process, ConditionInputs, Control, DiffusionSettings, EditInputs};
 //! use acestep::schedulers::SchedulerType;
 //! use candle_core::Tensor;
 //! # fn f(dit: &AceStepTransformer2DModel, inputs: &ConditionInputs, noise: &Tensor) -> acestep::Result<()> {
 //! let settings = DiffusionSettings { infer_steps: 27, scheduler_type: SchedulerType::Heun, ..Default::default() };
-//! let latents = text2music_diffusion_process(dit, inputs, &settings, noise, &mut |s| Ok(Tensor::randn(0f32, 1.0, s, noise.device())?), &mut |p| {
+//! let latents = text2music_diffusion_process(dit, inputs, &settings, &EditInputs::default(), noise, &mut |s| Ok(Tensor::randn(0f32, 1.0, s, noise.device())?), &mut |p| {
 //!     eprintln!("step {}/{}", p.step, p.total);
 //!     Control::Continue
 //! })?;
@@ -20,6 +20,8 @@
 //! ```
 
 pub mod diffusion;
+pub mod editing;
+pub mod flowedit;
 pub mod output;
 pub mod params;
 
@@ -29,6 +31,8 @@ use rand::{Rng, SeedableRng};
 pub use diffusion::{
     text2music_diffusion_process, ConditionInputs, Control, DiffusionSettings, StepProgress,
 };
+pub use editing::EditInputs;
+pub use flowedit::{flowedit_diffusion_process, FlowEditSettings};
 pub use output::{write_songs, WrittenSong};
 pub use params::{GenerationParams, MAX_DURATION_SECONDS};
 
@@ -282,6 +286,7 @@ impl Pipeline {
             &self.dit,
             &inputs,
             &params.diffusion_settings(),
+            &EditInputs::default(),
             &init_noise,
             &mut step_noise,
             &mut |p| progress(Progress::Step(p)),

@@ -165,6 +165,9 @@ pub struct ScheduleConfig {
     pub shift: f64,
     /// Explicit sigmas before shifting, as the reference's `set_timesteps(sigmas=...)`.
     pub sigmas: Option<Vec<f32>>,
+    /// The largest training sigma before shifting, in (0, 1]: the reference's `sigma_max`
+    /// constructor argument (1.0; audio2audio passes `1 - ref_audio_strength`).
+    pub sigma_max: f64,
 }
 
 impl ScheduleConfig {
@@ -174,8 +177,24 @@ impl ScheduleConfig {
             steps,
             shift: DEFAULT_SHIFT,
             sigmas: None,
+            sigma_max: 1.0,
         }
     }
+
+    /// The shifted largest sigma of this schedule (f32, as the reference's `scheduler.sigma_max`).
+    pub fn shifted_sigma_max(&self) -> f32 {
+        shift_f32(f32_div_1000(self.sigma_max), self.shift as f32)
+    }
+}
+
+/// `f32(f32(x * 1000) / 1000)`: a training sigma as the reference's f32 timestep table holds it.
+fn f32_div_1000(x: f64) -> f32 {
+    (x * NUM_TRAIN_TIMESTEPS as f64) as f32 / NUM_TRAIN_TIMESTEPS as f32
+}
+
+/// `shift * s / (1 + (shift - 1) * s)` in f32 (the reference's torch shift of its training table).
+fn shift_f32(s: f32, shift: f32) -> f32 {
+    shift * s / (1.0 + (shift - 1.0) * s)
 }
 
 /// Builds a scheduler of `kind`.
@@ -220,6 +239,13 @@ pub(crate) fn shifted_sigmas(cfg: &ScheduleConfig) -> Result<Vec<f32>> {
             .map(|&x| shift * x / (1.0 + (shift - 1.0) * x))
             .collect());
     }
+    if !(cfg.sigma_max.is_finite() && cfg.sigma_max > 0.0 && cfg.sigma_max <= 1.0) {
+        return Err(Error::InvalidArgument {
+            name: "sigma_max",
+            value: cfg.sigma_max.to_string(),
+            expected: "a value in (0, 1] (audio2audio: ref_audio_strength in [0, 1))".into(),
+        });
+    }
     let n = cfg.steps;
     if n == 0 {
         return Err(Error::InvalidArgument {
@@ -229,11 +255,10 @@ pub(crate) fn shifted_sigmas(cfg: &ScheduleConfig) -> Result<Vec<f32>> {
         });
     }
     let shift32 = cfg.shift as f32;
-    let s_min32 = (1.0f32 / NUM_TRAIN_TIMESTEPS as f32) * shift32
-        / (1.0 + (shift32 - 1.0) * (1.0f32 / NUM_TRAIN_TIMESTEPS as f32));
-    // sigma_max: the largest training sigma, shift(1) = 1.
+    let s_min32 = shift_f32(1.0 / NUM_TRAIN_TIMESTEPS as f32, shift32);
+    // sigma_max: the largest training sigma (shift(1) = 1 by default).
     let (t_max, t_min) = (
-        NUM_TRAIN_TIMESTEPS as f64,
+        cfg.shifted_sigma_max() as f64 * NUM_TRAIN_TIMESTEPS as f64,
         s_min32 as f64 * NUM_TRAIN_TIMESTEPS as f64,
     );
     let t = linspace(t_max, t_min, n);
@@ -299,9 +324,8 @@ pub fn oss_sigmas(oss_steps: &[usize], shift: f64) -> Result<Vec<f32>> {
         });
     }
     let base = shifted_sigmas(&ScheduleConfig {
-        steps: max,
         shift,
-        sigmas: None,
+        ..ScheduleConfig::steps(max)
     })?;
     let ts = timesteps_of(&base);
     Ok(oss_steps
