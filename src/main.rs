@@ -96,6 +96,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
+        edit: EditArgs,
+        #[command(flatten)]
         model: ModelArgs,
     },
     /// Encode an audio file to latents with the music DCAE and decode it back (the autoencoder's
@@ -133,6 +135,156 @@ enum Command {
     },
     /// Serve the three async-task API dialects over HTTP (job queue, persistence, downloads).
     Serve(ServeArgs),
+}
+
+/// The editing tasks and LoRA options of `acestep generate` (the reference's parameters).
+#[derive(Args, Debug)]
+struct EditArgs {
+    /// text2music, retake, repaint, extend, edit or audio2audio (--ref-audio implies
+    /// audio2audio).
+    #[arg(long, default_value = "text2music")]
+    task: String,
+    /// Source audio of repaint, extend and edit (wav, flac, mp3, ogg).
+    #[arg(long)]
+    src_audio: Option<PathBuf>,
+    /// repaint: start of the span to re-generate (seconds); extend: negative = seconds added
+    /// before the source.
+    #[arg(long, allow_negative_numbers = true)]
+    repaint_start: Option<f64>,
+    /// repaint: end of the span (seconds); extend: past the source's length = seconds added
+    /// after.
+    #[arg(long, allow_negative_numbers = true)]
+    repaint_end: Option<f64>,
+    /// extend: seconds to add before the source (sets repaint_start = -SECONDS).
+    #[arg(long)]
+    extend_left: Option<f64>,
+    /// extend: seconds to add after the source (sets repaint_end = source length + SECONDS).
+    #[arg(long)]
+    extend_right: Option<f64>,
+    /// Retake seed(s): one, or one per batch item (retake, repaint, extend, edit).
+    #[arg(long)]
+    retake_seeds: Option<String>,
+    /// How far a retake moves from the original, 0 to 1 (default 0.5).
+    #[arg(long)]
+    retake_variance: Option<f64>,
+    /// edit: the prompt to move the source to.
+    #[arg(long)]
+    edit_target_prompt: Option<String>,
+    /// edit: the lyrics to move the source to: a file, or `-` for standard input.
+    #[arg(long)]
+    edit_target_lyrics: Option<String>,
+    /// edit: fraction of the steps skipped at the start (default 0).
+    #[arg(long)]
+    edit_n_min: Option<f64>,
+    /// edit: fraction of the steps after which plain sampling takes over (default 1).
+    #[arg(long)]
+    edit_n_max: Option<f64>,
+    /// edit: velocity differences averaged per step (default 1).
+    #[arg(long)]
+    edit_n_avg: Option<usize>,
+    /// audio2audio: the reference audio.
+    #[arg(long)]
+    ref_audio: Option<PathBuf>,
+    /// audio2audio: how much of the reference to keep, in [0, 1) (default 0.5).
+    #[arg(long)]
+    ref_audio_strength: Option<f64>,
+    /// A LoRA: pytorch_lora_weights.safetensors, its folder, or a hub repo id.
+    #[arg(long)]
+    lora: Option<String>,
+    /// The LoRA's weight (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    lora_weight: Option<f64>,
+}
+
+/// A text argument that is a file, or `-` for standard input.
+fn read_text_arg(src: &str) -> acestep::Result<String> {
+    if src == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| acestep::Error::io("<stdin>", e))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(src).map_err(|e| acestep::Error::io(src, e))
+    }
+}
+
+/// A comma list of seeds.
+fn parse_seeds(name: &'static str, s: &str) -> acestep::Result<Vec<u64>> {
+    s.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<u64>()
+                .map_err(|_| acestep::Error::InvalidArgument {
+                    name,
+                    value: x.to_string(),
+                    expected: "a non-negative integer (or a comma list)".into(),
+                })
+        })
+        .collect()
+}
+
+impl EditArgs {
+    /// Sets the editing parameters of `p`.
+    fn apply(self, p: &mut acestep::pipeline::GenerationParams) -> acestep::Result<()> {
+        p.task = self.task.parse()?;
+        let path = |x: PathBuf| x.to_string_lossy().into_owned();
+        if let Some(src) = self.src_audio {
+            if !src.is_file() {
+                return Err(acestep::Error::MissingPath {
+                    what: "source audio (--src-audio)".into(),
+                    path: src,
+                });
+            }
+            p.src_audio_path = Some(path(src));
+        }
+        if let Some(r) = self.ref_audio {
+            if !r.is_file() {
+                return Err(acestep::Error::MissingPath {
+                    what: "reference audio (--ref-audio)".into(),
+                    path: r,
+                });
+            }
+            p.ref_audio_input = Some(path(r));
+            p.audio2audio_enable = true;
+        }
+        macro_rules! set {
+            ($($field:ident = $v:expr),*) => { $(if let Some(v) = $v { p.$field = v; })* };
+        }
+        set!(
+            repaint_start = self.repaint_start,
+            repaint_end = self.repaint_end,
+            retake_variance = self.retake_variance,
+            edit_n_min = self.edit_n_min,
+            edit_n_max = self.edit_n_max,
+            edit_n_avg = self.edit_n_avg,
+            ref_audio_strength = self.ref_audio_strength,
+            lora_weight = self.lora_weight,
+            lora_name_or_path = self.lora
+        );
+        if let Some(s) = &self.retake_seeds {
+            p.retake_seeds = parse_seeds("retake_seeds", s)?;
+        }
+        if self.edit_target_prompt.is_some() {
+            p.edit_target_prompt = self.edit_target_prompt;
+        }
+        if let Some(src) = &self.edit_target_lyrics {
+            p.edit_target_lyrics = Some(read_text_arg(src)?);
+        }
+        if self.extend_left.is_some() || self.extend_right.is_some() {
+            if p.task != acestep::pipeline::Task::Extend {
+                return Err(acestep::Error::InvalidArgument {
+                    name: "extend_left/extend_right",
+                    value: p.task.to_string(),
+                    expected: "--task extend".into(),
+                });
+            }
+            let src = p.src_audio_path.clone().unwrap_or_default();
+            let seconds = acestep::audio::read(&src)?.duration();
+            p.repaint_start = -self.extend_left.unwrap_or(0.0);
+            p.repaint_end = seconds + self.extend_right.unwrap_or(0.0);
+        }
+        Ok(())
+    }
 }
 
 /// Options of `acestep serve`.
@@ -246,6 +398,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
             batch_size,
             params,
             output,
+            edit,
             model,
         } => {
             setup_threads(model.threads)?;
@@ -261,14 +414,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
             };
             p.prompt = prompt;
             if let Some(src) = &lyrics {
-                p.lyrics = if src == "-" {
-                    let mut s = String::new();
-                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                        .map_err(|e| acestep::Error::io("<stdin>", e))?;
-                    s
-                } else {
-                    std::fs::read_to_string(src).map_err(|e| acestep::Error::io(src, e))?
-                };
+                p.lyrics = read_text_arg(src)?;
             }
             if lyrics_language.is_some() {
                 p.lyrics_language = lyrics_language;
@@ -280,19 +426,9 @@ fn run(cli: Cli) -> acestep::Result<()> {
             p.guidance_scale = guidance_scale;
             p.batch_size = batch_size;
             if let Some(s) = seed {
-                p.manual_seeds = s
-                    .split(',')
-                    .map(|x| {
-                        x.trim()
-                            .parse::<u64>()
-                            .map_err(|_| acestep::Error::InvalidArgument {
-                                name: "seed",
-                                value: x.to_string(),
-                                expected: "a non-negative integer (or a comma list)".into(),
-                            })
-                    })
-                    .collect::<acestep::Result<Vec<_>>>()?;
+                p.manual_seeds = parse_seeds("seed", &s)?;
             }
+            edit.apply(&mut p)?;
             let format = acestep::audio::Format::from_path(&output)?;
             p.format = format.extension().to_string();
             p.validate()?;
@@ -367,14 +503,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
                     value: lang.clone(),
                     expected: "one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi".into(),
                 })?;
-            let text = if input == "-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                    .map_err(|e| acestep::Error::io("<stdin>", e))?;
-                s
-            } else {
-                std::fs::read_to_string(&input).map_err(|e| acestep::Error::io(&input, e))?
-            };
+            let text = read_text_arg(&input)?;
             let vocab = lyrics::find_vocab(
                 lyric_vocab.as_deref(),
                 checkpoint_dir.as_deref(),

@@ -319,3 +319,142 @@ fn generate_sings_lyrics_from_a_file() {
     assert_eq!(side["lyrics"], "we are\n\noh oh\n");
     assert_eq!(side["lyrics_language"], "en");
 }
+
+#[test]
+fn generate_runs_the_editing_tasks_and_lora() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = |extra: &[&str], out: &str| {
+        let mut c = acestep();
+        c.args([
+            "generate",
+            "--prompt",
+            "funk, groovy bass",
+            "--duration",
+            "1.2",
+        ])
+        .args(["--steps", "4", "--seed", "42", "--device", "cpu"])
+        .args(extra)
+        .arg("-o")
+        .arg(dir.path().join(out))
+        .arg("--checkpoint-dir")
+        .arg(tiny());
+        c
+    };
+    let _ = run_ok(&mut gen(&[], "src.wav"));
+    let src = dir.path().join("src.wav");
+    let src_s = src.to_string_lossy().into_owned();
+    let lora = tiny()
+        .parent()
+        .unwrap()
+        .join("lora/tiny_lora/pytorch_lora_weights.safetensors");
+    let runs: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec![
+                "--task",
+                "repaint",
+                "--src-audio",
+                &src_s,
+                "--repaint-start",
+                "0.3",
+                "--repaint-end",
+                "0.8",
+            ],
+            "repaint.wav",
+            "repaint",
+        ),
+        (
+            vec![
+                "--task",
+                "extend",
+                "--src-audio",
+                &src_s,
+                "--extend-right",
+                "0.5",
+            ],
+            "extend.wav",
+            "extend",
+        ),
+        (
+            vec![
+                "--task",
+                "retake",
+                "--retake-seeds",
+                "7",
+                "--retake-variance",
+                "0.3",
+            ],
+            "retake.wav",
+            "retake",
+        ),
+        (
+            vec![
+                "--task",
+                "edit",
+                "--src-audio",
+                &src_s,
+                "--edit-target-prompt",
+                "jazz trio",
+                "--edit-n-max",
+                "0.5",
+            ],
+            "edit.wav",
+            "edit",
+        ),
+        (
+            vec!["--ref-audio", &src_s, "--ref-audio-strength", "0.5"],
+            "a2a.wav",
+            "audio2audio",
+        ),
+        (
+            vec!["--lora", lora.to_str().unwrap(), "--lora-weight", "0.8"],
+            "lora.wav",
+            "text2music",
+        ),
+    ];
+    let src_len = acestep::audio::read(&src).unwrap().len();
+    for (args, out, task) in runs {
+        let _ = run_ok(&mut gen(&args, out));
+        let audio = acestep::audio::read(dir.path().join(out)).unwrap();
+        let side: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(out).with_extension("json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(side["task"], task, "{out}");
+        if task == "extend" {
+            assert!(audio.len() > src_len, "{out}: extended");
+            assert!((side["repaint_end"].as_f64().unwrap() - 1.6145).abs() < 0.01);
+        } else {
+            assert_eq!(audio.len(), src_len, "{out}");
+        }
+    }
+    // Bad spans: one clear line naming the parameter, no file.
+    let bad = gen(
+        &[
+            "--task",
+            "repaint",
+            "--src-audio",
+            &src_s,
+            "--repaint-start",
+            "0.8",
+            "--repaint-end",
+            "0.3",
+        ],
+        "bad.wav",
+    )
+    .output()
+    .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("repaint_start") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!dir.path().join("bad.wav").exists());
+    let bad = gen(
+        &["--task", "repaint", "--src-audio", "/nonexistent.wav"],
+        "bad.wav",
+    )
+    .output()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.wav"));
+}

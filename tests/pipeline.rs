@@ -86,17 +86,17 @@ fn same_seed_same_latents_and_init_noise_replays() {
     let mut p = params();
     p.batch_size = 1;
     p.manual_seeds = vec![5];
-    let (a, seeds) = pipe()
+    let (a, seeds, _) = pipe()
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
-    let (b, _) = pipe()
+    let (b, _, _) = pipe()
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
     assert_eq!(seeds, vec![5]);
     assert_eq!(max_abs_diff(&a, &b), 0.0);
     // The seeded noise, passed explicitly, gives the same run.
     p.init_noise = Some(acestep::pipeline::seeded_noise(5, 12, &Device::Cpu).unwrap());
-    let (c, _) = pipe()
+    let (c, _, _) = pipe()
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
     assert_eq!(max_abs_diff(&a, &c), 0.0);
@@ -222,14 +222,14 @@ fn lyrics_condition_the_generation() {
         ids,
         vec![261, 259, 100, 2, 59, 18, 2, 2, 259, 28, 21, 2, 28, 21, 2]
     );
-    let (with, _) = pipe
+    let (with, _, _) = pipe
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
     let none = GenerationParams {
         lyrics: String::new(),
         ..p.clone()
     };
-    let (without, _) = pipe
+    let (without, _, _) = pipe
         .generate_latents(&none, &mut |_| Control::Continue)
         .unwrap();
     assert!(

@@ -25,6 +25,8 @@ pub mod flowedit;
 pub mod output;
 pub mod params;
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Shape, Tensor};
 use rand::{Rng, SeedableRng};
 
@@ -34,7 +36,7 @@ pub use diffusion::{
 pub use editing::EditInputs;
 pub use flowedit::{flowedit_diffusion_process, FlowEditSettings};
 pub use output::{write_songs, WrittenSong};
-pub use params::{GenerationParams, MAX_DURATION_SECONDS};
+pub use params::{GenerationParams, Task, MAX_DURATION_SECONDS};
 
 use crate::audio::Audio;
 use crate::checkpoint::Checkpoint;
@@ -42,6 +44,7 @@ use crate::dcae::MusicDcae;
 use crate::dit::AceStepTransformer2DModel;
 use crate::erg::QueryScale;
 use crate::error::{Error, Result};
+use crate::lora::LoraAdapter;
 use crate::lyrics::LyricTokenizer;
 use crate::text_encoder::TextEncoder;
 
@@ -71,6 +74,8 @@ pub struct GeneratedAudio {
     pub audio: Audio,
     /// The seed of its initial noise.
     pub seed: u64,
+    /// The seed of its retake noise (retake, repaint, extend, edit).
+    pub retake_seed: Option<u64>,
     /// Its final latents `[1, 8, 16, frames]`.
     pub latents: Tensor,
 }
@@ -101,11 +106,20 @@ pub struct GeneratedAudio {
 /// ```
 pub struct Pipeline {
     text: TextEncoder,
-    dit: AceStepTransformer2DModel,
+    dit: Arc<AceStepTransformer2DModel>,
+    lora: std::sync::Mutex<Option<LoraSlot>>,
     dcae: MusicDcae,
     device: Device,
     checkpoint_root: std::path::PathBuf,
     lyric_tokenizer: std::sync::Mutex<Option<std::sync::Arc<LyricTokenizer>>>,
+}
+
+/// The loaded LoRA: the adapter and the DiT copy carrying it at `weight`.
+struct LoraSlot {
+    name: String,
+    weight: f64,
+    adapter: Arc<LoraAdapter>,
+    model: Arc<AceStepTransformer2DModel>,
 }
 
 /// Standard-normal noise `[1, 8, 16, frames]` from `seed` (ChaCha-based `StdRng`; the
@@ -113,6 +127,61 @@ pub struct Pipeline {
 pub fn seeded_noise(seed: u64, frames: usize, device: &Device) -> Result<Tensor> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     normal(&mut rng, &Shape::from((1, 8, 16, frames)), device)
+}
+
+/// A standard-normal tensor of `shape`: item `i` of the first dimension from `rngs[i]` when
+/// there is one generator per item (as the reference's `randn_tensor` with a generator list),
+/// else all from the first.
+fn batch_normal(rngs: &mut [rand::rngs::StdRng], shape: &Shape, device: &Device) -> Result<Tensor> {
+    let dims = shape.dims();
+    match (dims.first(), rngs.len()) {
+        (Some(&b), n) if b == n && b > 1 => {
+            let item = Shape::from(&[&[1], &dims[1..]].concat()[..]);
+            let parts = rngs
+                .iter_mut()
+                .map(|r| normal(r, &item, device))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Tensor::cat(&parts, 0)?)
+        }
+        (_, 0) => normal(&mut rand::rngs::StdRng::seed_from_u64(0), shape, device),
+        _ => normal(&mut rngs[0], shape, device),
+    }
+}
+
+/// Checks the repaint / extend span against the source's `frames` latent frames.
+fn check_span(params: &GenerationParams, task: Task, frames: usize) -> Result<()> {
+    let start = editing::seconds_to_frame(params.repaint_start);
+    let end = editing::seconds_to_frame(params.repaint_end);
+    let seconds = crate::dcae::MusicDcae::latent_seconds(frames);
+    match task {
+        Task::Repaint if end > frames as i64 => Err(Error::InvalidArgument {
+            name: "repaint_end",
+            value: params.repaint_end.to_string(),
+            expected: format!(
+                "within the source ({seconds:.2} s); task extend generates past its end"
+            ),
+        }),
+        Task::Repaint if start >= end => Err(Error::InvalidArgument {
+            name: "repaint_start",
+            value: params.repaint_start.to_string(),
+            expected: format!(
+                "a span of at least one latent frame (0.093 s) before repaint_end {}",
+                params.repaint_end
+            ),
+        }),
+        Task::Extend if !(start < 0 || end > frames as i64) => Err(Error::InvalidArgument {
+            name: "repaint_end",
+            value: format!(
+                "{} (repaint_start {})",
+                params.repaint_end, params.repaint_start
+            ),
+            expected: format!(
+                "past the source's end ({seconds:.2} s), or repaint_start below 0: the seconds \
+                 to add"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A standard-normal f32 tensor of `shape` drawn from `rng`.
@@ -129,7 +198,8 @@ impl Pipeline {
         crate::device::check_dtype(device, dtype)?;
         Ok(Self {
             text: TextEncoder::load(checkpoint, device, dtype)?,
-            dit: AceStepTransformer2DModel::load(checkpoint, device, dtype)?,
+            dit: Arc::new(AceStepTransformer2DModel::load(checkpoint, device, dtype)?),
+            lora: std::sync::Mutex::new(None),
             dcae: MusicDcae::load(checkpoint, device, dtype)?,
             device: device.clone(),
             checkpoint_root: checkpoint.root().to_path_buf(),
@@ -168,15 +238,19 @@ impl Pipeline {
         Ok(tok)
     }
 
-    /// The lyric token ids of `params` as the reference's `tokenize_lyrics` (None for no lyrics),
-    /// checked against the DiT's lyric vocabulary and position range.
+    /// The lyric token ids of `params.lyrics` as the reference's `tokenize_lyrics` (None for no
+    /// lyrics), checked against the DiT's lyric vocabulary and position range.
     pub fn lyric_token_ids(&self, params: &GenerationParams) -> Result<Option<Vec<u32>>> {
-        if params.lyrics.is_empty() {
+        self.lyric_ids_of(&params.lyrics, params)
+    }
+
+    fn lyric_ids_of(&self, lyrics: &str, params: &GenerationParams) -> Result<Option<Vec<u32>>> {
+        if lyrics.is_empty() {
             return Ok(None);
         }
         let default = params.lyric_language()?;
         let tok = self.lyric_tokenizer()?;
-        let ids = tok.tokenize_lyrics(&params.lyrics, &mut |line| {
+        let ids = tok.tokenize_lyrics(lyrics, &mut |line| {
             crate::lyrics::script_language(line).unwrap_or(default)
         })?;
         let cfg = self.dit.config();
@@ -207,47 +281,67 @@ impl Pipeline {
         Ok(Some(ids))
     }
 
-    /// The final latents `[batch, 8, 16, frames]` of a generation and the seeds used.
-    pub fn generate_latents(
-        &self,
-        params: &GenerationParams,
-        progress: &mut dyn FnMut(Progress) -> Control,
-    ) -> Result<(Tensor, Vec<u64>)> {
-        params.validate()?;
-        let lyric_ids = self.lyric_token_ids(params)?;
-        if progress(Progress::Encoding) == Control::Cancel {
-            return Err(Error::Cancelled { step: 0, total: 0 });
-        }
-        let b = params.batch_size;
-        let frames = params.frame_length();
-        let mut rng = rand::rng();
-        let seeds = params.seeds(|| rng.random_range(0..u32::MAX as u64));
-        let init_noise = match &params.init_noise {
-            Some(n) => {
-                let want = [b, 8, 16, frames];
-                if n.dims() != want {
-                    return Err(Error::InvalidArgument {
-                        name: "init_noise",
-                        value: format!("{:?}", n.dims()),
-                        expected: format!(
-                            "shape {want:?} (batch_size, 8, 16, frames of audio_duration)"
-                        ),
-                    });
-                }
-                n.to_device(&self.device)?
-            }
-            None => {
-                let items = seeds
-                    .iter()
-                    .map(|&s| seeded_noise(s, frames, &self.device))
-                    .collect::<Result<Vec<_>>>()?;
-                Tensor::cat(&items, 0)?
-            }
+    /// The DiT with the LoRA of `params` (the base model without one). The last adapter and
+    /// weight are kept loaded; switching builds a new copy from the untouched base.
+    pub fn dit_for(&self, params: &GenerationParams) -> Result<Arc<AceStepTransformer2DModel>> {
+        let Some(name) = params.lora() else {
+            return Ok(self.dit.clone());
         };
+        let mut slot = self.lora.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = slot.as_ref() {
+            if s.name == name && s.weight == params.lora_weight {
+                return Ok(s.model.clone());
+            }
+        }
+        let adapter = match slot.as_ref() {
+            Some(s) if s.name == name => s.adapter.clone(),
+            _ => Arc::new(LoraAdapter::from_name_or_path(
+                name,
+                &crate::HubOptions::default(),
+            )?),
+        };
+        let model = Arc::new(self.dit.with_lora(&adapter, params.lora_weight)?);
+        *slot = Some(LoraSlot {
+            name: name.to_string(),
+            weight: params.lora_weight,
+            adapter,
+            model: model.clone(),
+        });
+        Ok(model)
+    }
+
+    /// The DCAE latents `[b, 8, 16, frames]` of an audio file (the reference's `infer_latents`),
+    /// repeated over the batch.
+    pub fn audio_latents(&self, name: &'static str, path: &str, b: usize) -> Result<Tensor> {
+        let audio = crate::audio::read(path).map_err(|e| Error::InvalidArgument {
+            name,
+            value: path.to_string(),
+            expected: format!("a readable audio file ({e})"),
+        })?;
+        let (lat, _) = self.dcae.encode_audio(&[audio])?;
+        if lat.dim(3)? == 0 {
+            return Err(Error::InvalidArgument {
+                name,
+                value: path.to_string(),
+                expected: "audio of at least one latent frame (0.093 s)".into(),
+            });
+        }
+        Ok(lat.to_device(&self.device)?.repeat((b, 1, 1, 1))?)
+    }
+
+    /// The conditioning inputs of a prompt and lyric ids for a batch of `b`.
+    fn conditions(
+        &self,
+        dit: &AceStepTransformer2DModel,
+        prompt: &str,
+        lyric_ids: Option<Vec<u32>>,
+        b: usize,
+        use_erg_tag: bool,
+    ) -> Result<ConditionInputs> {
         // One prompt for the whole batch: encoded once, repeated (as the reference).
-        let prompt = [params.prompt.as_str()];
+        let prompt = [prompt];
         let text = self.text.encode(&prompt)?;
-        let text_null = if params.use_erg_tag {
+        let text_null = if use_erg_tag {
             let null = self
                 .text
                 .encode_null(&prompt, &QueryScale::text_default())?;
@@ -255,8 +349,8 @@ impl Pipeline {
         } else {
             None
         };
-        let dtype = self.dit.dtype();
-        let speaker_dim = self.dit.config().speaker_embedding_dim;
+        let dtype = dit.dtype();
+        let speaker_dim = dit.config().speaker_embedding_dim;
         // No lyrics: one token 0 with mask 0, as the reference; else the ids, all unmasked.
         let (lyric_token_ids, lyric_mask) = match lyric_ids {
             None => (
@@ -271,27 +365,153 @@ impl Pipeline {
                 )
             }
         };
-        let inputs = ConditionInputs {
+        Ok(ConditionInputs {
             text_hidden_states: text.hidden_states.repeat((b, 1, 1))?.to_dtype(dtype)?,
             text_mask: text.attention_mask.repeat((b, 1))?.to_dtype(dtype)?,
             text_hidden_states_null: text_null.map(|t| t.to_dtype(dtype)).transpose()?,
             speaker_embeds: Tensor::zeros((b, speaker_dim), dtype, &self.device)?,
             lyric_token_ids,
             lyric_mask,
+        })
+    }
+
+    /// Noise `[b, 8, 16, frames]`: `given` (checked), else one seeded draw per item.
+    fn noise(
+        &self,
+        name: &'static str,
+        given: Option<&Tensor>,
+        seeds: &[u64],
+        frames: usize,
+    ) -> Result<Tensor> {
+        let want = [seeds.len(), 8, 16, frames];
+        match given {
+            Some(n) if n.dims() != want => Err(Error::InvalidArgument {
+                name,
+                value: format!("{:?}", n.dims()),
+                expected: format!("shape {want:?} (batch_size, 8, 16, latent frames of the audio)"),
+            }),
+            Some(n) => Ok(n.to_device(&self.device)?),
+            None => {
+                let items = seeds
+                    .iter()
+                    .map(|&s| seeded_noise(s, frames, &self.device))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Tensor::cat(&items, 0)?)
+            }
+        }
+    }
+
+    /// The final latents `[batch, 8, 16, frames]` of a generation, the seeds used and, for the
+    /// tasks that draw one, the retake seeds.
+    pub fn generate_latents(
+        &self,
+        params: &GenerationParams,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<(Tensor, Vec<u64>, Option<Vec<u64>>)> {
+        params.validate()?;
+        let task = params.effective_task();
+        let lyric_ids = self.lyric_token_ids(params)?;
+        let target_ids = match task {
+            Task::Edit => {
+                self.lyric_ids_of(params.edit_target_lyrics.as_deref().unwrap_or(""), params)?
+            }
+            _ => None,
         };
-        let mut rng_steps = rand::rngs::StdRng::seed_from_u64(seeds.first().copied().unwrap_or(0));
+        let dit = self.dit_for(params)?;
+        if progress(Progress::Encoding) == Control::Cancel {
+            return Err(Error::Cancelled { step: 0, total: 0 });
+        }
+        let b = params.batch_size;
+        let src = match (&params.src_audio_path, task.needs_source()) {
+            (Some(p), true) => Some(self.audio_latents("src_audio_path", p, b)?),
+            _ => None,
+        };
+        let reference = match (&params.ref_audio_input, task) {
+            (Some(p), Task::Audio2audio) => Some(self.audio_latents("ref_audio_input", p, b)?),
+            _ => None,
+        };
+        let frames = match (&src, &reference) {
+            (Some(s), _) | (None, Some(s)) => s.dim(3)?,
+            _ => params.frame_length(),
+        };
+        check_span(params, task, frames)?;
+        let mut rng = rand::rng();
+        let seeds = params.seeds(|| rng.random_range(0..u32::MAX as u64));
+        let retake_seeds = (task.uses_retake_noise() || task == Task::Edit)
+            .then(|| params.retake_seeds(|| rng.random_range(0..u32::MAX as u64)));
+        let inputs = self.conditions(&dit, &params.prompt, lyric_ids, b, params.use_erg_tag)?;
         let device = self.device.clone();
-        let mut step_noise = |shape: &Shape| normal(&mut rng_steps, shape, &device);
-        let latents = text2music_diffusion_process(
-            &self.dit,
-            &inputs,
-            &params.diffusion_settings(),
-            &EditInputs::default(),
-            &init_noise,
-            &mut step_noise,
-            &mut |p| progress(Progress::Step(p)),
-        )?;
-        Ok((latents, seeds))
+        let per_item = |seeds: &[u64]| -> Vec<rand::rngs::StdRng> {
+            seeds
+                .iter()
+                .map(|&s| rand::rngs::StdRng::seed_from_u64(s ^ 0x5eed_5eed))
+                .collect()
+        };
+        let latents = if task == Task::Edit {
+            let target = self.conditions(
+                &dit,
+                params.edit_target_prompt.as_deref().unwrap_or(""),
+                target_ids,
+                b,
+                false,
+            )?;
+            let mut rngs = per_item(retake_seeds.as_deref().unwrap_or(&seeds));
+            let mut noise = |shape: &Shape| batch_normal(&mut rngs, shape, &device);
+            let src = src.as_ref().ok_or_else(|| Error::InvalidArgument {
+                name: "src_audio_path",
+                value: "none".into(),
+                expected: "the source audio of task edit".into(),
+            })?;
+            flowedit_diffusion_process(
+                &dit,
+                &inputs,
+                &target,
+                &params.flowedit_settings(),
+                src,
+                &mut noise,
+                &mut |p| progress(Progress::Step(p)),
+            )?
+        } else {
+            let init_noise =
+                self.noise("init_noise", params.init_noise.as_ref(), &seeds, frames)?;
+            let edit = EditInputs {
+                retake_noise: match &retake_seeds {
+                    Some(rs) if task.uses_retake_noise() => Some(self.noise(
+                        "retake_noise",
+                        params.retake_noise.as_ref(),
+                        rs,
+                        frames,
+                    )?),
+                    _ => None,
+                },
+                retake_variance: params.retake_variance,
+                repaint_start: if task == Task::Retake {
+                    0.0
+                } else {
+                    params.repaint_start
+                },
+                repaint_end: if task == Task::Retake {
+                    params.audio_duration
+                } else {
+                    params.repaint_end
+                },
+                src_latents: src,
+                ref_latents: reference,
+                ref_audio_strength: params.ref_audio_strength,
+            };
+            let mut rngs = per_item(&seeds);
+            let mut step_noise = |shape: &Shape| batch_normal(&mut rngs, shape, &device);
+            text2music_diffusion_process(
+                &dit,
+                &inputs,
+                &params.diffusion_settings(),
+                &edit,
+                &init_noise,
+                &mut step_noise,
+                &mut |p| progress(Progress::Step(p)),
+            )?
+        };
+        Ok((latents, seeds, retake_seeds))
     }
 
     /// Generates `batch_size` songs: latents, then audio (overlapping windows past 48 s).
@@ -300,7 +520,7 @@ impl Pipeline {
         params: &GenerationParams,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Vec<GeneratedAudio>> {
-        let (latents, seeds) = self.generate_latents(params, progress)?;
+        let (latents, seeds, retake_seeds) = self.generate_latents(params, progress)?;
         let b = latents.dim(0)?;
         let mut out = Vec::with_capacity(b);
         for (i, seed) in seeds.into_iter().enumerate() {
@@ -321,6 +541,7 @@ impl Pipeline {
             out.push(GeneratedAudio {
                 audio,
                 seed,
+                retake_seed: retake_seeds.as_ref().map(|r| r[i]),
                 latents: lat,
             });
         }

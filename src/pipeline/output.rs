@@ -38,6 +38,11 @@ pub fn write_songs(
         expected: e.to_string(),
     })?;
     base["actual_seeds"] = serde_json::json!(songs.iter().map(|s| s.seed).collect::<Vec<_>>());
+    base["task"] = serde_json::json!(params.effective_task().name());
+    if songs.iter().any(|s| s.retake_seed.is_some()) {
+        base["actual_retake_seeds"] =
+            serde_json::json!(songs.iter().map(|s| s.retake_seed).collect::<Vec<_>>());
+    }
     if let Some(map) = extra.as_object() {
         for (k, v) in map {
             base[k] = v.clone();
@@ -57,6 +62,9 @@ pub fn write_songs(
         let path = audio::write(&path, &song.audio, Some(format))?;
         let mut sidecar = base.clone();
         sidecar["seed"] = serde_json::json!(song.seed);
+        if let Some(r) = song.retake_seed {
+            sidecar["retake_seed"] = serde_json::json!(r);
+        }
         sidecar["audio_path"] = serde_json::json!(path);
         sidecar["sample_rate"] = serde_json::json!(song.audio.sample_rate);
         let json_path = path.with_extension("json");

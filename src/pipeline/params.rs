@@ -4,6 +4,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::diffusion::DiffusionSettings;
+use super::flowedit::FlowEditSettings;
 use crate::error::{Error, Result};
 use crate::guidance::CfgType;
 use crate::schedulers::SchedulerType;
@@ -11,7 +12,84 @@ use crate::schedulers::SchedulerType;
 /// Longest audio the model generates (seconds), as the reference's frame limit.
 pub const MAX_DURATION_SECONDS: f64 = 240.0;
 
-/// Parameters of one text2music generation, named and defaulted as the reference's
+/// The task of a generation (the reference's `task`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// A new song from the prompt and lyrics.
+    #[default]
+    Text2music,
+    /// The same song with a variation of its noise (`retake_seeds`, `retake_variance`).
+    Retake,
+    /// Re-generate `repaint_start..repaint_end` seconds of `src_audio_path`.
+    Repaint,
+    /// Generate past the start (`repaint_start < 0`) or the end (`repaint_end` past the source)
+    /// of `src_audio_path`.
+    Extend,
+    /// FlowEdit `src_audio_path` from `prompt` / `lyrics` to `edit_target_prompt` /
+    /// `edit_target_lyrics`.
+    Edit,
+    /// A new song that keeps `ref_audio_strength` of `ref_audio_input`.
+    Audio2audio,
+}
+
+impl Task {
+    /// Every task.
+    pub const ALL: [Task; 6] = [
+        Task::Text2music,
+        Task::Retake,
+        Task::Repaint,
+        Task::Extend,
+        Task::Edit,
+        Task::Audio2audio,
+    ];
+
+    /// The reference's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Text2music => "text2music",
+            Task::Retake => "retake",
+            Task::Repaint => "repaint",
+            Task::Extend => "extend",
+            Task::Edit => "edit",
+            Task::Audio2audio => "audio2audio",
+        }
+    }
+
+    /// Whether the task reads `src_audio_path`.
+    pub fn needs_source(self) -> bool {
+        matches!(self, Task::Repaint | Task::Extend | Task::Edit)
+    }
+
+    /// Whether the task mixes in the retake noise (`add_retake_noise` of the reference).
+    pub fn uses_retake_noise(self) -> bool {
+        matches!(self, Task::Retake | Task::Repaint | Task::Extend)
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                bad(
+                    "task",
+                    s,
+                    "one of text2music, retake, repaint, extend, edit, audio2audio",
+                )
+            })
+    }
+}
+
+/// Parameters of one generation, named and defaulted as the reference's
 /// `ACEStepPipeline.__call__`. Serialises to the reference's `input_params` JSON (the noise
 /// tensors are skipped); missing fields take the defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,10 +143,51 @@ pub struct GenerationParams {
     pub guidance_scale_lyric: f64,
     /// Number of songs.
     pub batch_size: usize,
+    /// The task (`audio2audio_enable` with `ref_audio_input` makes it audio2audio, as the
+    /// reference).
+    pub task: Task,
+    /// Seeds of the retake noise (retake, repaint, extend; edit's FlowEdit noise): as
+    /// `manual_seeds`.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub retake_seeds: Vec<u64>,
+    /// How far the retake noise moves from the original (0 to 1); repaint and extend also start
+    /// at step `int(infer_step * (1 - retake_variance))`.
+    pub retake_variance: f64,
+    /// Repaint / extend span start in seconds (extend: negative = seconds added before).
+    pub repaint_start: f64,
+    /// Repaint / extend span end in seconds (extend: past the source = seconds added after).
+    pub repaint_end: f64,
+    /// The source audio of repaint, extend and edit (any format the audio module reads).
+    pub src_audio_path: Option<String>,
+    /// edit: the prompt to move the source to.
+    pub edit_target_prompt: Option<String>,
+    /// edit: the lyrics to move the source to (empty: none).
+    pub edit_target_lyrics: Option<String>,
+    /// edit: fraction of the steps skipped at the start.
+    pub edit_n_min: f64,
+    /// edit: fraction of the steps after which plain sampling takes over.
+    pub edit_n_max: f64,
+    /// edit: velocity differences averaged per step.
+    pub edit_n_avg: usize,
+    /// audio2audio on (with `ref_audio_input`).
+    pub audio2audio_enable: bool,
+    /// audio2audio: how much of the reference audio to keep, in [0, 1).
+    pub ref_audio_strength: f64,
+    /// audio2audio: the reference audio.
+    pub ref_audio_input: Option<String>,
+    /// A LoRA adapter: a `pytorch_lora_weights.safetensors`, its folder, or a hub repo id;
+    /// "none" (or empty): no LoRA.
+    pub lora_name_or_path: String,
+    /// The LoRA's weight.
+    pub lora_weight: f64,
     /// Initial noise `[batch, 8, 16, frames]` replacing the seeded draw (to reproduce a run of
     /// another implementation).
     #[serde(skip)]
     pub init_noise: Option<Tensor>,
+    /// Retake noise `[batch, 8, 16, frames]` replacing the draw from `retake_seeds` (retake,
+    /// repaint, extend).
+    #[serde(skip)]
+    pub retake_noise: Option<Tensor>,
 }
 
 impl Default for GenerationParams {
@@ -95,7 +214,24 @@ impl Default for GenerationParams {
             guidance_scale_text: 0.0,
             guidance_scale_lyric: 0.0,
             batch_size: 1,
+            task: Task::Text2music,
+            retake_seeds: Vec::new(),
+            retake_variance: 0.5,
+            repaint_start: 0.0,
+            repaint_end: 0.0,
+            src_audio_path: None,
+            edit_target_prompt: None,
+            edit_target_lyrics: None,
+            edit_n_min: 0.0,
+            edit_n_max: 1.0,
+            edit_n_avg: 1,
+            audio2audio_enable: false,
+            ref_audio_strength: 0.5,
+            ref_audio_input: None,
+            lora_name_or_path: "none".into(),
+            lora_weight: 1.0,
             init_noise: None,
+            retake_noise: None,
         }
     }
 }
@@ -129,11 +265,11 @@ where
     }
 }
 
-fn bad(name: &'static str, value: impl ToString, expected: &str) -> Error {
+fn bad(name: &'static str, value: impl ToString, expected: impl Into<String>) -> Error {
     Error::InvalidArgument {
         name,
         value: value.to_string(),
-        expected: expected.to_string(),
+        expected: expected.into(),
     }
 }
 
@@ -209,7 +345,161 @@ impl GenerationParams {
         }
         crate::audio::Format::from_name(&self.format)?;
         self.lyric_language()?;
+        self.validate_task()
+    }
+
+    /// The task that runs: `audio2audio_enable` with a `ref_audio_input` turns any task into
+    /// audio2audio, as in the reference's `__call__`.
+    pub fn effective_task(&self) -> Task {
+        if self.audio2audio_enable && self.ref_audio_input.is_some() {
+            Task::Audio2audio
+        } else {
+            self.task
+        }
+    }
+
+    /// The LoRA to apply (None for "none" or empty).
+    pub fn lora(&self) -> Option<&str> {
+        match self.lora_name_or_path.trim() {
+            "" | "none" => None,
+            s => Some(s),
+        }
+    }
+
+    fn validate_task(&self) -> Result<()> {
+        let task = self.effective_task();
+        if !(0.0..=1.0).contains(&self.retake_variance) {
+            return Err(bad("retake_variance", self.retake_variance, "0 to 1"));
+        }
+        if !(self.retake_seeds.is_empty()
+            || self.retake_seeds.len() == 1
+            || self.retake_seeds.len() == self.batch_size)
+        {
+            return Err(bad(
+                "retake_seeds",
+                format!("{:?}", self.retake_seeds),
+                "none, one seed, or one per batch item",
+            ));
+        }
+        if !self.lora_weight.is_finite() {
+            return Err(bad("lora_weight", self.lora_weight, "a finite number"));
+        }
+        for (name, v) in [
+            ("repaint_start", self.repaint_start),
+            ("repaint_end", self.repaint_end),
+        ] {
+            if !v.is_finite() {
+                return Err(bad(name, v, "a finite number of seconds"));
+            }
+        }
+        if task.needs_source() && self.src_audio_path.as_deref().unwrap_or("").is_empty() {
+            return Err(bad(
+                "src_audio_path",
+                "none",
+                format!("the source audio of task {task}"),
+            ));
+        }
+        if !task.needs_source() && task != Task::Audio2audio && self.src_audio_path.is_some() {
+            return Err(bad(
+                "src_audio_path",
+                self.src_audio_path.as_deref().unwrap_or(""),
+                "no source audio: only repaint, extend and edit read one",
+            ));
+        }
+        match task {
+            Task::Repaint => {
+                if self.repaint_start < 0.0 || self.repaint_start >= self.repaint_end {
+                    return Err(bad(
+                        "repaint_start",
+                        self.repaint_start,
+                        format!(
+                            "0 <= repaint_start < repaint_end ({}) (the span to re-generate, in \
+                             seconds of the source; task extend goes past its ends)",
+                            self.repaint_end
+                        ),
+                    ));
+                }
+            }
+            Task::Extend => {
+                if self.repaint_start > 0.0 || self.repaint_end < self.repaint_start {
+                    return Err(bad(
+                        "repaint_start",
+                        self.repaint_start,
+                        "<= 0 (minus the seconds to add before the source), with repaint_end \
+                         the source's length plus the seconds to add after",
+                    ));
+                }
+            }
+            Task::Edit => {
+                if self.edit_target_prompt.as_deref().unwrap_or("").is_empty() {
+                    return Err(bad(
+                        "edit_target_prompt",
+                        "none",
+                        "the prompt to edit the source towards",
+                    ));
+                }
+                self.flowedit_settings().validate()?;
+                if !self.oss_steps.is_empty() {
+                    return Err(bad(
+                        "oss_steps",
+                        format!("{:?}", self.oss_steps),
+                        "none with task edit (FlowEdit runs its own Euler schedule)",
+                    ));
+                }
+            }
+            Task::Audio2audio => {
+                if self.ref_audio_input.as_deref().unwrap_or("").is_empty() {
+                    return Err(bad(
+                        "ref_audio_input",
+                        "none",
+                        "the reference audio of audio2audio",
+                    ));
+                }
+                if !(0.0..1.0).contains(&self.ref_audio_strength) {
+                    return Err(bad(
+                        "ref_audio_strength",
+                        self.ref_audio_strength,
+                        "a value in [0, 1)",
+                    ));
+                }
+                let steps = self
+                    .oss_steps
+                    .iter()
+                    .copied()
+                    .max()
+                    .unwrap_or(self.infer_step);
+                if ((1.0 - self.ref_audio_strength) * steps as f64) < 1.0 {
+                    return Err(bad(
+                        "ref_audio_strength",
+                        self.ref_audio_strength,
+                        format!("small enough to leave a step: int((1 - strength) * {steps}) >= 1"),
+                    ));
+                }
+            }
+            Task::Text2music | Task::Retake => {}
+        }
         Ok(())
+    }
+
+    /// The FlowEdit settings of task edit.
+    pub fn flowedit_settings(&self) -> FlowEditSettings {
+        FlowEditSettings {
+            infer_steps: self.infer_step,
+            guidance_scale: self.guidance_scale,
+            n_min: self.edit_n_min,
+            n_max: self.edit_n_max,
+            n_avg: self.edit_n_avg,
+            scheduler_type: self.scheduler_type,
+        }
+    }
+
+    /// The retake seeds of the batch (as [`GenerationParams::seeds`]).
+    pub fn retake_seeds(&self, mut random: impl FnMut() -> u64) -> Vec<u64> {
+        match self.retake_seeds.len() {
+            0 => (0..self.batch_size).map(|_| random()).collect(),
+            1 => vec![self.retake_seeds[0]; self.batch_size],
+            _ => self.retake_seeds.clone(),
+        }
     }
 
     /// The language of Latin-script lyric lines ([`GenerationParams::lyrics_language`], else
