@@ -96,7 +96,7 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
-        edit: EditArgs,
+        edit: Box<EditArgs>,
         #[command(flatten)]
         model: ModelArgs,
     },
