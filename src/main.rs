@@ -318,6 +318,11 @@ struct ServeArgs {
     /// Base URL put in links (default: http://<Host header>).
     #[arg(long)]
     public_url: Option<String>,
+    /// Accept server-side file paths for source / reference audio (`src_audio_path`,
+    /// `reference_audio_path`, `ref_audio_input`) and LoRA; without it only uploads and hub
+    /// LoRA ids are accepted.
+    #[arg(long)]
+    allow_local_paths: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -613,6 +618,7 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
         retention_hours,
         sync_timeout,
         public_url,
+        allow_local_paths,
         model,
     } = args;
     setup_threads(model.threads)?;
@@ -649,6 +655,7 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
         api_keys,
         sync_timeout: std::time::Duration::from_secs(sync_timeout),
         public_url,
+        allow_local_paths,
         ..Default::default()
     };
     let auth = !server_config.api_keys.is_empty();

@@ -755,7 +755,7 @@ async fn acestep_api_dialect_json_form_multipart_and_mapping() {
         )
         .await,
         StatusCode::BAD_REQUEST,
-        "task_type",
+        "src_audio",
     );
     detail(
         get(&s.app, "/v1/jobs/unknown", Some(KEY)).await,
@@ -808,4 +808,227 @@ async fn expired_downloads_are_410_in_the_dialects_format() {
     let r = get(&s.app, &format!("/files/{id}/nope.mp3"), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.json()["error"]["message"].is_string());
+}
+
+/// A 2-second stereo 44.1 kHz wav, as bytes.
+fn wav_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 88200;
+    let tone: Vec<f32> = (0..n).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+    let audio = acestep::audio::Audio {
+        channels: vec![tone.clone(), tone],
+        sample_rate: 44100,
+    };
+    let p = acestep::audio::write(dir.path().join("x.wav"), &audio, None).unwrap();
+    std::fs::read(p).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn editing_tasks_map_in_every_dialect() {
+    let s = server(5, 50, Duration::from_secs(3600));
+    let wav = wav_bytes();
+    let params_of = |id: &str| s.jobs.poll(id).unwrap().request.params;
+    // Async task API: reference names, the clip uploaded, `lora_name` a hub id.
+    let (ctype, body) = multipart(
+        &[
+            ("prompt", "funk"),
+            ("task", "repaint"),
+            ("repaint_start", "0.5"),
+            ("repaint_end", "1.5"),
+            ("retake_variance", "0.4"),
+            ("retake_seeds", "7"),
+            ("lora_name", "someone/funk-lora"),
+            ("lora_weight", "0.6"),
+        ],
+        &[("src_audio", "song.wav", &wav)],
+    );
+    let r = call(
+        &s.app,
+        "POST",
+        "/v1/async/music/generations",
+        Some(KEY),
+        Some(&ctype),
+        body,
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let p = params_of(r.json()["task_id"].as_str().unwrap());
+    assert_eq!(p.task, acestep::pipeline::Task::Repaint);
+    assert_eq!(
+        (p.repaint_start, p.repaint_end, p.retake_variance),
+        (0.5, 1.5, 0.4)
+    );
+    assert_eq!(p.retake_seeds, vec![7]);
+    assert_eq!(
+        (p.lora_name_or_path.as_str(), p.lora_weight),
+        ("someone/funk-lora", 0.6)
+    );
+    let src = p.src_audio_path.unwrap();
+    assert!(
+        src.contains("uploads") && std::fs::read(&src).unwrap() == wav,
+        "{src}"
+    );
+    // Missing source, server paths without --allow-local-paths, bad LoRA names: 400 naming them.
+    let bad = |r: Reply, needle: &str| {
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let body = String::from_utf8_lossy(&r.body).to_string();
+        assert!(body.contains(needle), "{needle}: {body}");
+    };
+    let uri = "/v1/async/music/generations";
+    bad(
+        post_json(
+            &s.app,
+            uri,
+            Some(KEY),
+            json!({"prompt": "x", "task": "repaint"}),
+        )
+        .await,
+        "src_audio_path",
+    );
+    bad(
+        post_json(
+            &s.app,
+            uri,
+            Some(KEY),
+            json!({"prompt": "x", "task": "repaint", "src_audio_path": src}),
+        )
+        .await,
+        "--allow-local-paths",
+    );
+    bad(
+        post_json(
+            &s.app,
+            uri,
+            Some(KEY),
+            json!({"prompt": "x", "lora_name": "not a repo"}),
+        )
+        .await,
+        "lora_name",
+    );
+    bad(
+        post_json(
+            &s.app,
+            uri,
+            Some(KEY),
+            json!({"prompt": "x", "task": "inpaint"}),
+        )
+        .await,
+        "inpaint",
+    );
+    // Producer API: audio2audio from an uploaded reference.
+    let (ctype, body) = multipart(
+        &[
+            ("action", "generate"),
+            ("prompt", "funk"),
+            ("async", "true"),
+            ("ref_audio_strength", "0.3"),
+        ],
+        &[("ref_audio", "ref.wav", &wav)],
+    );
+    let r = call(
+        &s.app,
+        "POST",
+        "/producer/audios",
+        Some(KEY),
+        Some(&ctype),
+        body,
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let p = params_of(r.json()["task_id"].as_str().unwrap());
+    assert_eq!(p.effective_task(), acestep::pipeline::Task::Audio2audio);
+    assert_eq!(p.ref_audio_strength, 0.3);
+    // ACE-Step API: task_type repaint (inside: repaint; past the end: extend), cover.
+    let api = |fields: Vec<(&'static str, &'static str)>, file: &'static str| {
+        let (ctype, body) = multipart(&fields, &[(file, "song.wav", &wav)]);
+        let app = s.app.clone();
+        async move {
+            call(
+                &app,
+                "POST",
+                "/v1/music/generate",
+                Some(KEY),
+                Some(&ctype),
+                body,
+            )
+            .await
+        }
+    };
+    let id_of = |r: Reply| {
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["job_id"].as_str().unwrap().to_string()
+    };
+    let p = params_of(&id_of(
+        api(
+            vec![
+                ("caption", "x"),
+                ("task_type", "repaint"),
+                ("repainting_start", "0.5"),
+            ],
+            "src_audio",
+        )
+        .await,
+    ));
+    assert_eq!(p.task, acestep::pipeline::Task::Repaint);
+    assert!(
+        (p.repaint_end - 2.0).abs() < 1e-9,
+        "null end = the source's end: {}",
+        p.repaint_end
+    );
+    let p = params_of(&id_of(
+        api(
+            vec![
+                ("caption", "x"),
+                ("task_type", "repaint"),
+                ("repainting_end", "5"),
+            ],
+            "src_audio",
+        )
+        .await,
+    ));
+    assert_eq!(
+        (p.task, p.repaint_start, p.repaint_end),
+        (acestep::pipeline::Task::Extend, 0.0, 5.0)
+    );
+    let p = params_of(&id_of(
+        api(
+            vec![
+                ("caption", "x"),
+                ("task_type", "cover"),
+                ("audio_cover_strength", "0.7"),
+            ],
+            "src_audio",
+        )
+        .await,
+    ));
+    assert_eq!(p.effective_task(), acestep::pipeline::Task::Audio2audio);
+    assert_eq!(p.ref_audio_strength, 0.7);
+    assert!(p.src_audio_path.is_none() && p.ref_audio_input.is_some());
+    let p = params_of(&id_of(api(vec![("caption", "x")], "reference_audio").await));
+    assert_eq!(p.effective_task(), acestep::pipeline::Task::Audio2audio);
+    assert_eq!(p.ref_audio_strength, 0.5);
+    bad(
+        api(vec![("caption", "x")], "src_audio").await,
+        "task_type cover or repaint",
+    );
 }

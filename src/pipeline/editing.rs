@@ -311,3 +311,89 @@ impl EditInputs {
         Ok(Some((noised, cfg)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn t(frames: usize, v: f32) -> Tensor {
+        Tensor::full(v, (1, 8, 16, frames), &Device::Cpu).unwrap()
+    }
+
+    fn frame_values(x: &Tensor) -> Vec<f32> {
+        x.get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn extend_past_240_s_keeps_a_window_and_the_cut_source() {
+        let src_frames = 2500;
+        let src = Tensor::arange(0f32, src_frames as f32, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 1, src_frames))
+            .unwrap()
+            .broadcast_as((1, 8, 16, src_frames))
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let secs = |f: f64| f * 512.0 * 8.0 / 44100.0 + 1e-6;
+        // To the right by 200 frames: 2700 > 2583, so the first 117 source frames are cut off
+        // and put back in front of the result.
+        let e = EditInputs {
+            retake_noise: Some(t(src_frames, 1.0)),
+            src_latents: Some(src.clone()),
+            repaint_start: 0.0,
+            repaint_end: secs(2700.0),
+            ..Default::default()
+        };
+        let p = e.prepare(&t(src_frames, 0.0), 10).unwrap();
+        let r = p.repaint.as_ref().unwrap();
+        assert_eq!(r.x0.dim(3).unwrap(), MAX_FRAMES);
+        let head = p.head.as_ref().unwrap();
+        assert_eq!(
+            frame_values(head),
+            (0..117).map(|x| x as f32).collect::<Vec<_>>()
+        );
+        assert!(p.tail.is_none());
+        let mask = frame_values(&r.mask.to_dtype(DType::F32).unwrap());
+        assert_eq!(mask.iter().filter(|&&m| m == 1.0).count(), 200);
+        assert_eq!(mask[MAX_FRAMES - 200..], vec![1.0; 200][..]);
+        // The window starts at source frame 117 and ends with 200 frames to generate.
+        assert_eq!(frame_values(&r.x0)[0], 117.0);
+        // To the left by 100 frames: the last 17 source frames wait at the tail.
+        let e = EditInputs {
+            repaint_start: -secs(100.0),
+            repaint_end: secs(2500.0),
+            ..e
+        };
+        let p = e.prepare(&t(src_frames, 0.0), 10).unwrap();
+        let tail = p.tail.as_ref().unwrap();
+        assert_eq!(
+            frame_values(tail),
+            (2483..2500).map(|x| x as f32).collect::<Vec<_>>()
+        );
+        // Both sides past 240 s, or an extension longer than the source: errors.
+        let both = EditInputs {
+            repaint_start: -secs(100.0),
+            repaint_end: secs(2600.0),
+            ..e.clone()
+        };
+        assert!(both.prepare(&t(src_frames, 0.0), 10).is_err());
+        let short = EditInputs {
+            retake_noise: Some(t(10, 1.0)),
+            src_latents: Some(t(10, 0.5)),
+            repaint_start: -secs(20.0),
+            repaint_end: secs(10.0),
+            ..Default::default()
+        };
+        let err = short.prepare(&t(10, 0.0), 10).err().unwrap().to_string();
+        assert!(err.contains("at most the source's length"), "{err}");
+    }
+}

@@ -16,7 +16,11 @@
 //! | `guidance_scale` (default 7.0) | `guidance_scale` |
 //! | `use_random_seed` (default true), `seed` (default -1) | `manual_seeds` (`[seed]` when `use_random_seed` is false and `seed` >= 0) |
 //! | `batch_size` (null: 1) | `batch_size` |
-//! | `task_type` `text2music` | text2music; `cover` / `repaint` and reference / source audio need the editing tasks (400 until they are in) |
+//! | `task_type` `text2music` (default) | text2music; with `reference_audio`: audio2audio (style transfer) |
+//! | `task_type` `cover` + `src_audio` (or `reference_audio`) | audio2audio from that clip, `ref_audio_strength` = `audio_cover_strength` when below 1, else 0.5 |
+//! | `task_type` `repaint` + `src_audio`, `repainting_start` / `repainting_end` (null: the source's end) | repaint; a span before 0 or past the source's end: extend |
+//! | `src_audio` / `reference_audio` (uploads) | the source / reference clip; `src_audio_path` / `reference_audio_path` are server paths, accepted with `acestep serve --allow-local-paths` |
+//! | `instruction` | ignored (ACE-Step 1.5's edit instruction) |
 //! | `use_5hz_lm`, `lm_*` | 400: they belong to ACE-Step 1.5's 5 Hz language model, which v1 has not |
 //!
 //! Every other v1 parameter (`scheduler_type`, `cfg_type`, `omega_scale`, ...) is accepted under
@@ -58,6 +62,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("caption", "prompt"),
     ("audio_format", "format"),
     ("inference_steps", "infer_step"),
+    ("repainting_start", "repaint_start"),
+    ("repainting_end", "repaint_end"),
+    ("audio_cover_strength", "ref_audio_strength"),
 ];
 
 fn refuse(name: &'static str, value: String, expected: &str) -> Error {
@@ -68,8 +75,82 @@ fn refuse(name: &'static str, value: String, expected: &str) -> Error {
     }
 }
 
+/// The seed's `task_type` as v1 tasks: the fields rewritten under the reference's names.
+fn map_task_type(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<form::Fields> {
+    let task = fields
+        .str("task_type")
+        .unwrap_or_else(|| "text2music".into())
+        .trim()
+        .to_ascii_lowercase();
+    let mut f = fields.clone();
+    let src = form::audio_input(fields, form::SRC_AUDIO_FIELDS, inputs)?;
+    let as_ref = |f: &mut form::Fields, path: &str| {
+        for k in form::SRC_AUDIO_FIELDS {
+            f.files.remove(*k);
+            f.map.remove(*k);
+        }
+        f.files.insert("ref_audio".into(), path.into());
+    };
+    match task.as_str() {
+        "text2music" => {
+            if src.is_some() {
+                return Err(refuse(
+                    "src_audio",
+                    "given with task_type text2music".into(),
+                    "task_type cover or repaint (a style reference goes in reference_audio)",
+                ));
+            }
+        }
+        "cover" => {
+            let clip = match src {
+                Some(s) => s,
+                None => {
+                    form::audio_input(fields, form::REF_AUDIO_FIELDS, inputs)?.ok_or_else(|| {
+                        refuse(
+                            "src_audio",
+                            "none".into(),
+                            "the clip to cover (upload src_audio)",
+                        )
+                    })?
+                }
+            };
+            as_ref(&mut f, &clip);
+            // ACE-Step 1.5's default strength 1.0 has no v1 counterpart (v1 needs < 1).
+            if fields
+                .f64("audio_cover_strength")?
+                .is_some_and(|s| s >= 1.0)
+            {
+                f.map.remove("audio_cover_strength");
+            }
+        }
+        "repaint" => {
+            let src = src.ok_or_else(|| {
+                refuse(
+                    "src_audio",
+                    "none".into(),
+                    "the clip to repaint (upload src_audio)",
+                )
+            })?;
+            let seconds = crate::audio::read(&src)
+                .map_err(|e| refuse("src_audio", src.clone(), &format!("readable audio ({e})")))?
+                .duration();
+            let start = fields.f64("repainting_start")?.unwrap_or(0.0);
+            let end = fields.f64("repainting_end")?.unwrap_or(seconds);
+            let extend = start < 0.0 || end > seconds;
+            f.map.insert(
+                "task".into(),
+                Value::from(if extend { "extend" } else { "repaint" }),
+            );
+            f.map.insert("repainting_start".into(), Value::from(start));
+            f.map.insert("repainting_end".into(), Value::from(end));
+        }
+        _ => return Err(refuse("task_type", task, "text2music, cover or repaint")),
+    }
+    Ok(f)
+}
+
 /// The v1 parameters of a request of this dialect.
-fn params_of(fields: &form::Fields) -> crate::Result<GenerationParams> {
+fn params_of(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<GenerationParams> {
     if fields.bool("use_5hz_lm")?.unwrap_or(false) {
         return Err(refuse(
             "use_5hz_lm",
@@ -91,38 +172,14 @@ fn params_of(fields: &form::Fields) -> crate::Result<GenerationParams> {
                     .into(),
         });
     }
-    let task = fields
-        .str("task_type")
-        .unwrap_or_else(|| "text2music".into());
-    if task != "text2music" {
-        return Err(refuse(
-            "task_type",
-            task,
-            "text2music (cover and repaint need the editing tasks, not available in this build yet)",
-        ));
-    }
-    for name in [
-        "reference_audio",
-        "reference_audio_path",
-        "src_audio",
-        "src_audio_path",
-    ] {
-        if fields.has(name) || fields.files.contains_key(name) {
-            return Err(refuse(
-                "reference_audio",
-                name.into(),
-                "no reference or source audio: style transfer, cover and repaint need the \
-                 editing tasks, not available in this build yet",
-            ));
-        }
-    }
+    let fields = &map_task_type(fields, inputs)?;
     let base = GenerationParams {
         format: "mp3".into(),
         infer_step: 8,
         guidance_scale: 7.0,
         ..Default::default()
     };
-    let mut p = form::params(fields, base, ALIASES)?;
+    let mut p = form::params(fields, base, ALIASES, inputs)?;
     // The seed's lyric language drives the language of Latin-script lyric lines.
     if p.lyrics_language.is_none() {
         if let Some(lang) = fields
@@ -190,19 +247,17 @@ pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Respo
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let submitted = params_of(&fields).and_then(|params| {
-        state.jobs.submit(
-            JobRequest {
-                params,
+    let submitted = state.submit_with_uploads(
+        &fields,
+        || {
+            Ok(JobRequest {
+                params: params_of(&fields, state.inputs())?,
                 callback_url: None,
                 metadata: json!({"dialect": "acestep_api", "request": Value::Object(fields.map.clone())}),
-            },
-            &owner,
-        )
-    });
-    for path in fields.files.values() {
-        let _ = std::fs::remove_file(path);
-    }
+            })
+        },
+        &owner,
+    );
     match submitted.and_then(|id| state.jobs.poll(&id)) {
         Ok(rec) => Json(json!({
             "job_id": rec.id,

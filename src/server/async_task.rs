@@ -59,10 +59,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("seeds", "manual_seeds"),
     ("seed", "manual_seeds"),
     ("output_format", "format"),
+    ("lora_name", "lora_name_or_path"),
 ];
 
-/// Checks the fields this server cannot honour yet (`task` other than text2music, a LoRA, a
-/// model other than ACE-Step v1).
+/// Checks the `model` field names ACE-Step v1.
 pub(crate) fn check_supported(fields: &form::Fields) -> crate::Result<()> {
     if let Some(model) = fields.str("model") {
         let m = model.to_ascii_lowercase();
@@ -74,28 +74,6 @@ pub(crate) fn check_supported(fields: &form::Fields) -> crate::Result<()> {
             });
         }
     }
-    if let Some(task) = fields.str("task") {
-        if task != "text2music" {
-            return Err(Error::InvalidArgument {
-                name: "task",
-                value: task,
-                expected: "text2music (retake, repaint, extend, edit and audio2audio are not \
-                           available in this build yet)"
-                    .into(),
-            });
-        }
-    }
-    for key in ["lora_name", "lora_name_or_path"] {
-        if let Some(lora) = fields.str(key) {
-            if !lora.eq_ignore_ascii_case("none") {
-                return Err(Error::InvalidArgument {
-                    name: "lora_name",
-                    value: lora,
-                    expected: "None (LoRA is not available in this build yet)".into(),
-                });
-            }
-        }
-    }
     Ok(())
 }
 
@@ -105,21 +83,19 @@ pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let run = || -> crate::Result<String> {
+    let build = || -> crate::Result<JobRequest> {
         check_supported(&fields)?;
         let base = GenerationParams {
             format: "mp3".into(),
             ..Default::default()
         };
-        let params = form::params(&fields, base, ALIASES)?;
-        let request = JobRequest {
-            params,
+        Ok(JobRequest {
+            params: form::params(&fields, base, ALIASES, state.inputs())?,
             callback_url: fields.str("callback_url"),
             metadata: json!({"dialect": "async_task", "request": Value::Object(fields.map.clone())}),
-        };
-        state.jobs.submit(request, &owner)
+        })
     };
-    match run() {
+    match state.submit_with_uploads(&fields, build, &owner) {
         Ok(id) => match state.jobs.poll(&id) {
             Ok(rec) => Json(task_json(&state, &headers, &rec)).into_response(),
             Err(e) => AsyncTask::from_error(&e),

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::GenerationParams;
 
 /// The fields of a request body, and the files it uploaded.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Fields {
     /// Text fields (JSON values as sent; form values as strings).
     pub map: Map<String, Value>,
@@ -236,7 +236,75 @@ const PARAMS: &[(&str, Kind)] = &[
     ("guidance_scale_text", Kind::Float),
     ("guidance_scale_lyric", Kind::Float),
     ("batch_size", Kind::Count),
+    ("task", Kind::Text),
+    ("retake_seeds", Kind::List),
+    ("retake_variance", Kind::Float),
+    ("repaint_start", Kind::Float),
+    ("repaint_end", Kind::Float),
+    ("edit_target_prompt", Kind::Text),
+    ("edit_target_lyrics", Kind::Text),
+    ("edit_n_min", Kind::Float),
+    ("edit_n_max", Kind::Float),
+    ("edit_n_avg", Kind::Count),
+    ("audio2audio_enable", Kind::Flag),
+    ("ref_audio_strength", Kind::Float),
+    ("lora_name_or_path", Kind::Text),
+    ("lora_weight", Kind::Float),
 ];
+
+/// Field names (uploads or server paths) of the source audio of repaint / extend / edit.
+pub(crate) const SRC_AUDIO_FIELDS: &[&str] = &["src_audio", "src_audio_path", "source_audio"];
+/// Field names (uploads or server paths) of the reference audio of audio2audio.
+pub(crate) const REF_AUDIO_FIELDS: &[&str] = &[
+    "ref_audio",
+    "ref_audio_input",
+    "reference_audio",
+    "reference_audio_path",
+];
+
+/// Where a request's audio inputs and LoRA may come from.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Inputs {
+    /// Server-side paths (`src_audio_path`, `ref_audio_input`, a local LoRA) are accepted.
+    pub allow_local_paths: bool,
+}
+
+/// The audio file of the first of `names` present: an upload, else a server path (when
+/// allowed). Errors name the field.
+pub(crate) fn audio_input(
+    fields: &Fields,
+    names: &[&'static str],
+    inputs: Inputs,
+) -> Result<Option<String>> {
+    for &name in names {
+        if let Some(p) = fields.files.get(name) {
+            return Ok(Some(p.to_string_lossy().into_owned()));
+        }
+    }
+    for &name in names {
+        let Some(v) = fields.str(name).filter(|s| !s.trim().is_empty()) else {
+            continue;
+        };
+        if !inputs.allow_local_paths {
+            return Err(invalid(
+                name,
+                &Value::String(v),
+                "an uploaded file (multipart/form-data); server-side paths need `acestep serve \
+                 --allow-local-paths`",
+            ));
+        }
+        let path = PathBuf::from(v.trim());
+        if !path.is_absolute() || !path.is_file() {
+            return Err(invalid(
+                name,
+                &Value::String(v),
+                "an absolute path of an audio file on the server",
+            ));
+        }
+        return Ok(Some(path.to_string_lossy().into_owned()));
+    }
+    Ok(None)
+}
 
 /// Builds [`GenerationParams`] from `base` overridden by the reference-named fields present, and
 /// by `aliases` (`(field name of the dialect, reference name)`; the reference name wins when
@@ -245,6 +313,7 @@ pub(crate) fn params(
     fields: &Fields,
     base: GenerationParams,
     aliases: &[(&'static str, &'static str)],
+    inputs: Inputs,
 ) -> Result<GenerationParams> {
     let mut obj = match serde_json::to_value(&base) {
         Ok(Value::Object(m)) => m,
@@ -311,12 +380,38 @@ pub(crate) fn params(
         }
         obj.insert(name.to_string(), value);
     }
-    let params: GenerationParams =
+    let mut params: GenerationParams =
         serde_json::from_value(Value::Object(obj)).map_err(|e| Error::InvalidArgument {
             name: "request",
             value: "generation parameters".into(),
             expected: e.to_string(),
         })?;
+    params.src_audio_path = audio_input(fields, SRC_AUDIO_FIELDS, inputs)?;
+    if let Some(r) = audio_input(fields, REF_AUDIO_FIELDS, inputs)? {
+        // A reference clip given is a request for audio2audio unless it is turned off.
+        if fields.get("audio2audio_enable").is_none() {
+            params.audio2audio_enable = true;
+        }
+        params.ref_audio_input = Some(r);
+    }
+    if let Some(lora) = params.lora() {
+        let local = std::path::Path::new(lora).exists();
+        if !local && lora.split('/').count() != 2 {
+            return Err(invalid(
+                "lora_name_or_path",
+                &Value::String(lora.to_string()),
+                "a hub repo id (owner/name) holding pytorch_lora_weights.safetensors, or none",
+            ));
+        }
+        if !inputs.allow_local_paths && local {
+            return Err(invalid(
+                "lora_name_or_path",
+                &Value::String(lora.to_string()),
+                "a hub repo id (owner/name); server-side LoRA paths need `acestep serve \
+                 --allow-local-paths`",
+            ));
+        }
+    }
     params.validate().map_err(|e| rename(e, aliases))?;
     Ok(params)
 }

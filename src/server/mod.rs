@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// The model name reported in records.
     pub model_name: String,
+    /// Accept server-side paths for source / reference audio and LoRA (the ACE-Step API's
+    /// `src_audio_path`, `reference_audio_path`); off: only uploads and hub LoRA ids.
+    pub allow_local_paths: bool,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             sync_timeout: Duration::from_secs(600),
             public_url: None,
             model_name: "ACE-Step-v1-3.5B".into(),
+            allow_local_paths: false,
         }
     }
 }
@@ -157,6 +161,77 @@ impl AppState {
             .await
             .map_err(|e| D::from_error(&e))?;
         Ok((headers, owner, fields))
+    }
+
+    /// Submits a job built from `fields`; the request's uploads are deleted when it is refused.
+    /// Each submission also deletes uploads older than the retention that no queued or running
+    /// job reads.
+    pub(crate) fn submit_with_uploads(
+        &self,
+        fields: &form::Fields,
+        build: impl FnOnce() -> Result<crate::jobs::JobRequest>,
+        owner: &str,
+    ) -> Result<String> {
+        let submitted = build().and_then(|req| self.jobs.submit(req, owner));
+        if submitted.is_err() {
+            for path in fields.files.values() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        self.sweep_uploads();
+        submitted
+    }
+
+    /// Deletes uploads older than the retention period that no queued or running job uses.
+    fn sweep_uploads(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.uploads) else {
+            return;
+        };
+        let retention = self.jobs.config().retention;
+        let old: Vec<PathBuf> = dir
+            .flatten()
+            .filter(|e| {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > retention)
+            })
+            .map(|e| e.path())
+            .collect();
+        if old.is_empty() {
+            return;
+        }
+        let filter = crate::jobs::ListFilter {
+            states: vec![
+                crate::jobs::JobState::Queued,
+                crate::jobs::JobState::Running,
+            ],
+            ..Default::default()
+        };
+        let Ok(active) = self.jobs.list(None, &filter) else {
+            return;
+        };
+        let used: std::collections::HashSet<String> = active
+            .iter()
+            .flat_map(|r| {
+                let p = &r.request.params;
+                [p.src_audio_path.clone(), p.ref_audio_input.clone()]
+            })
+            .flatten()
+            .collect();
+        for path in old {
+            if !used.contains(path.to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// Where requests' audio inputs may come from.
+    pub(crate) fn inputs(&self) -> form::Inputs {
+        form::Inputs {
+            allow_local_paths: self.config.allow_local_paths,
+        }
     }
 
     /// The base URL for links in responses to a request with `headers`.

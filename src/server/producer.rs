@@ -96,30 +96,44 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
         ));
     }
     let trace = trace_id();
-    let submitted = (|| -> crate::Result<(String, bool)> {
+    let mut is_async = false;
+    let build = || -> crate::Result<(JobRequest, bool)> {
         // Any `model` name is accepted and recorded (this server runs ACE-Step v1 3.5B).
         let instrumental = fields.bool("instrumental")?.unwrap_or(false);
         let base = GenerationParams {
             format: "mp3".into(),
             ..Default::default()
         };
-        let mut params = form::params(&fields, base, ALIASES)?;
+        let mut params = form::params(&fields, base, ALIASES, state.inputs())?;
         if instrumental {
             params.lyrics.clear();
         }
         let callback_url = fields.str("callback_url");
         let is_async = fields.bool("async")?.unwrap_or(false) || callback_url.is_some();
-        let request = JobRequest {
-            params,
-            callback_url,
-            metadata: json!({
-                "dialect": "producer",
-                "trace_id": trace,
-                "request": Value::Object(fields.map.clone()),
-            }),
-        };
-        Ok((state.jobs.submit(request, &owner)?, is_async))
-    })();
+        Ok((
+            JobRequest {
+                params,
+                callback_url,
+                metadata: json!({
+                    "dialect": "producer",
+                    "trace_id": trace,
+                    "request": Value::Object(fields.map.clone()),
+                }),
+            },
+            is_async,
+        ))
+    };
+    let submitted = state
+        .submit_with_uploads(
+            &fields,
+            || {
+                let (request, a) = build()?;
+                is_async = a;
+                Ok(request)
+            },
+            &owner,
+        )
+        .map(|id| (id, is_async));
     let (id, is_async) = match submitted {
         Ok(x) => x,
         Err(e) => return Producer::from_error(&e),

@@ -141,6 +141,25 @@ for job_id in [job["job_id"], form["job_id"]]:
     for key in ["first_audio_path", "audio_paths", "generation_info", "status_message", "seed_value"]:
         check(key in res, "seed 002 result has %s" % key)
     check(requests.get(res["first_audio_path"]).status_code == 200, "seed 002 audio downloads")
+# The seed's "File Upload Method": repaint an uploaded song (the one just generated).
+song = os.path.join(OUT, "seed002_song.mp3")
+with open(song, "wb") as f:
+    f.write(requests.get(res["first_audio_path"]).content)
+with open(song, "rb") as f:
+    up = requests.post(BASE + "/v1/music/generate", headers=bearer,
+                       data={"caption": "remix this song", "task_type": "repaint", "inference_steps": "4",
+                             "repainting_start": "0.5", "repainting_end": "1.5"},
+                       files={"src_audio": f}).json()
+check("job_id" in up, "seed 002 file upload submit: %r" % up)
+t0 = time.time()
+while True:
+    r = requests.get(BASE + "/v1/jobs/" + up["job_id"], headers=bearer).json()
+    if r["status"] in ("succeeded", "failed"):
+        break
+    check(time.time() - t0 < 300, "seed 002 repaint finishes")
+    time.sleep(0.5)
+check(r["status"] == "succeeded", "seed 002 repaint job: %r" % r)
+check(requests.get(r["result"]["first_audio_path"]).status_code == 200, "seed 002 repainted audio downloads")
 lm = requests.post(BASE + "/v1/music/generate", headers=bearer, json={"caption": "x", "use_5hz_lm": True})
 check(lm.status_code == 400 and "detail" in lm.json(), "seed 002 5 Hz LM refused")
 print("OK: all three seed clients work")
