@@ -15,7 +15,8 @@
 //! | [`vocoder`] | ADaMoSHiFiGAN vocoder | done, at parity |
 //! | [`audio`] | audio read / write / resample | done |
 //! | [`schedulers`] | flow-matching Euler, Heun, PingPong | done, at parity |
-//! | [`pipeline`] | text2music diffusion process (at parity), `Pipeline::generate` | done, with lyrics |
+//! | [`pipeline`] | text2music and editing (retake, repaint, extend, edit, audio2audio) diffusion processes, `Pipeline::generate` | done, at parity |
+//! | [`lora`] | LoRA adapters on the DiT (peft / diffusers files) | done, at parity |
 //! | [`lyrics`] | lyric tokenizer, cleaners, number words, Korean romanisation | 15 of 17 languages exact |
 //! | [`guidance`] | APG, CFG, CFG-zero*, double condition, guidance interval | done, at parity |
 //! | [`jobs`] | local job manager: queue, workers, SQLite persistence, callbacks | done |
