@@ -994,6 +994,19 @@ def make_numbers():
             except Exception:  # multilingual_cleaners then keeps the text as it is
                 rows.append([c, c])
         out[lang] = rows
+    # Chinese: zh_num2words' TextNorm (normalize_nsw, then punctuation to commas).
+    zh = [str(n) for n in list(range(0, 1101)) + bigs] + decimals
+    zh += [f"{n}{q}" for n in [1, 2, 3, 10, 12, 20, 22, 100, 200, 2000, 10000, 22000, 3.5] for q in
+           ["个", "只", "年", "岁", "公斤", "千克", "厘米", "多个", "几天", "余人", "元", "块", "万元", "毛", "角",
+            "%", "％", "分"]]
+    zh += ["2023年5月1日", "1998年", "98年", "08年", "12月25日", "5月3号", "2008年8月8日", "2023年12月",
+           "今天是2024年2月29日，天气很好", "1/2", "3/4", "10/100", "一共2/3的人", "增长了12.5%",
+           "13812345678", "+86 13912345678", "电话010-12345678", "0755-1234567", "号码87654321",
+           "12345", "007", "2024", "00", "0.05", "100.25", "P2P平台", "B2B和B2C", "O2O",
+           "我有2个苹果和3.5元", "第1名", "共计1000000人", "100多个", "20几岁", "3.5万元", "5块5",
+           "Ｉ have 3 apples.", "他跑了42.195公里！", "在2号线上", "我们在1999年相遇", "一起走过10000个日夜",
+           "２０２４年", "价格：¥99", "温度-5度", "1,000,000", "1.2.3", "10:30", "50%的人喜欢"]
+    out["zh"] = [[c, expand_numbers_multilingual(c, "zh")] for c in zh]
     d = os.path.join(FIX, "lyrics")
     with open(os.path.join(d, "numbers.json"), "w", encoding="utf-8") as f:
         json.dump(out, f, ensure_ascii=False, indent=0)

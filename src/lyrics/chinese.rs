@@ -12,10 +12,11 @@ use pinyin::ToPinyin;
 const PUNCTUATION: &str = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃《》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏·〈〉-!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 /// The number step of the reference's cleaners for Chinese (`zh_num2words` = `TextNorm()`):
-/// every punctuation mark becomes an ASCII comma. Its spelling out of numbers (`normalize_nsw`:
-/// dates, money, percentages, cardinals in Chinese characters) is not ported yet, so digits stay.
+/// numbers spelled out ([`super::zh_num2words::normalize_nsw`]), then every punctuation mark
+/// becomes an ASCII comma.
 pub fn text_norm(text: &str) -> String {
-    text.chars()
+    super::zh_num2words::normalize_nsw(text)
+        .chars()
         .map(|c| if PUNCTUATION.contains(c) { ',' } else { c })
         .collect()
 }

@@ -28,6 +28,7 @@ pub mod chinese;
 pub mod cleaners;
 pub mod korean;
 pub mod numbers;
+pub mod zh_num2words;
 
 use std::path::{Path, PathBuf};
 
