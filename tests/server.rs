@@ -810,6 +810,24 @@ async fn expired_downloads_are_410_in_the_dialects_format() {
     assert!(r.json()["error"]["message"].is_string());
 }
 
+/// POSTs a multipart body and requires 200; returns the JSON reply.
+async fn post_multipart_ok(
+    app: &Router,
+    uri: &str,
+    fields: &[(&str, &str)],
+    files: &[(&str, &str, &[u8])],
+) -> Value {
+    let (ctype, body) = multipart(fields, files);
+    let r = call(app, "POST", uri, Some(KEY), Some(&ctype), body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()
+}
+
 /// A 2-second stereo 44.1 kHz wav, as bytes.
 fn wav_bytes() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
@@ -829,7 +847,9 @@ async fn editing_tasks_map_in_every_dialect() {
     let wav = wav_bytes();
     let params_of = |id: &str| s.jobs.poll(id).unwrap().request.params;
     // Async task API: reference names, the clip uploaded, `lora_name` a hub id.
-    let (ctype, body) = multipart(
+    let r = post_multipart_ok(
+        &s.app,
+        "/v1/async/music/generations",
         &[
             ("prompt", "funk"),
             ("task", "repaint"),
@@ -841,23 +861,9 @@ async fn editing_tasks_map_in_every_dialect() {
             ("lora_weight", "0.6"),
         ],
         &[("src_audio", "song.wav", &wav)],
-    );
-    let r = call(
-        &s.app,
-        "POST",
-        "/v1/async/music/generations",
-        Some(KEY),
-        Some(&ctype),
-        body,
     )
     .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let p = params_of(r.json()["task_id"].as_str().unwrap());
+    let p = params_of(r["task_id"].as_str().unwrap());
     assert_eq!(p.task, acestep::pipeline::Task::Repaint);
     assert_eq!(
         (p.repaint_start, p.repaint_end, p.retake_variance),
@@ -926,7 +932,9 @@ async fn editing_tasks_map_in_every_dialect() {
         "inpaint",
     );
     // Producer API: audio2audio from an uploaded reference.
-    let (ctype, body) = multipart(
+    let r = post_multipart_ok(
+        &s.app,
+        "/producer/audios",
         &[
             ("action", "generate"),
             ("prompt", "funk"),
@@ -934,23 +942,9 @@ async fn editing_tasks_map_in_every_dialect() {
             ("ref_audio_strength", "0.3"),
         ],
         &[("ref_audio", "ref.wav", &wav)],
-    );
-    let r = call(
-        &s.app,
-        "POST",
-        "/producer/audios",
-        Some(KEY),
-        Some(&ctype),
-        body,
     )
     .await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let p = params_of(r.json()["task_id"].as_str().unwrap());
+    let p = params_of(r["task_id"].as_str().unwrap());
     assert_eq!(p.effective_task(), acestep::pipeline::Task::Audio2audio);
     assert_eq!(p.ref_audio_strength, 0.3);
     // ACE-Step API: task_type repaint (inside: repaint; past the end: extend), cover.

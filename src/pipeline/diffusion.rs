@@ -131,6 +131,25 @@ pub enum Control {
     Cancel,
 }
 
+/// Reports loop step `i` (0-based) of `total` to `progress`; [`Error::Cancelled`] when it asks
+/// to stop.
+pub(crate) fn report_step(
+    progress: &mut dyn FnMut(StepProgress) -> Control,
+    i: usize,
+    total: usize,
+    start: Instant,
+) -> Result<()> {
+    let p = StepProgress {
+        step: i + 1,
+        total,
+        elapsed: start.elapsed().as_secs_f64(),
+    };
+    if progress(p) == Control::Cancel {
+        return Err(Error::Cancelled { step: i + 1, total });
+    }
+    Ok(())
+}
+
 /// The encoded conditions of a run.
 struct Conditions {
     cond: PreparedCondition,
@@ -254,20 +273,8 @@ pub fn text2music_diffusion_process(
     let start = Instant::now();
     let sigma_at = |i: usize| timesteps.get(i).map_or(0.0, |t| t / 1000.0);
     for (i, &t) in timesteps.iter().enumerate() {
-        let report = |progress: &mut dyn FnMut(StepProgress) -> Control| {
-            let p = StepProgress {
-                step: i + 1,
-                total: n,
-                elapsed: start.elapsed().as_secs_f64(),
-            };
-            if progress(p) == Control::Cancel {
-                return Err(Error::Cancelled {
-                    step: i + 1,
-                    total: n,
-                });
-            }
-            Ok(())
-        };
+        let report =
+            |progress: &mut dyn FnMut(StepProgress) -> Control| report_step(progress, i, n, start);
         if let Some(r) = &repaint {
             if i < r.n_min {
                 report(progress)?;

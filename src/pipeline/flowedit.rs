@@ -11,7 +11,7 @@ use std::time::Instant;
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::diffusion::{ConditionInputs, Control, StepProgress};
+use super::diffusion::{report_step, ConditionInputs, Control, StepProgress};
 use crate::dit::{AceStepTransformer2DModel, PreparedCondition};
 use crate::error::{Error, Result};
 use crate::guidance::{self, MomentumBuffer, APG_NORM_THRESHOLD};
@@ -223,17 +223,7 @@ pub fn flowedit_diffusion_process(
                 });
             }
         }
-        let p = StepProgress {
-            step: i + 1,
-            total: n,
-            elapsed: start.elapsed().as_secs_f64(),
-        };
-        if progress(p) == Control::Cancel {
-            return Err(Error::Cancelled {
-                step: i + 1,
-                total: n,
-            });
-        }
+        report_step(progress, i, n, start)?;
     }
     Ok(xt_tar.unwrap_or(zt_edit).to_dtype(dtype)?)
 }
