@@ -609,34 +609,16 @@ DIFFUSION_DURATION = 1.2  # int(1.2 * 44100 / 512 / 8) = 12 latent frames
 def make_diffusion():
     """The reference `text2music_diffusion_process` on the tiny DiT "a" (20 blocks, so the
     ERG-diffusion blocks exist) for each case in DIFFUSION_CASES: tests/fixtures/diffusion/."""
-    from safetensors.torch import load_file
     from acestep.pipeline_ace_step import ACEStepPipeline
 
-    cfg = DIT_CONFIGS["a"]
-    model = _build_dit(cfg).eval()
-    sd = load_file(os.path.join(FIX, "tiny", "ace_step_transformer", "diffusion_pytorch_model.safetensors"))
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    assert not missing and not unexpected, (missing, unexpected)
-    pipe = ACEStepPipeline.__new__(ACEStepPipeline)
-    pipe.ace_step_transformer = model
-    pipe.device = torch.device("cpu")
-    pipe.dtype = torch.float32
-    pipe.cpu_offload = False
-
+    pipe = _tiny_pipe()
     out, meta = {}, {}
     frames = int(DIFFUSION_DURATION * 44100 / 512 / 8)
     for ci, (name, (bsz, settings)) in enumerate(DIFFUSION_CASES.items()):
         g = torch.Generator().manual_seed(100 + ci)
-        s_len, l_len = 7, 10
-        text = torch.randn(bsz, s_len, cfg["text_embedding_dim"], generator=g)
-        text_mask = torch.ones(bsz, s_len, dtype=torch.long)
-        lyric = torch.randint(1, cfg["lyric_encoder_vocab_size"], (bsz, l_len), generator=g)
-        lyric_mask = torch.ones(bsz, l_len, dtype=torch.long)
-        if bsz > 1:
-            text_mask[1, -2:] = 0
-            lyric_mask[1, -3:] = 0
-        text_null = torch.randn(bsz, s_len, cfg["text_embedding_dim"], generator=g)
-        speaker = torch.randn(bsz, cfg["speaker_embedding_dim"], generator=g)
+        c = _random_condition(g, bsz)
+        text, text_mask, lyric, lyric_mask = c["text"], c["text_mask"], c["lyric"], c["lyric_mask"]
+        text_null, speaker = c["text_null"], c["speaker"]
         seeds = [1000 * ci + i for i in range(bsz)]
         gens = [torch.Generator().manual_seed(sd_) for sd_ in seeds]
         # randn_tensor with a list of generators draws each item from its own generator.
