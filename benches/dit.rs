@@ -5,8 +5,15 @@
 //! Condition: 64 prompt tokens and 256 lyric tokens, batch 1. Compare with
 //! `tools/bench_reference.py dit --threads 2` (PyTorch, same shapes), run back to back:
 //! `RAYON_NUM_THREADS=2 cargo bench --bench dit`. About 11 GB of RAM for the f32 weights.
+//!
+//! `decode*_lora/T=107`: the same with a random rank-256 LoRA on the trainer's target modules
+//! (`config/zh_rap_lora_config.json`: speaker_embedder, linear_q/k/v, to_q/k/v, to_out.0;
+//! rsLoRA, alpha 32), unmerged as peft runs it; compare with `bench_reference.py dit-lora`.
+
+use std::collections::HashMap;
 
 use acestep::dit::{AceStepTransformer2DModel, AceStepTransformerConfig};
+use acestep::lora::{LoraAdapter, LoraTarget};
 use acestep::weights::random_var_builder;
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -18,6 +25,41 @@ fn full_config() -> AceStepTransformerConfig {
     let text = include_str!("../tests/fixtures/manifests/ace_step_transformer.json");
     let m: serde_json::Value = serde_json::from_str(text).expect("manifest");
     serde_json::from_value(m["config"].clone()).expect("dit config")
+}
+
+/// The trainer's LoRA target modules (matched as peft does: the module path ends with one).
+const LORA_TARGETS: [&str; 8] = [
+    "speaker_embedder",
+    "linear_q",
+    "linear_k",
+    "linear_v",
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+];
+
+/// A random rank-`r` adapter on `model`'s target modules.
+fn random_lora(model: &AceStepTransformer2DModel, r: usize, dev: &Device) -> LoraAdapter {
+    let mut m = model.clone();
+    let mut tensors = HashMap::new();
+    for l in m.lora_linears() {
+        let name = l.name().to_string();
+        let short = name.rsplit('.').next().unwrap_or("");
+        let hit = LORA_TARGETS
+            .iter()
+            .any(|t| name == *t || name.ends_with(&format!(".{t}")) || short == *t);
+        if !hit {
+            continue;
+        }
+        let (out_dim, in_dim) = l.base_dims();
+        let a = Tensor::randn(0f32, 0.01, (r, in_dim), dev).expect("A");
+        let b = Tensor::randn(0f32, 0.01, (out_dim, r), dev).expect("B");
+        tensors.insert(format!("{name}.lora_A.weight"), a);
+        tensors.insert(format!("{name}.lora_B.weight"), b);
+    }
+    let meta = serde_json::json!({"lora_alpha": 32, "r": r, "use_rslora": true});
+    LoraAdapter::from_tensors("bench", tensors, Some(&meta)).expect("adapter")
 }
 
 fn bench_dit(c: &mut Criterion) {
@@ -64,6 +106,24 @@ fn bench_dit(c: &mut Criterion) {
             })
         });
     }
+    let adapter = random_lora(&model, 256, &dev);
+    let lora = model.with_lora(&adapter, 1.0).expect("lora");
+    let lora_cond = lora.prepare_condition(&enc, &enc_mask).expect("prepare");
+    let t = 107usize;
+    let latents = Tensor::randn(0f32, 1.0, (1, 8, 16, t), &dev).expect("latents");
+    let mask = Tensor::ones((1, t), DType::F32, &dev).expect("mask");
+    group.bench_function(format!("decode_lora/T={t}"), |b| {
+        b.iter(|| {
+            lora.decode(&latents, &mask, &enc, &enc_mask, &timestep, t, None)
+                .expect("decode")
+        })
+    });
+    group.bench_function(format!("decode_prepared_lora/T={t}"), |b| {
+        b.iter(|| {
+            lora.decode_with(&latents, &mask, &lora_cond, &timestep, t, None)
+                .expect("decode")
+        })
+    });
     group.finish();
 }
 

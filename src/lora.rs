@@ -66,6 +66,11 @@ impl LoraLinear {
         self.delta.is_some()
     }
 
+    /// `(out, in)` of the base weight.
+    pub fn base_dims(&self) -> (usize, usize) {
+        self.dims()
+    }
+
     /// `[out, in]` of the base weight.
     fn dims(&self) -> (usize, usize) {
         let d = self.base.weight().dims();

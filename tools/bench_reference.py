@@ -73,6 +73,43 @@ def bench_dit(reps):
             print(f"dit_full_f32/decode/T={length}: {t * 1e3:.1f} ms (median of {reps})")
 
 
+def bench_dit_lora(reps):
+    """decode at T=107 with a random rank-256 LoRA on the trainer's target modules
+    (config/zh_rap_lora_config.json), as `load_lora` leaves the model (peft, unmerged), and
+    without it, back to back."""
+    import sys
+    ref = os.environ.get("ACESTEP_REFERENCE")
+    if not ref:
+        raise SystemExit("set ACESTEP_REFERENCE=/path/to/ACE-Step (the reference checkout)")
+    sys.path.insert(0, ref)
+    from peft import LoraConfig
+    from acestep.models.ace_step_transformer import ACEStepTransformer2DModel
+
+    with open(os.path.join(ROOT, "tests", "fixtures", "manifests", "ace_step_transformer.json")) as f:
+        cfg = json.load(f)["config"]
+    model = ACEStepTransformer2DModel(**cfg).eval()
+    text = torch.randn(1, 64, 768)
+    text_mask = torch.ones(1, 64, dtype=torch.long)
+    speaker = torch.zeros(1, 512)
+    lyrics = (torch.arange(256) * 7 % 6000)[None]
+    lyric_mask = torch.ones(1, 256, dtype=torch.long)
+    lat = torch.randn(1, 8, 16, 107)
+    mask = torch.ones(1, 107)
+    ts = torch.tensor([500.0])
+    with torch.no_grad():
+        enc, enc_mask = model.encode(text, text_mask, speaker, lyrics, lyric_mask)
+        fn = lambda: model.decode(hidden_states=lat, attention_mask=mask, encoder_hidden_states=enc,
+                                  encoder_hidden_mask=enc_mask, timestep=ts, output_length=107)
+        t = _timeit(fn, reps)
+        print(f"dit_full_f32/decode/T=107: {t * 1e3:.1f} ms (median of {reps})")
+        model.add_adapter(LoraConfig(r=256, lora_alpha=32, use_rslora=True, init_lora_weights=False,
+                                     target_modules=["speaker_embedder", "linear_q", "linear_k", "linear_v",
+                                                     "to_q", "to_k", "to_v", "to_out.0"]),
+                          adapter_name="bench")
+        t = _timeit(fn, reps)
+        print(f"dit_full_f32/decode_lora/T=107: {t * 1e3:.1f} ms (median of {reps})")
+
+
 def bench_dcae(reps):
     """MusicDCAE.decode for 10 s (T=107) and 60 s (T=646), and decode_overlap for 60 s; full
     configs, random weights (default init)."""
@@ -108,13 +145,13 @@ def bench_dcae(reps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["umt5", "dit", "dcae"])
+    ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    {"umt5": bench_umt5, "dit": bench_dit, "dcae": bench_dcae}[args.what](args.reps)
+    {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora, "dcae": bench_dcae}[args.what](args.reps)
 
 
 if __name__ == "__main__":
