@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(c("15"), "十五");
         assert_eq!(c("105"), "一百零五");
         assert_eq!(c("2000"), "两千");
-        assert_eq!(c("22000"), "两万二千");
+        assert_eq!(c("22000"), "两万两千"); // as the reference: 两 before 千 after 万
         assert_eq!(c("100000"), "十万");
         assert_eq!(c("3.05"), "三点零五");
         assert_eq!(c("0.5"), "零点五");

@@ -358,10 +358,10 @@ impl GenerationParams {
         }
     }
 
-    /// The LoRA to apply (None for "none" or empty).
+    /// The LoRA to apply (None for "none" in any case, or empty).
     pub fn lora(&self) -> Option<&str> {
         match self.lora_name_or_path.trim() {
-            "" | "none" => None,
+            s if s.is_empty() || s.eq_ignore_ascii_case("none") => None,
             s => Some(s),
         }
     }
@@ -577,6 +577,35 @@ mod tests {
                 .unwrap();
         assert_eq!(q.seeds(|| 0), vec![1, 2]);
         assert!(q.oss_steps.is_empty());
+    }
+
+    #[test]
+    fn tasks_and_lora_names_read_as_the_reference() {
+        let p: GenerationParams = serde_json::from_str(
+            r#"{"task": "repaint", "retake_seeds": "3,4", "batch_size": 2, "lora_name_or_path": "None",
+                "audio2audio_enable": true, "ref_audio_input": "ref.wav"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.task, Task::Repaint);
+        assert_eq!(p.retake_seeds(|| 0), vec![3, 4]);
+        // audio2audio_enable with a reference overrides the task, as the reference's __call__.
+        assert_eq!(p.effective_task(), Task::Audio2audio);
+        for none in ["None", "none", "", "  "] {
+            let q = GenerationParams {
+                lora_name_or_path: none.into(),
+                ..Default::default()
+            };
+            assert_eq!(q.lora(), None, "{none:?}");
+        }
+        let q = GenerationParams {
+            lora_name_or_path: "ACE-Step/ACE-Step-v1-chinese-rap-LoRA".into(),
+            ..Default::default()
+        };
+        assert_eq!(q.lora(), Some("ACE-Step/ACE-Step-v1-chinese-rap-LoRA"));
+        assert_eq!(
+            serde_json::to_value(GenerationParams::default()).unwrap()["task"],
+            "text2music"
+        );
     }
 
     #[test]
