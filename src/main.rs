@@ -278,7 +278,14 @@ impl EditArgs {
                     expected: "--task extend".into(),
                 });
             }
-            let src = p.src_audio_path.clone().unwrap_or_default();
+            let src = p
+                .src_audio_path
+                .clone()
+                .ok_or_else(|| acestep::Error::InvalidArgument {
+                    name: "src_audio_path",
+                    value: "none".into(),
+                    expected: "--src-audio: the clip to extend".into(),
+                })?;
             let seconds = acestep::audio::read(&src)?.duration();
             p.repaint_start = -self.extend_left.unwrap_or(0.0);
             p.repaint_end = seconds + self.extend_right.unwrap_or(0.0);
