@@ -1,9 +1,12 @@
 //! The generation pipeline of the reference (`pipeline_ace_step.py`).
 //!
 //! - [`diffusion`]: `text2music_diffusion_process`, the sampling loop over the DiT with the
-//!   schedulers, guidance and ERG null conditions, from given conditions and initial noise.
-//! - [`Pipeline`]: loads the checkpoint and runs [`GenerationParams`] end to end
-//!   (prompt -> latents -> audio), with progress and cancellation.
+//!   schedulers, guidance and ERG null conditions, from given conditions and initial noise;
+//!   [`editing`] its retake / repaint / extend / audio2audio inputs ([`EditInputs`]).
+//! - [`flowedit`]: `flowedit_diffusion_process`, the edit task.
+//! - [`Pipeline`]: loads the checkpoint and runs [`GenerationParams`] end to end (prompt, source
+//!   or reference audio -> latents -> audio) for every [`Task`], with an optional LoRA, progress
+//!   and cancellation.
 //!
 //! ```no_run
 //! use acestep::dit::AceStepTransformer2DModel;
