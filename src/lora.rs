@@ -68,11 +68,6 @@ impl LoraLinear {
 
     /// `(out, in)` of the base weight.
     pub fn base_dims(&self) -> (usize, usize) {
-        self.dims()
-    }
-
-    /// `[out, in]` of the base weight.
-    fn dims(&self) -> (usize, usize) {
         let d = self.base.weight().dims();
         (d[0], d[1])
     }
@@ -336,7 +331,7 @@ impl LoraAdapter {
             let layer = layers
                 .get_mut(m)
                 .ok_or_else(|| lora_err(&self.source, format!("no layer {m}")))?;
-            let (out, inp) = layer.dims();
+            let (out, inp) = layer.base_dims();
             let (r, a_in) = (p.down.dims()[0], p.down.dims()[1]);
             let b_out = p.up.dims()[0];
             if a_in != inp || b_out != out {

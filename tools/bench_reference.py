@@ -42,8 +42,9 @@ def bench_umt5(reps):
         print(f"umt5_base_encode_f32/tokens/{length}: {t * 1e3:.1f} ms (median of {reps})")
 
 
-def bench_dit(reps):
-    """One decode at T=107 and T=646 and one encode, full config, 64 prompt + 256 lyric tokens."""
+def _full_dit():
+    """The reference DiT at the full config (default init) and the bench's condition inputs:
+    64 prompt tokens, 256 lyric tokens, batch 1."""
     import sys
     ref = os.environ.get("ACESTEP_REFERENCE")
     if not ref:
@@ -54,22 +55,29 @@ def bench_dit(reps):
     with open(os.path.join(ROOT, "tests", "fixtures", "manifests", "ace_step_transformer.json")) as f:
         cfg = json.load(f)["config"]
     model = ACEStepTransformer2DModel(**cfg).eval()
-    text = torch.randn(1, 64, 768)
-    text_mask = torch.ones(1, 64, dtype=torch.long)
-    speaker = torch.zeros(1, 512)
-    lyrics = (torch.arange(256) * 7 % 6000)[None]
-    lyric_mask = torch.ones(1, 256, dtype=torch.long)
+    inputs = (torch.randn(1, 64, 768), torch.ones(1, 64, dtype=torch.long), torch.zeros(1, 512),
+              (torch.arange(256) * 7 % 6000)[None], torch.ones(1, 256, dtype=torch.long))
+    return model, inputs
+
+
+def _decode_fn(model, enc, enc_mask, length):
+    """One `decode` of random latents of `length` frames at timestep 500."""
+    lat = torch.randn(1, 8, 16, length)
+    mask = torch.ones(1, length)
+    ts = torch.tensor([500.0])
+    return lambda: model.decode(hidden_states=lat, attention_mask=mask, encoder_hidden_states=enc,
+                                encoder_hidden_mask=enc_mask, timestep=ts, output_length=length)
+
+
+def bench_dit(reps):
+    """One decode at T=107 and T=646 and one encode, full config, 64 prompt + 256 lyric tokens."""
+    model, inputs = _full_dit()
     with torch.no_grad():
-        t = _timeit(lambda: model.encode(text, text_mask, speaker, lyrics, lyric_mask), reps)
+        t = _timeit(lambda: model.encode(*inputs), reps)
         print(f"dit_full_f32/encode: {t * 1e3:.1f} ms (median of {reps})")
-        enc, enc_mask = model.encode(text, text_mask, speaker, lyrics, lyric_mask)
+        enc, enc_mask = model.encode(*inputs)
         for length in (107, 646):
-            lat = torch.randn(1, 8, 16, length)
-            mask = torch.ones(1, length)
-            ts = torch.tensor([500.0])
-            fn = lambda: model.decode(hidden_states=lat, attention_mask=mask, encoder_hidden_states=enc,
-                                      encoder_hidden_mask=enc_mask, timestep=ts, output_length=length)
-            t = _timeit(fn, reps)
+            t = _timeit(_decode_fn(model, enc, enc_mask, length), reps)
             print(f"dit_full_f32/decode/T={length}: {t * 1e3:.1f} ms (median of {reps})")
 
 
@@ -77,29 +85,12 @@ def bench_dit_lora(reps):
     """decode at T=107 with a random rank-256 LoRA on the trainer's target modules
     (config/zh_rap_lora_config.json), as `load_lora` leaves the model (peft, unmerged), and
     without it, back to back."""
-    import sys
-    ref = os.environ.get("ACESTEP_REFERENCE")
-    if not ref:
-        raise SystemExit("set ACESTEP_REFERENCE=/path/to/ACE-Step (the reference checkout)")
-    sys.path.insert(0, ref)
     from peft import LoraConfig
-    from acestep.models.ace_step_transformer import ACEStepTransformer2DModel
 
-    with open(os.path.join(ROOT, "tests", "fixtures", "manifests", "ace_step_transformer.json")) as f:
-        cfg = json.load(f)["config"]
-    model = ACEStepTransformer2DModel(**cfg).eval()
-    text = torch.randn(1, 64, 768)
-    text_mask = torch.ones(1, 64, dtype=torch.long)
-    speaker = torch.zeros(1, 512)
-    lyrics = (torch.arange(256) * 7 % 6000)[None]
-    lyric_mask = torch.ones(1, 256, dtype=torch.long)
-    lat = torch.randn(1, 8, 16, 107)
-    mask = torch.ones(1, 107)
-    ts = torch.tensor([500.0])
+    model, inputs = _full_dit()
     with torch.no_grad():
-        enc, enc_mask = model.encode(text, text_mask, speaker, lyrics, lyric_mask)
-        fn = lambda: model.decode(hidden_states=lat, attention_mask=mask, encoder_hidden_states=enc,
-                                  encoder_hidden_mask=enc_mask, timestep=ts, output_length=107)
+        enc, enc_mask = model.encode(*inputs)
+        fn = _decode_fn(model, enc, enc_mask, 107)
         t = _timeit(fn, reps)
         print(f"dit_full_f32/decode/T=107: {t * 1e3:.1f} ms (median of {reps})")
         model.add_adapter(LoraConfig(r=256, lora_alpha=32, use_rslora=True, init_lora_weights=False,

@@ -110,6 +110,20 @@ pub struct ConditionInputs {
     pub lyric_mask: Tensor,
 }
 
+impl ConditionInputs {
+    /// The DiT's `encode` of these inputs: the condition sequence and its mask.
+    pub fn encode(&self, dit: &AceStepTransformer2DModel) -> Result<(Tensor, Tensor)> {
+        Ok(dit.encode(
+            &self.text_hidden_states,
+            &self.text_mask,
+            &self.speaker_embeds,
+            &self.lyric_token_ids,
+            &self.lyric_mask,
+            None,
+        )?)
+    }
+}
+
 /// Where a run is, reported to the caller's callback once per loop step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepProgress {
@@ -163,14 +177,7 @@ fn encode_conditions(
     s: &DiffusionSettings,
 ) -> Result<Conditions> {
     let zeros_spk = c.speaker_embeds.zeros_like()?;
-    let (enc, mask) = dit.encode(
-        &c.text_hidden_states,
-        &c.text_mask,
-        &c.speaker_embeds,
-        &c.lyric_token_ids,
-        &c.lyric_mask,
-        None,
-    )?;
+    let (enc, mask) = c.encode(dit)?;
     let erg_lyric = QueryScale::lyric_default();
     let zero_ids = c.lyric_token_ids.zeros_like()?;
     // Every other condition has a null speaker; with ERG-lyric the lyrics are weakened (lyric

@@ -58,14 +58,7 @@ struct CondPair {
 }
 
 fn prepare(dit: &AceStepTransformer2DModel, c: &ConditionInputs, cfg: bool) -> Result<CondPair> {
-    let (enc, mask) = dit.encode(
-        &c.text_hidden_states,
-        &c.text_mask,
-        &c.speaker_embeds,
-        &c.lyric_token_ids,
-        &c.lyric_mask,
-        None,
-    )?;
+    let (enc, mask) = c.encode(dit)?;
     let null = if cfg {
         let (n, nmask) = dit.encode(
             &c.text_hidden_states.zeros_like()?,

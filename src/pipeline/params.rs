@@ -273,6 +273,28 @@ fn bad(name: &'static str, value: impl ToString, expected: impl Into<String>) ->
     }
 }
 
+/// `b` seeds from `given`: one per item, one repeated for every item (as the reference), or
+/// `random`'s draws when none is given.
+fn batch_seeds(given: &[u64], b: usize, mut random: impl FnMut() -> u64) -> Vec<u64> {
+    match given {
+        [] => (0..b).map(|_| random()).collect(),
+        [one] => vec![*one; b],
+        many => many.to_vec(),
+    }
+}
+
+/// Seeds must be none, one, or one per batch item.
+fn check_seed_count(name: &'static str, given: &[u64], b: usize) -> Result<()> {
+    if given.len() > 1 && given.len() != b {
+        return Err(bad(
+            name,
+            format!("{given:?}"),
+            "none, one seed, or one per batch item",
+        ));
+    }
+    Ok(())
+}
+
 impl GenerationParams {
     /// Latent frames for `audio_duration`: `int(duration * 44100 / 512 / 8)`.
     pub fn frame_length(&self) -> usize {
@@ -319,16 +341,7 @@ impl GenerationParams {
         if self.batch_size == 0 || self.batch_size > 64 {
             return Err(bad("batch_size", self.batch_size, "1 to 64"));
         }
-        if !(self.manual_seeds.is_empty()
-            || self.manual_seeds.len() == 1
-            || self.manual_seeds.len() == self.batch_size)
-        {
-            return Err(bad(
-                "manual_seeds",
-                format!("{:?}", self.manual_seeds),
-                "none, one seed, or one per batch item",
-            ));
-        }
+        check_seed_count("manual_seeds", &self.manual_seeds, self.batch_size)?;
         if self.oss_steps.contains(&0) {
             return Err(bad(
                 "oss_steps",
@@ -371,16 +384,7 @@ impl GenerationParams {
         if !(0.0..=1.0).contains(&self.retake_variance) {
             return Err(bad("retake_variance", self.retake_variance, "0 to 1"));
         }
-        if !(self.retake_seeds.is_empty()
-            || self.retake_seeds.len() == 1
-            || self.retake_seeds.len() == self.batch_size)
-        {
-            return Err(bad(
-                "retake_seeds",
-                format!("{:?}", self.retake_seeds),
-                "none, one seed, or one per batch item",
-            ));
-        }
+        check_seed_count("retake_seeds", &self.retake_seeds, self.batch_size)?;
         if !self.lora_weight.is_finite() {
             return Err(bad("lora_weight", self.lora_weight, "a finite number"));
         }
@@ -494,12 +498,8 @@ impl GenerationParams {
     }
 
     /// The retake seeds of the batch (as [`GenerationParams::seeds`]).
-    pub fn retake_seeds(&self, mut random: impl FnMut() -> u64) -> Vec<u64> {
-        match self.retake_seeds.len() {
-            0 => (0..self.batch_size).map(|_| random()).collect(),
-            1 => vec![self.retake_seeds[0]; self.batch_size],
-            _ => self.retake_seeds.clone(),
-        }
+    pub fn retake_seeds(&self, random: impl FnMut() -> u64) -> Vec<u64> {
+        batch_seeds(&self.retake_seeds, self.batch_size, random)
     }
 
     /// The language of Latin-script lyric lines ([`GenerationParams::lyrics_language`], else
@@ -522,12 +522,8 @@ impl GenerationParams {
 
     /// The seeds of the batch: the given ones (one seed repeats for every item, as the
     /// reference does), else `random`'s draws.
-    pub fn seeds(&self, mut random: impl FnMut() -> u64) -> Vec<u64> {
-        match self.manual_seeds.len() {
-            0 => (0..self.batch_size).map(|_| random()).collect(),
-            1 => vec![self.manual_seeds[0]; self.batch_size],
-            _ => self.manual_seeds.clone(),
-        }
+    pub fn seeds(&self, random: impl FnMut() -> u64) -> Vec<u64> {
+        batch_seeds(&self.manual_seeds, self.batch_size, random)
     }
 
     /// The sampling settings (`text2music_diffusion_process` arguments) of these parameters.
