@@ -59,8 +59,9 @@ enum Command {
         /// their own lines). Without it the song is instrumental.
         #[arg(long)]
         lyrics: Option<String>,
-        /// Language of the Latin-script lyric lines (en de fr es it pt pl tr cs nl hu; default
-        /// en); lines in other scripts take theirs.
+        /// Read every lyric line in this language (en de fr es it pt pl tr ru cs nl ar zh ja hu
+        /// ko hi) instead of detecting each line's language as the reference does (default:
+        /// auto, detection).
         #[arg(long)]
         lyrics_language: Option<String>,
         /// The lyric vocab.json (else $ACESTEP_LYRIC_VOCAB, <checkpoint>/lyric_tokenizer/, or a
@@ -120,10 +121,9 @@ enum Command {
         /// A lyrics file, or `-` (default) for standard input.
         #[arg(default_value = "-")]
         input: String,
-        /// The language of lines in Latin script (en de fr es it pt pl tr cs nl hu); lines in
-        /// other scripts take theirs (ko ja zh ru ar hi). Per-line language detection as the
-        /// reference's is not in yet.
-        #[arg(long, default_value = "en")]
+        /// `auto` (default): each line's language detected as the reference does; or one of en
+        /// de fr es it pt pl tr ru cs nl ar zh ja hu ko hi for every line.
+        #[arg(long, default_value = "auto")]
         lang: String,
         /// The lyric vocab.json (else $ACESTEP_LYRIC_VOCAB, <checkpoint>/lyric_tokenizer/, or a
         /// download from the ACE-Step Space).
@@ -506,15 +506,15 @@ fn run(cli: Cli) -> acestep::Result<()> {
             lyric_vocab,
             checkpoint_dir,
         } => {
-            use acestep::lyrics::{self, Language, LyricTokenizer};
-            let default = Language::ALL
-                .into_iter()
-                .find(|l| l.code() == lang)
-                .ok_or_else(|| acestep::Error::InvalidArgument {
+            use acestep::lyrics::{self, lang_segment, Language, LyricTokenizer};
+            let forced = Language::parse_forced(Some(&lang)).map_err(|value| {
+                acestep::Error::InvalidArgument {
                     name: "lang",
-                    value: lang.clone(),
-                    expected: "one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi".into(),
-                })?;
+                    value,
+                    expected: "auto, or one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi"
+                        .into(),
+                }
+            })?;
             let text = read_text_arg(&input)?;
             let vocab = lyrics::find_vocab(
                 lyric_vocab.as_deref(),
@@ -522,7 +522,8 @@ fn run(cli: Cli) -> acestep::Result<()> {
                 Some(&acestep::HubOptions::default()),
             )?;
             let tok = LyricTokenizer::from_file(&vocab)?;
-            let mut language_of = |line: &str| lyrics::script_language(line).unwrap_or(default);
+            let mut language_of =
+                |line: &str| forced.unwrap_or_else(|| lang_segment::detect_language(line));
             let mut lines = Vec::new();
             for line in text.split('\n') {
                 let t = line.trim();
@@ -536,6 +537,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
                 ids.push(lyrics::LINE_TOKEN);
                 lines.push(serde_json::json!({
                     "line": line,
+                    "detected": forced.is_none().then(|| lang_segment::get_lang(t)),
                     "language": lang.code(),
                     "structure_tag": tag,
                     "cleaned": lyrics::clean(t, lang),
@@ -547,7 +549,10 @@ fn run(cli: Cli) -> acestep::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "vocab": vocab,
-                    "language_detection": "by script; Latin-script lines take --lang",
+                    "language_detection": match forced {
+                        Some(l) => format!("off: every line read as {}", l.code()),
+                        None => "per line, as the reference (LangSegment + py3langid)".into(),
+                    },
                     "lines": lines,
                     "ids": ids,
                     "tokens": ids.len(),

@@ -227,7 +227,7 @@ fn tokenize_lyrics_prints_languages_and_ids() {
     let file = dir.path().join("song.txt");
     std::fs::write(
         &file,
-        "[verse]\nWe made $100 tonight\n\n사랑해\nПривет мир\n",
+        "[verse]\nWe made $100 tonight\n\n사랑해\nПривет мир\nIch liebe dich mehr als alles\n",
     )
     .unwrap();
     let v = run_ok(
@@ -247,9 +247,14 @@ fn tokenize_lyrics_prints_languages_and_ids() {
             serde_json::Value::Null,
             serde_json::json!("ko"),
             serde_json::json!("ru"),
+            serde_json::json!("de"),
             serde_json::Value::Null,
         ]
     );
+    // The reference's raw detection is shown too: `[verse]` reads as zh there, but tags are
+    // English whatever their detected language.
+    assert_eq!(lines[0]["detected"], "zh");
+    assert_eq!(lines[5]["detected"], "de");
     assert_eq!(lines[0]["structure_tag"], true);
     assert_eq!(lines[1]["cleaned"], "we made one hundred dollars tonight");
     assert_eq!(lines[3]["cleaned"], "salanghae");

@@ -1,5 +1,5 @@
 //! The lyric tokenizer against the reference's `tokenize_lyrics` on the committed corpus
-//! (`tests/fixtures/lyrics/`), with the language the reference chose for each line given.
+//! (`tests/fixtures/lyrics/`), each line's language detected by ours (`lang_segment`).
 //!
 //! The vocab (`../shared/reference/vocab.json`, not committed) is found through
 //! `ACESTEP_LYRIC_VOCAB` or that path; the tests say so and fail when it is absent.
@@ -8,8 +8,8 @@
 //! included; Czech keeps its digits as the reference does), and every Chinese line but those
 //! with a phrase reading of pypinyin's phrase dictionary (`ZH_PHRASES`; Chinese numbers
 //! included). Printed: per language, exact lines without and with digits. Still to come: the
-//! phrase readings, Japanese romaji, and language detection (here each line is given the
-//! language the reference chose).
+//! phrase readings and Japanese romaji. Language detection is held line by line against the
+//! reference's `get_lang` on the corpus and 7 000+ variants.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,9 +57,8 @@ fn corpus_lines_match_the_reference_where_implemented() {
     for row in lines {
         let line = row["line"].as_str().unwrap();
         let want: Vec<u32> = serde_json::from_value(row["ids"].clone()).unwrap();
-        let lang = row["lang"].as_str().map(Language::from_code_or_english);
         let got = tok
-            .tokenize_lyrics(line, &mut |_| lang.unwrap_or(Language::En))
+            .tokenize_lyrics(line, &mut acestep::lyrics::lang_segment::detect_language)
             .unwrap();
         let label = row["label"].as_str().unwrap().to_string();
         let digits = usize::from(line.chars().any(|c| c.is_ascii_digit()));
@@ -122,6 +121,28 @@ fn a_song_is_framed_like_the_reference() {
         .tokenize_lyrics(&text.join("\n"), &mut |line| langs[line])
         .unwrap();
     assert_eq!(got, want);
+    // The same song with each line's language detected.
+    let detected = tok
+        .tokenize_lyrics(
+            &text.join("\n"),
+            &mut acestep::lyrics::lang_segment::detect_language,
+        )
+        .unwrap();
+    assert_eq!(detected, want);
+}
+
+#[test]
+fn the_reference_song_tokenizes_exactly() {
+    // The fixture's multi-line song (tags, lines of several languages, an empty line), read
+    // end to end with detection.
+    let tok = tokenizer();
+    let r = reference();
+    let text = r["song"]["text"].as_str().unwrap();
+    let want: Vec<u32> = serde_json::from_value(r["song"]["ids"].clone()).unwrap();
+    let got = tok
+        .tokenize_lyrics(text, &mut acestep::lyrics::lang_segment::detect_language)
+        .unwrap();
+    assert_eq!(got, want, "{text}");
 }
 
 #[test]
@@ -164,4 +185,72 @@ fn number_words_match_num2words() {
     }
     assert!(total > 6000);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Per-line language detection (`lang_segment::get_lang`) against the reference's `get_lang`:
+/// the corpus lines (`reference.json`, per label) and 7 000+ variants of them and edge cases
+/// (`langdetect.json`: case, quotes, brackets, numbers, fragments, two languages joined, other
+/// scripts). Target of the issue: >= 97 % of lines agree; the corpus is held at 100 %.
+#[test]
+fn detected_language_matches_the_reference() {
+    use acestep::lyrics::lang_segment::get_lang;
+    let r = reference();
+    let mut table: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for row in r["lines"].as_array().unwrap() {
+        let line = row["line"].as_str().unwrap().trim();
+        let Some(want) = row["detected"].as_str() else {
+            continue;
+        };
+        let got = get_lang(line);
+        let e = table
+            .entry(row["label"].as_str().unwrap().to_string())
+            .or_default();
+        e.1 += 1;
+        if got == want {
+            e.0 += 1;
+        } else {
+            failures.push(format!("{line:?}: ours {got}, reference {want}"));
+        }
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lyrics/langdetect.json");
+    let rows: Vec<(String, String)> =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let mut variant_misses = Vec::new();
+    for (line, want) in &rows {
+        let got = get_lang(line);
+        if &got != want {
+            variant_misses.push(format!("{line:?}: ours {got}, reference {want}"));
+        }
+    }
+    println!("{:>6}  {:>12}", "label", "detected ok");
+    let (mut ok, mut n) = (0, 0);
+    for (label, (a, m)) in &table {
+        println!("{label:>6}  {a:>6}/{m:<5}");
+        ok += a;
+        n += m;
+    }
+    let v_ok = rows.len() - variant_misses.len();
+    println!(
+        "corpus: {ok}/{n} lines agree; variants: {v_ok}/{} agree ({:.2} %)",
+        rows.len(),
+        100.0 * v_ok as f64 / rows.len() as f64
+    );
+    for m in variant_misses.iter().take(30) {
+        println!("variant differs: {m}");
+    }
+    assert!(
+        failures.is_empty(),
+        "corpus lines differ:\n{}",
+        failures.join("\n")
+    );
+    assert!(rows.len() > 7000);
+    // Held at 99.9 %: a score sitting on a threshold may round the other way on a platform
+    // whose f32 exp differs in its last bit (none does on x86-64 today: 100 %).
+    assert!(
+        v_ok as f64 >= 0.999 * rows.len() as f64,
+        "{} of {} variants differ",
+        variant_misses.len(),
+        rows.len()
+    );
 }

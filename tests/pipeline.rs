@@ -217,7 +217,17 @@ fn lyrics_condition_the_generation() {
         manual_seeds: vec![5],
         ..params()
     };
+    // Each line's language detected as the reference does: "oh oh" reads as German there.
     let ids = pipe.lyric_token_ids(&p).unwrap().unwrap();
+    assert_eq!(
+        ids,
+        vec![261, 259, 100, 2, 59, 18, 2, 2, 260, 28, 21, 2, 28, 21, 2]
+    );
+    let forced = GenerationParams {
+        lyrics_language: Some("en".into()),
+        ..p.clone()
+    };
+    let ids = pipe.lyric_token_ids(&forced).unwrap().unwrap();
     assert_eq!(
         ids,
         vec![261, 259, 100, 2, 59, 18, 2, 2, 259, 28, 21, 2, 28, 21, 2]

@@ -577,7 +577,7 @@ async fn acestep_api_dialect_json_form_multipart_and_mapping() {
         json!({
             "caption": "upbeat pop song", "lyrics": "", "bpm": 120, "key_scale": "C Major",
             "time_signature": "4/4", "audio_duration": 2, "use_random_seed": false, "seed": 42,
-            "batch_size": 2, "vocal_language": "en",
+            "batch_size": 2, "vocal_language": "de",
         }),
     )
     .await;
@@ -627,7 +627,7 @@ async fn acestep_api_dialect_json_form_multipart_and_mapping() {
     assert_eq!(p["prompt"], "upbeat pop song, 120 bpm, C Major, 4/4 time");
     assert_eq!(p["manual_seeds"], json!([42]));
     assert_eq!(
-        p["lyrics_language"], "en",
+        p["lyrics_language"], "de",
         "vocal_language drives the lyric language"
     );
     assert_eq!(

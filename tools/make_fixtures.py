@@ -995,6 +995,49 @@ def make_numbers():
     print(f"numbers: {sum(len(v) for v in out.values())} cases -> tests/fixtures/lyrics/numbers.json")
 
 
+def make_langdetect():
+    """The reference's `get_lang` (LangSegment over py3langid, filters `language_filters.default`)
+    on variants of the corpus lines that exercise its code paths: case changes, quotes and
+    brackets, numbers, fragments, two lines of different languages joined, plus hand-written
+    edge cases (other scripts, SSML-like tags, kana / kanji fragments, punctuation only).
+    Writes tests/fixtures/lyrics/langdetect.json: [[line, detected], ...]."""
+    from acestep.language_segmentation import LangSegment, language_filters
+    from acestep.pipeline_ace_step import ACEStepPipeline
+
+    pipe = ACEStepPipeline.__new__(ACEStepPipeline)
+    seg = LangSegment()
+    seg.setfilters(language_filters.default)
+    pipe.lang_segment = seg
+    d = os.path.join(FIX, "lyrics")
+    with open(os.path.join(d, "corpus.tsv"), encoding="utf-8") as f:
+        base = [raw.rstrip("\n").partition("\t")[2].strip() for raw in f]
+    base = [b for b in base if b]
+    lines = []
+    for i, b in enumerate(base):
+        words = b.split()
+        other = base[(i * 7 + 3) % len(base)]
+        lines += [b.upper(), b.lower(), f'"{b}"', f"'{b}'", f"({b})", f"「{b}」", f"《{b}》",
+                  f"{b} 2024", f"1. {b}", f"{b}...", " ".join(words[:2]), words[0], " ".join(words[-3:]),
+                  f"{b} {other}", f"{other}，{b}", b[: max(1, len(b) // 3)], f"{b} (yeah)", f"{b} oh oh"]
+    lines += ["iPhone 15和Apple Watch", "<number>12345</number>", "<telephone>+8613812345678</telephone>",
+              "<b>bold</b> text", "<ja>佐々木</ja>さん", "Я тебе кохаю, моя Україно", "Σ' αγαπώ πολύ",
+              "אני אוהב אותך", "ฉันรักเธอมาก", "Anh yêu em nhiều lắm", "Tôi thích nghe nhạc",
+              "...", "!!!", "123 456", "1, 2, 3, 4", "100%", "OK", "la la la", "Ooh ooh ooh", "yeah",
+              "¿Dónde estás?", "ÉCOLE ÉTÉ", "Łzy płyną", "ありがとう", "東京", "東京タワー", "一",
+              "漢字です。", "中文。English.", "佐藤さん、こんにちは", "嗯", "好的。", "啊啊啊",
+              "Na na na 你好", "Hello 世界", "世界 Hello", "Love 사랑 愛", "A B C", "x", "Q&A",
+              "rock'n'roll", "don't stop", "C'est la vie", "l'amour", "naïve café", "São Paulo",
+              "Straße", "Ölçü", "çok güzel", "Ñandú", "Köln", "Zürich", "señor", "ça va",
+              "“Quote” test", "‘single’ quotes", "(bracket)", "【Title】", "（中文括号）",
+              "2024年8月24日", "10:30", "＃hash", "email@example.com", "https://example.com",
+              "🎵🎶", "♪ la la ♪", "— dash —", "ｆｕｌｌｗｉｄｔｈ", "ＡＢＣ", "١٢٣", "مرحبا بالعالم",
+              "नमस्ते दुनिया", "मैं तुमसे प्यार करता हूँ", "Ich bin müde", "Je suis fatigué"]
+    rows = [[ln, pipe.get_lang(ln)] for ln in lines if ln.strip()]
+    with open(os.path.join(d, "langdetect.json"), "w", encoding="utf-8") as f:
+        json.dump(rows, f, ensure_ascii=False, indent=0)
+    print(f"langdetect: {len(rows)} lines -> tests/fixtures/lyrics/langdetect.json")
+
+
 def make_audio():
     """Small encoded files for the audio reader: ogg/vorbis (which we read but do not write)."""
     import soundfile as sf
@@ -1013,7 +1056,7 @@ def main():
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,editing,lora,lyrics,numbers", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, editing, lora, lyrics, numbers")
+    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,editing,lora,lyrics,numbers,langdetect", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, editing, lora, lyrics, numbers, langdetect")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "..", "shared", "reference", "vocab.json"),
                     help="the reference lyric tokenizer's vocab.json (lyrics fixtures)")
     args = ap.parse_args()
@@ -1042,6 +1085,8 @@ def main():
         make_lyrics(args.vocab)
     if "numbers" in parts:
         make_numbers()
+    if "langdetect" in parts:
+        make_langdetect()
 
 
 if __name__ == "__main__":

@@ -8,18 +8,16 @@
 //! - [`numbers`]: number words as `num2words` 0.5.14 in the 14 languages the reference spells
 //!   out (Czech keeps its digits, as in the reference);
 //! - [`korean`]: Korean romanisation (`hangul_romanize`, academic rule);
-//! - [`chinese`]: pinyin per character (pypinyin's phrase readings not yet) and punctuation.
+//! - [`chinese`]: pinyin per character (pypinyin's phrase readings not yet) and punctuation;
+//! - [`lang_segment`]: the reference's per-line language detection (`get_lang`: LangSegment
+//!   over py3langid's model).
 //!
-//! Not yet: Chinese phrase readings and numbers, Japanese romaji, and the per-line language detection
-//! (LangSegment + langid); until then [`script_language`] gives the language of non-Latin
-//! scripts and callers choose the language of Latin-script lines.
+//! Not yet: pypinyin's phrase readings and Japanese romaji.
 //!
 //! ```no_run
-//! use acestep::lyrics::{script_language, Language, LyricTokenizer};
+//! use acestep::lyrics::{lang_segment::detect_language, LyricTokenizer};
 //! let tok = LyricTokenizer::from_file(std::path::Path::new("vocab.json"))?;
-//! let ids = tok.tokenize_lyrics("[verse]\nWe made $100\n사랑해", &mut |line| {
-//!     script_language(line).unwrap_or(Language::En)
-//! })?;
+//! let ids = tok.tokenize_lyrics("[verse]\nWe made $100\n사랑해", &mut detect_language)?;
 //! assert_eq!(ids[0], 261);
 //! # Ok::<(), acestep::Error>(())
 //! ```
@@ -27,6 +25,7 @@
 pub mod chinese;
 pub mod cleaners;
 pub mod korean;
+pub mod lang_segment;
 pub mod numbers;
 pub mod zh_num2words;
 
@@ -146,6 +145,20 @@ impl Language {
         }
     }
 
+    /// A language every line is to be read in: None for unset, empty or `auto` (per-line
+    /// detection); the code itself as the error when it is none of the 17.
+    pub fn parse_forced(code: Option<&str>) -> std::result::Result<Option<Language>, String> {
+        match code.map(|c| c.trim().to_ascii_lowercase()) {
+            None => Ok(None),
+            Some(c) if c.is_empty() || c == "auto" => Ok(None),
+            Some(c) => Language::ALL
+                .into_iter()
+                .find(|l| l.code() == c)
+                .map(Some)
+                .ok_or(c),
+        }
+    }
+
     /// Parses a code as the reference normalises it: `zh-*` is Chinese, `spa*` Spanish, and
     /// anything unsupported falls back to English.
     pub fn from_code_or_english(code: &str) -> Language {
@@ -210,45 +223,6 @@ pub fn resolve_vocab(explicit: Option<&Path>, checkpoint_dir: Option<&Path>) -> 
         name: "lyric vocab",
         value: if tried.is_empty() { "none given".into() } else { tried.join(", ") },
         expected: format!("the lyric tokenizer's vocab.json (pass a path, set {VOCAB_ENV}, or put it at <checkpoint>/lyric_tokenizer/vocab.json)"),
-    })
-}
-
-/// The language of a line from its script alone (Hangul, kana, Han, Cyrillic, Arabic,
-/// Devanagari); None for Latin-script and mixed lines. A provisional stand-in for the reference's
-/// `LangSegment` + `langid` detection, which is not ported yet.
-pub fn script_language(line: &str) -> Option<Language> {
-    let mut counts = [0usize; 6];
-    for c in line.chars() {
-        let u = c as u32;
-        let k = match u {
-            0xAC00..=0xD7A3 | 0x1100..=0x11FF | 0x3130..=0x318F => 0,
-            0x3040..=0x30FF => 1,
-            0x4E00..=0x9FFF | 0x3400..=0x4DBF => 2,
-            0x0400..=0x04FF => 3,
-            0x0600..=0x06FF => 4,
-            0x0900..=0x097F => 5,
-            _ => continue,
-        };
-        counts[k] += 1;
-    }
-    // Kana anywhere means Japanese (its lines mix kana and kanji).
-    if counts[1] > 0 {
-        return Some(Language::Ja);
-    }
-    let (best, n) = counts
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, n)| **n)
-        .map(|(i, n)| (i, *n))?;
-    if n == 0 {
-        return None;
-    }
-    Some(match best {
-        0 => Language::Ko,
-        2 => Language::Zh,
-        3 => Language::Ru,
-        4 => Language::Ar,
-        _ => Language::Hi,
     })
 }
 
@@ -375,5 +349,8 @@ mod tests {
         assert!(!is_structure_tag("la [la]") && !is_structure_tag("[unclosed"));
         assert_eq!(Language::from_code_or_english("zh-cn"), Language::Zh);
         assert_eq!(Language::from_code_or_english("xx"), Language::En);
+        assert_eq!(Language::parse_forced(Some(" AUTO ")), Ok(None));
+        assert_eq!(Language::parse_forced(Some("De")), Ok(Some(Language::De)));
+        assert_eq!(Language::parse_forced(Some("xx")), Err("xx".to_string()));
     }
 }

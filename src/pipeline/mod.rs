@@ -251,10 +251,10 @@ impl Pipeline {
         if lyrics.is_empty() {
             return Ok(None);
         }
-        let default = params.lyric_language()?;
+        let forced = params.lyric_language()?;
         let tok = self.lyric_tokenizer()?;
         let ids = tok.tokenize_lyrics(lyrics, &mut |line| {
-            crate::lyrics::script_language(line).unwrap_or(default)
+            forced.unwrap_or_else(|| crate::lyrics::lang_segment::detect_language(line))
         })?;
         let cfg = self.dit.config();
         if let Some(&bad) = ids

@@ -103,10 +103,9 @@ pub struct GenerationParams {
     pub prompt: String,
     /// The lyrics (empty: instrumental).
     pub lyrics: String,
-    /// Ours, not the reference's: the language of lyric lines in Latin script (`en`, `de`, `fr`,
-    /// ...; default `en`). Lines in other scripts take theirs (ko ja zh ru ar hi) and structure
-    /// tags are English. Stands in for the reference's per-line language detection until that is
-    /// ported.
+    /// Ours, not the reference's: read every lyric line (structure tags excepted, which are
+    /// English) in this language (`en`, `de`, `zh`, ...) instead of detecting each line's
+    /// language as the reference does. Unset, empty or `auto`: per-line detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lyrics_language: Option<String>,
     /// Diffusion steps.
@@ -502,22 +501,16 @@ impl GenerationParams {
         batch_seeds(&self.retake_seeds, self.batch_size, random)
     }
 
-    /// The language of Latin-script lyric lines ([`GenerationParams::lyrics_language`], else
-    /// English).
-    pub fn lyric_language(&self) -> Result<crate::lyrics::Language> {
-        match self.lyrics_language.as_deref() {
-            None | Some("") => Ok(crate::lyrics::Language::En),
-            Some(code) => crate::lyrics::Language::ALL
-                .into_iter()
-                .find(|l| l.code() == code)
-                .ok_or_else(|| {
-                    bad(
-                        "lyrics_language",
-                        code,
-                        "one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi",
-                    )
-                }),
-        }
+    /// The language every lyric line is read in ([`GenerationParams::lyrics_language`]); None:
+    /// each line's language is detected, as the reference does.
+    pub fn lyric_language(&self) -> Result<Option<crate::lyrics::Language>> {
+        crate::lyrics::Language::parse_forced(self.lyrics_language.as_deref()).map_err(|code| {
+            bad(
+                "lyrics_language",
+                code,
+                "auto, or one of en de fr es it pt pl tr ru cs nl ar zh ja hu ko hi",
+            )
+        })
     }
 
     /// The seeds of the batch: the given ones (one seed repeats for every item, as the

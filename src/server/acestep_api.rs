@@ -9,7 +9,7 @@
 //! | `caption` | `prompt` |
 //! | `bpm`, `key_scale`, `time_signature` | appended to the prompt as tags: `, 120 bpm, C Major, 4/4 time` |
 //! | `lyrics` | `lyrics` |
-//! | `vocal_language` (default `en`) | `lyrics_language`: the language of Latin-script lyric lines |
+//! | `vocal_language` (default `en`) | `lyrics_language` (every lyric line read in it) when not `en` / `auto` / `unknown`; else per-line detection |
 //! | `audio_format` (default `mp3`) | `format` |
 //! | `audio_duration` (null: 60 s) | `audio_duration` |
 //! | `inference_steps` (default 8) | `infer_step` |
@@ -180,12 +180,14 @@ fn params_of(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<Gener
         ..Default::default()
     };
     let mut p = form::params(fields, base, ALIASES, inputs)?;
-    // The seed's lyric language drives the language of Latin-script lyric lines.
+    // The seed's lyric language, where it is not its default `en` (which clients send whatever
+    // the lyrics), reads every lyric line in that language; otherwise each line's language is
+    // detected as the reference does.
     if p.lyrics_language.is_none() {
-        if let Some(lang) = fields
-            .str("vocal_language")
-            .filter(|l| !l.trim().is_empty())
-        {
+        if let Some(lang) = fields.str("vocal_language").filter(|l| {
+            let l = l.trim().to_ascii_lowercase();
+            !["", "en", "auto", "unknown"].contains(&l.as_str())
+        }) {
             p.lyrics_language = Some(lang.trim().to_ascii_lowercase());
             p.lyric_language().map_err(|_| {
                 refuse(
