@@ -23,7 +23,7 @@
 //! ```
 //! use acestep::lyrics::lang_segment::get_lang;
 //! assert_eq!(get_lang("사랑해 오늘 밤"), "ko");
-//! assert_eq!(get_lang("Ich liebe dich mehr als alles andere"), "de");
+//! assert_eq!(get_lang("Ich liebe dich mehr als alles"), "de");
 //! ```
 
 use std::collections::HashMap;
