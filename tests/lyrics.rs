@@ -3,13 +3,12 @@
 //!
 //! The vocab (`../shared/reference/vocab.json`, not committed) is found through
 //! `ACESTEP_LYRIC_VOCAB` or that path; the tests say so and fail when it is absent.
-//! Held exact (the test fails otherwise): the framing, structure tags, every line of the 15
-//! languages other than zh / ja (number words, abbreviations, symbols and Korean romanisation
-//! included; Czech keeps its digits as the reference does), and every Chinese line but those
-//! with a phrase reading of pypinyin's phrase dictionary (`ZH_PHRASES`; Chinese numbers
-//! included). Printed: per language, exact lines without and with digits. Still to come: the
-//! phrase readings and Japanese romaji. Language detection is held line by line against the
-//! reference's `get_lang` on the corpus and 7 000+ variants.
+//! Held exact (the test fails otherwise): the framing, structure tags, every line of the 16
+//! languages other than ja (number words, abbreviations, symbols, Korean romanisation, Chinese
+//! numbers and pypinyin phrase readings included; Czech keeps its digits as the reference does).
+//! Printed: per language, exact lines without and with digits. Still to come: Japanese romaji.
+//! Language detection is held line by line against the reference's `get_lang` on the corpus
+//! and 7 000+ variants, pinyin against pypinyin on 3000 strings.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,18 +30,9 @@ fn reference() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-/// Words whose pypinyin phrase-dictionary reading differs from the per-character one (the
-/// phrase dictionary is not ported): 不会 bu2 hui4, 一起 yi4 qi3, 头发 tou2 fa4, 一千 / 一个 yi4.
-const ZH_PHRASES: &[&str] = &["不会", "一起", "头发", "一千", "1个", "一个"];
-
-/// Lines our cleaning implements exactly: every language but ja, and Chinese lines without
-/// the phrase readings above (numbers included).
-fn needs_no_expansion(line: &str, lang: &str) -> bool {
-    match lang {
-        "ja" => false,
-        "zh" => !ZH_PHRASES.iter().any(|p| line.contains(p)),
-        _ => true,
-    }
+/// Lines our cleaning implements exactly: every language but Japanese (romaji not in yet).
+fn needs_no_expansion(_line: &str, lang: &str) -> bool {
+    lang != "ja"
 }
 
 #[test]
@@ -253,4 +243,24 @@ fn detected_language_matches_the_reference() {
         variant_misses.len(),
         rows.len()
     );
+}
+
+/// Chinese to pinyin against the reference's `chinese_transliterate` (pypinyin 0.53.0) on 3000
+/// seeded strings of phrases, phrase fragments, characters and other text
+/// (`tests/fixtures/lyrics/pinyin.json`): every one exact.
+#[test]
+fn pinyin_matches_pypinyin() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lyrics/pinyin.json");
+    let rows: Vec<(String, String)> =
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    assert!(rows.len() >= 3000);
+    let misses: Vec<String> = rows
+        .iter()
+        .filter_map(|(text, want)| {
+            let got = acestep::lyrics::chinese::transliterate(text);
+            (&got != want).then(|| format!("{text:?}: ours {got:?}, reference {want:?}"))
+        })
+        .collect();
+    println!("{}/{} strings exact", rows.len() - misses.len(), rows.len());
+    assert!(misses.is_empty(), "{}", misses.join("\n"));
 }

@@ -1038,6 +1038,43 @@ def make_langdetect():
     print(f"langdetect: {len(rows)} lines -> tests/fixtures/lyrics/langdetect.json")
 
 
+def make_pinyin():
+    """The reference's `chinese_transliterate` (pypinyin TONE3, neutral 5) on 3000 seeded strings:
+    random concatenations of pypinyin phrases, phrase fragments and single characters (with
+    punctuation, Latin letters and digits between), so that forward maximum matching meets
+    overlapping phrases. Writes tests/fixtures/lyrics/pinyin.json: [[text, pinyin], ...]."""
+    import random
+    from pypinyin.constants import PHRASES_DICT, PINYIN_DICT
+    from acestep.models.lyrics_utils.lyric_tokenizer import chinese_transliterate
+
+    rng = random.Random(1234)
+    phrases = sorted(PHRASES_DICT)
+    chars = [chr(c) for c in sorted(PINYIN_DICT) if 0x4E00 <= c <= 0x9FFF]
+    common = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可她里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明其种声全工己话儿者向情部正名定女问力机给等几很业最间新什打便位因重被走电四第门相次东政海口使教西再平真听世气信北少关并内加化由却代军产入先山五太水万市眼体别处总才场师书比住员九笑性通目华报立马命张活难神数件安表原车白应路期叫死常提感金何更反合放做系计或司利受光王果亲界及今京务制解各任至清物台象记边共风战干接它许八特觉望直服毛林题建南度统色字请交爱让认算论百吃义科怎元社术结六功指思非流每青管夫连远资队跟带花快条院变联言权往展该领传近留红治决周保达办运武半候七必城父强步完革深区即求品士转量空甚众技轻程告江语英基派满式李息写呢识极令黄德收脸钱党倒未持取设始版双历越史商千片容研像找友孩站广改议形委早房音火际则首单据导影失拿网香似斯专石若兵弟谁校读志飞观争究包组造落视济喜离虽坐集编宝谈府拉黑且随格尽剑讲布杀微怕母调局根曾准团段终乐切级克精哪官示冷域读"
+    rows = []
+    for _ in range(3000):
+        parts = []
+        for _ in range(rng.randint(1, 6)):
+            r = rng.random()
+            if r < 0.45:
+                parts.append(rng.choice(phrases))
+            elif r < 0.6:
+                ph = rng.choice(phrases)
+                parts.append(ph[rng.randint(0, len(ph) - 1):])
+            elif r < 0.8:
+                parts.append("".join(rng.choice(common) for _ in range(rng.randint(1, 4))))
+            elif r < 0.9:
+                parts.append(rng.choice(chars))
+            else:
+                parts.append(rng.choice(["，", " ", "a", "OK", "7", "！", "〇", "·"]))
+        text = "".join(parts)
+        rows.append([text, chinese_transliterate(text)])
+    d = os.path.join(FIX, "lyrics")
+    with open(os.path.join(d, "pinyin.json"), "w", encoding="utf-8") as f:
+        json.dump(rows, f, ensure_ascii=False, indent=0)
+    print(f"pinyin: {len(rows)} strings -> tests/fixtures/lyrics/pinyin.json")
+
+
 def make_audio():
     """Small encoded files for the audio reader: ogg/vorbis (which we read but do not write)."""
     import soundfile as sf
@@ -1056,7 +1093,7 @@ def main():
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,editing,lora,lyrics,numbers,langdetect", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, editing, lora, lyrics, numbers, langdetect")
+    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,editing,lora,lyrics,numbers,langdetect,pinyin", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, editing, lora, lyrics, numbers, langdetect, pinyin")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "..", "shared", "reference", "vocab.json"),
                     help="the reference lyric tokenizer's vocab.json (lyrics fixtures)")
     args = ap.parse_args()
@@ -1087,6 +1124,8 @@ def main():
         make_numbers()
     if "langdetect" in parts:
         make_langdetect()
+    if "pinyin" in parts:
+        make_pinyin()
 
 
 if __name__ == "__main__":
