@@ -68,6 +68,10 @@ enum Command {
         /// download from the ACE-Step Space).
         #[arg(long, env = "ACESTEP_LYRIC_VOCAB")]
         lyric_vocab: Option<PathBuf>,
+        /// The UniDic dictionary folder of unidic-lite 1.0.8 for Japanese lyric lines (romaji);
+        /// `pip install unidic-lite==1.0.8`, its `unidic_lite.DICDIR`.
+        #[arg(long, env = "ACESTEP_JA_DICT")]
+        ja_dict: Option<PathBuf>,
         /// Seconds of audio, up to 240.
         #[arg(long, default_value_t = 30.0, allow_negative_numbers = true)]
         duration: f64,
@@ -129,6 +133,10 @@ enum Command {
         /// download from the ACE-Step Space).
         #[arg(long, env = "ACESTEP_LYRIC_VOCAB")]
         lyric_vocab: Option<PathBuf>,
+        /// The UniDic dictionary folder of unidic-lite 1.0.8 for Japanese lyric lines (romaji);
+        /// `pip install unidic-lite==1.0.8`, its `unidic_lite.DICDIR`.
+        #[arg(long, env = "ACESTEP_JA_DICT")]
+        ja_dict: Option<PathBuf>,
         /// A checkpoint directory to look for lyric_tokenizer/vocab.json in.
         #[arg(long, env = "ACESTEP_CHECKPOINT_DIR")]
         checkpoint_dir: Option<PathBuf>,
@@ -401,6 +409,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
             lyrics,
             lyrics_language,
             lyric_vocab,
+            ja_dict,
             duration,
             steps,
             seed,
@@ -454,6 +463,9 @@ fn run(cli: Cli) -> acestep::Result<()> {
             let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype);
             spinner.finish_and_clear();
             let mut pipe = pipe?;
+            if let Some(d) = &ja_dict {
+                pipe = pipe.with_japanese_dict(d);
+            }
             if let Some(v) = &lyric_vocab {
                 pipe = pipe.with_lyric_vocab(v)?;
             }
@@ -504,6 +516,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
             input,
             lang,
             lyric_vocab,
+            ja_dict,
             checkpoint_dir,
         } => {
             use acestep::lyrics::{self, lang_segment, Language, LyricTokenizer};
@@ -521,7 +534,10 @@ fn run(cli: Cli) -> acestep::Result<()> {
                 checkpoint_dir.as_deref(),
                 Some(&acestep::HubOptions::default()),
             )?;
-            let tok = LyricTokenizer::from_file(&vocab)?;
+            let mut tok = LyricTokenizer::from_file(&vocab)?;
+            if let Some(d) = &ja_dict {
+                tok = tok.with_japanese_dict(d);
+            }
             let mut language_of =
                 |line: &str| forced.unwrap_or_else(|| lang_segment::detect_language(line));
             let mut lines = Vec::new();
@@ -533,14 +549,23 @@ fn run(cli: Cli) -> acestep::Result<()> {
                 }
                 let tag = lyrics::is_structure_tag(t);
                 let lang = if tag { Language::En } else { language_of(t) };
+                let detected = forced.is_none().then(|| lang_segment::get_lang(t));
+                let Some(cleaned) = tok.preprocess(t, lang)? else {
+                    // The reference drops a line cutlet cannot spell.
+                    lines.push(serde_json::json!({
+                        "line": line, "detected": detected, "language": lang.code(),
+                        "dropped": true, "ids": [],
+                    }));
+                    continue;
+                };
                 let mut ids = tok.encode(t, lang)?;
                 ids.push(lyrics::LINE_TOKEN);
                 lines.push(serde_json::json!({
                     "line": line,
-                    "detected": forced.is_none().then(|| lang_segment::get_lang(t)),
+                    "detected": detected,
                     "language": lang.code(),
                     "structure_tag": tag,
-                    "cleaned": lyrics::clean(t, lang),
+                    "cleaned": cleaned,
                     "ids": ids,
                 }));
             }

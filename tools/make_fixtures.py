@@ -1075,6 +1075,52 @@ def make_pinyin():
     print(f"pinyin: {len(rows)} strings -> tests/fixtures/lyrics/pinyin.json")
 
 
+def make_romaji():
+    """The reference's `japanese_cleaners` (cutlet 0.5.2 over fugashi + unidic-lite 1.0.8, then
+    lowercase) on the corpus's Japanese lines, hand-written lines that reach cutlet's rules
+    (particles は/へ/を, っ, ー, ん before vowels, ゝゞ, loanwords with foreign lemmas, proper
+    nouns, exceptions, digits, ASCII words, brackets, punctuation, unknown words) and variants
+    of them. Writes tests/fixtures/lyrics/romaji.json: [[line, romaji or null], ...] (null:
+    cutlet raises, and the reference's `tokenize_lyrics` drops the line)."""
+    import cutlet
+    from acestep.models.lyrics_utils.lyric_tokenizer import japanese_cleaners
+
+    katsu = cutlet.Cutlet()
+    d = os.path.join(FIX, "lyrics")
+    with open(os.path.join(d, "corpus.tsv"), encoding="utf-8") as f:
+        corpus = [raw.rstrip("\n").partition("\t") for raw in f]
+    lines = [t.strip() for lab, _, t in corpus if lab in ("ja", "mixed") and t.strip()]
+    lines += [
+        "私は学校へ行きます", "これはペンです", "本を読む", "ちょっと待って", "きっと大丈夫",
+        "コーヒーを飲もう", "ラーメンが食べたい", "カツカレーを食べた", "東京タワーに登った",
+        "大阪と京都へ行こう", "柔道と弁当", "新しいパソコンを買った", "インターネットで調べた",
+        "こんにちは、元気ですか？", "ありがとう！", "さようなら。", "「愛してる」と言った",
+        "『星の王子さま』を読んだ", "（笑）", "【重要】お知らせ", "時々、人々", "いすゞ", "こゝろ",
+        "ヴァイオリンを弾く", "ウィンドウを開けて", "ティーカップ", "ファンタジー", "チェック",
+        "シャツとジャケット", "きゃりーぱみゅぱみゅ", "がっこう", "まっちゃ", "ほっとけ", "あっ",
+        "せんえん", "こんや", "きんようび", "たんい", "ばんごはん", "かんおけ", "ん",
+        "2024年の夏", "100%の愛", "3つのお願い", "第1章", "1、2、3", "午後3時30分",
+        "iPhoneを使う", "YouTubeで見た", "OK、わかった", "Let's go 一緒に", "I love you 大好き",
+        "ロックンロール", "ジョン・レノン", "東京・大阪", "Ａｂｃ全角", "ｶﾀｶﾅ半角", "〜夢〜",
+        "雪が降る夜に君を想う", "走れ、走れ、どこまでも", "もう一度だけ", "ずっとずっと",
+        "涙が止まらない", "君がいれば何もいらない", "明日はきっと晴れる", "さくら さくら",
+        "夢見る少女じゃいられない", "風になりたい", "残酷な天使のテーゼ", "上を向いて歩こう",
+        "ホッピーを飲む", "ヒルズに住む", "カービィが好き", "€100と¥500", "♪ラララ♪",
+        "ヶ月", "ゐゑ", "ヷヸ", "〆切", "々", "ｷｬｯﾄ", "ﾃﾞｰﾀ", "ー", "っ", "ゝ", "A-B-C",
+    ]
+    lines += [f"{ln} yeah" for ln in lines[:40]] + [f"「{ln}」" for ln in lines[:40]]
+    rows = []
+    for ln in lines:
+        try:
+            out = japanese_cleaners(ln, katsu)
+        except Exception:  # tokenize_lyrics then skips the line
+            out = None
+        rows.append([ln, out])
+    with open(os.path.join(d, "romaji.json"), "w", encoding="utf-8") as f:
+        json.dump(rows, f, ensure_ascii=False, indent=0)
+    print(f"romaji: {len(rows)} lines ({sum(r[1] is None for r in rows)} raise) -> tests/fixtures/lyrics/romaji.json")
+
+
 def make_audio():
     """Small encoded files for the audio reader: ogg/vorbis (which we read but do not write)."""
     import soundfile as sf
@@ -1093,7 +1139,7 @@ def main():
     ap.add_argument("--reference", required=True, help="path to a checkout of ace-step/ACE-Step")
     ap.add_argument("--configs", default=os.path.join(ROOT, "..", "shared", "reference", "configs"),
                     help="folder with the real <component>.config.json files")
-    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,editing,lora,lyrics,numbers,langdetect,pinyin", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, editing, lora, lyrics, numbers, langdetect, pinyin")
+    ap.add_argument("--only", default="manifests,umt5,dit,dcae,audio,sampling,diffusion,editing,lora,lyrics,numbers,langdetect,pinyin,romaji", help="comma list of: manifests, umt5, dit, dcae, audio, sampling, diffusion, editing, lora, lyrics, numbers, langdetect, pinyin, romaji")
     ap.add_argument("--vocab", default=os.path.join(ROOT, "..", "shared", "reference", "vocab.json"),
                     help="the reference lyric tokenizer's vocab.json (lyrics fixtures)")
     args = ap.parse_args()
@@ -1126,6 +1172,8 @@ def main():
         make_langdetect()
     if "pinyin" in parts:
         make_pinyin()
+    if "romaji" in parts:
+        make_romaji()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 //! reading; everything else stays as it is.
 //!
 //! The readings are pypinyin 0.53.0's own tables (41 651 characters, 47 098 phrases) in the
-//! reference's style, written by `tools/make_pinyin_table.py` to `data/pypinyin.tsv.gz` and
+//! reference's style, written by `tools/make_lyric_tables.py` to `data/pypinyin.tsv.gz` and
 //! embedded in the crate; they are parsed on first use.
 
 use std::collections::{HashMap, HashSet};

@@ -8,11 +8,11 @@
 //! - [`numbers`]: number words as `num2words` 0.5.14 in the 14 languages the reference spells
 //!   out (Czech keeps its digits, as in the reference);
 //! - [`korean`]: Korean romanisation (`hangul_romanize`, academic rule);
-//! - [`chinese`]: pinyin per character (pypinyin's phrase readings not yet) and punctuation;
+//! - [`chinese`]: pinyin as pypinyin (phrase dictionary, forward maximum matching) and
+//!   punctuation; [`zh_num2words`]: Chinese numbers;
+//! - [`japanese`]: romaji as cutlet over MeCab + UniDic (unidic-lite's dictionary, not shipped);
 //! - [`lang_segment`]: the reference's per-line language detection (`get_lang`: LangSegment
 //!   over py3langid's model).
-//!
-//! Not yet: pypinyin's phrase readings and Japanese romaji.
 //!
 //! ```no_run
 //! use acestep::lyrics::{lang_segment::detect_language, LyricTokenizer};
@@ -24,6 +24,7 @@
 
 pub mod chinese;
 pub mod cleaners;
+pub mod japanese;
 pub mod korean;
 pub mod lang_segment;
 pub mod numbers;
@@ -184,8 +185,9 @@ pub fn is_structure_tag(line: &str) -> bool {
 
 /// The cleaning `VoiceBpeTokenizer.preprocess_text` applies to a line in `lang`: Hindi gets
 /// `basic_cleaners` (lowercase, whitespace); every other language `multilingual_cleaners`
-/// then Korean romanisation for Korean and pinyin for Chinese (Japanese romaji is not in yet, so
-/// Japanese lines are cleaned but not transliterated).
+/// then Korean romanisation for Korean and pinyin for Chinese. Japanese needs the UniDic
+/// dictionary ([`LyricTokenizer::preprocess`] reads it as romaji); here it only gets
+/// `basic_cleaners`.
 pub fn clean(text: &str, lang: Language) -> String {
     match lang {
         Language::Hi | Language::Ja => cleaners::basic_clean(text),
@@ -199,6 +201,8 @@ pub fn clean(text: &str, lang: Language) -> String {
 pub struct LyricTokenizer {
     tokenizer: tokenizers::Tokenizer,
     vocab_size: usize,
+    ja_dict: std::sync::Mutex<Option<PathBuf>>,
+    romanizer: std::sync::Mutex<Option<std::sync::Arc<japanese::Romanizer>>>,
 }
 
 /// Environment variable naming the lyric `vocab.json`.
@@ -279,6 +283,58 @@ impl LyricTokenizer {
         Ok(Self {
             tokenizer,
             vocab_size,
+            ja_dict: std::sync::Mutex::new(None),
+            romanizer: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Reads Japanese lines with the UniDic dictionary in `dir` (unidic-lite's `dicdir`) instead
+    /// of the one `$ACESTEP_JA_DICT` names.
+    pub fn with_japanese_dict(self, dir: &Path) -> Self {
+        self.set_japanese_dict(dir);
+        self
+    }
+
+    /// As [`LyricTokenizer::with_japanese_dict`] on a shared tokenizer (the next Japanese line
+    /// loads it).
+    pub fn set_japanese_dict(&self, dir: &Path) {
+        *self
+            .ja_dict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir.to_path_buf());
+        *self
+            .romanizer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// The romaji reader, loaded on the first Japanese line.
+    fn romanizer(&self) -> Result<std::sync::Arc<japanese::Romanizer>> {
+        let mut slot = self
+            .romanizer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let explicit = self
+            .ja_dict
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let dir = japanese::resolve_dictionary(explicit.as_deref())?;
+        let r = std::sync::Arc::new(japanese::Romanizer::load(&dir)?);
+        *slot = Some(r.clone());
+        Ok(r)
+    }
+
+    /// `VoiceBpeTokenizer.preprocess_text(text, lang)`: [`clean`], or for Japanese the
+    /// reference's `japanese_cleaners` (romaji). None where the reference raises (cutlet cannot
+    /// spell the line), which makes its `tokenize_lyrics` drop the line.
+    pub fn preprocess(&self, text: &str, lang: Language) -> Result<Option<String>> {
+        Ok(match lang {
+            Language::Ja => self.romanizer()?.romaji(text),
+            _ => Some(clean(text, lang)),
         })
     }
 
@@ -289,7 +345,17 @@ impl LyricTokenizer {
 
     /// `VoiceBpeTokenizer.encode(text, lang)`: clean, prefix `[lang]`, spaces to `[SPACE]`, BPE.
     pub fn encode(&self, text: &str, lang: Language) -> Result<Vec<u32>> {
-        let cleaned = clean(text, lang);
+        let cleaned = self
+            .preprocess(text, lang)?
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "lyrics",
+                value: text.to_string(),
+                expected: "a Japanese line cutlet can spell in romaji".into(),
+            })?;
+        self.encode_cleaned(text, &cleaned, lang)
+    }
+
+    fn encode_cleaned(&self, text: &str, cleaned: &str, lang: Language) -> Result<Vec<u32>> {
         let prepared = format!("{}{}", lang.prefix(), cleaned).replace(' ', "[SPACE]");
         let enc = self
             .tokenizer
@@ -321,7 +387,12 @@ impl LyricTokenizer {
             } else {
                 language_of(line)
             };
-            ids.extend(self.encode(line, lang)?);
+            // As the reference: a line its cleaners raise on is left out, separator included.
+            let Some(cleaned) = self.preprocess(line, lang)? else {
+                tracing::warn!("lyric line {line:?} cannot be spelled in romaji; left out");
+                continue;
+            };
+            ids.extend(self.encode_cleaned(line, &cleaned, lang)?);
             ids.push(LINE_TOKEN);
         }
         Ok(ids)

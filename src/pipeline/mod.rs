@@ -115,6 +115,7 @@ pub struct Pipeline {
     device: Device,
     checkpoint_root: std::path::PathBuf,
     lyric_tokenizer: std::sync::Mutex<Option<std::sync::Arc<LyricTokenizer>>>,
+    ja_dict: Option<std::path::PathBuf>,
 }
 
 /// The loaded LoRA: the adapter and the DiT copy carrying it at `weight`.
@@ -207,7 +208,23 @@ impl Pipeline {
             device: device.clone(),
             checkpoint_root: checkpoint.root().to_path_buf(),
             lyric_tokenizer: std::sync::Mutex::new(None),
+            ja_dict: None,
         })
+    }
+
+    /// Reads Japanese lyric lines with the UniDic dictionary in `dir` (unidic-lite's `dicdir`;
+    /// else `$ACESTEP_JA_DICT`).
+    pub fn with_japanese_dict(mut self, dir: &std::path::Path) -> Self {
+        if let Some(t) = self
+            .lyric_tokenizer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            t.set_japanese_dict(dir);
+        }
+        self.ja_dict = Some(dir.to_path_buf());
+        self
     }
 
     /// Uses the lyric vocab at `path` (else it is looked up on first use with lyrics:
@@ -215,6 +232,9 @@ impl Pipeline {
     /// ACE-Step Space).
     pub fn with_lyric_vocab(self, path: &std::path::Path) -> Result<Self> {
         let tok = std::sync::Arc::new(LyricTokenizer::from_file(path)?);
+        if let Some(d) = &self.ja_dict {
+            tok.set_japanese_dict(d);
+        }
         *self
             .lyric_tokenizer
             .lock()
@@ -237,6 +257,9 @@ impl Pipeline {
             Some(&crate::HubOptions::default()),
         )?;
         let tok = std::sync::Arc::new(LyricTokenizer::from_file(&path)?);
+        if let Some(d) = &self.ja_dict {
+            tok.set_japanese_dict(d);
+        }
         *slot = Some(tok.clone());
         Ok(tok)
     }

@@ -1,4 +1,7 @@
-"""Writes src/lyrics/data/pypinyin.tsv.gz: pypinyin's (PyPI, pinned in tools/requirements.txt)
+"""Writes the lyric frontend's embedded tables from the PyPI packages the reference uses (pinned in
+tools/requirements.txt):
+
+src/lyrics/data/pypinyin.tsv.gz: pypinyin's (PyPI, pinned in tools/requirements.txt)
 single-character and phrase readings in the style the reference's `chinese_transliterate` asks
 for (Style.TONE3, neutral tone as 5, no heteronyms), one entry per line:
 
@@ -8,7 +11,13 @@ for (Style.TONE3, neutral tone as 5, no heteronyms), one entry per line:
 The Rust side (`lyrics::chinese`) segments Han runs with pypinyin's forward maximum matching
 over these phrases and reads them from this table. pypinyin is MIT-licensed.
 
-    python tools/make_pinyin_table.py
+src/lyrics/data/cutlet.tsv: cutlet's Hepburn kana table and its exceptions (MIT-licensed), the
+romaji rules of the reference's `japanese_cleaners` (`cutlet.Cutlet()` defaults):
+
+    m<TAB><kana><TAB><romaji>              HEPBURN mapping (kana, digraphs, punctuation)
+    x<TAB><surface><TAB><spelling>         exceptions.tsv (a whole token's spelling)
+
+    python tools/make_lyric_tables.py
 """
 import gzip
 import os
@@ -19,6 +28,19 @@ from pypinyin.constants import PHRASES_DICT, PINYIN_DICT
 from pypinyin.converter import UltimateConverter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cutlet_table():
+    import cutlet
+    from cutlet.mapping import HEPBURN
+
+    rows = [f"m\t{k}\t{v}" for k, v in HEPBURN.items()]
+    rows += [f"x\t{k}\t{v}" for k, v in cutlet.cutlet.load_exceptions().items()]
+    assert all(r.count("\t") == 2 for r in rows)
+    out = os.path.join(ROOT, "src", "lyrics", "data", "cutlet.tsv")
+    with open(out, "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    print(f"cutlet: {len(HEPBURN)} kana, {len(rows) - len(HEPBURN)} exceptions -> {out}")
 
 
 def main():
@@ -46,3 +68,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    cutlet_table()
