@@ -10,6 +10,8 @@
 //! Language detection is held line by line against the reference's `get_lang` on the corpus
 //! and 7 000+ variants, pinyin against pypinyin on 3000 strings.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -38,43 +40,21 @@ fn reference() -> serde_json::Value {
 fn ja_dict() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        use std::process::Command;
-        let dicdir = |python: &str| -> Option<PathBuf> {
-            let o = Command::new(python)
-                .args(["-c", "import unidic_lite; print(unidic_lite.DICDIR)"])
-                .output()
-                .ok()?;
-            o.status
-                .success()
-                .then(|| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        };
         if let Some(d) = std::env::var_os(acestep::lyrics::japanese::DICT_ENV) {
             return PathBuf::from(d);
         }
-        if let Some(d) = dicdir("python3") {
-            return d;
-        }
-        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ja-venv");
-        let py = venv.join("bin/python").to_string_lossy().into_owned();
-        if let Some(d) = dicdir(&py) {
-            return d;
-        }
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&py)
-                .args(["-m", "pip", "install", "-q", "unidic-lite==1.0.8"])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "could not install unidic-lite into {}; pip install unidic-lite==1.0.8 or set \
-             ACESTEP_JA_DICT",
-            venv.display()
+        let probe = "import unidic_lite; print(unidic_lite.DICDIR)";
+        let py = common::python_with(
+            probe,
+            "ja-venv",
+            &["unidic-lite==1.0.8"],
+            "pip install unidic-lite==1.0.8 or set ACESTEP_JA_DICT",
         );
-        dicdir(&py).expect("unidic_lite.DICDIR")
+        let o = std::process::Command::new(py)
+            .args(["-c", probe])
+            .output()
+            .expect("python");
+        PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
     })
     .clone()
 }

@@ -3,6 +3,8 @@
 //! installs them; the interpreter is `$ACESTEP_TEST_PYTHON`, else `python3` when it has them,
 //! else a virtual environment the test creates under `target/`).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -34,36 +36,12 @@ fn python() -> String {
         );
         return p;
     }
-    if has_client_modules("python3") {
-        return "python3".into();
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-client-venv");
-    let py = venv.join("bin/python").to_string_lossy().into_owned();
-    if !has_client_modules(&py) {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(&py)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "-q",
-                    "requests",
-                    "requests-toolbelt",
-                ])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "could not install requests + requests-toolbelt into {}; install them for python3 or \
-             set ACESTEP_TEST_PYTHON",
-            venv.display()
-        );
-    }
-    py
+    common::python_with(
+        "import requests, requests_toolbelt",
+        "py-client-venv",
+        &["requests", "requests-toolbelt"],
+        "install them for python3 or set ACESTEP_TEST_PYTHON",
+    )
 }
 
 #[test]

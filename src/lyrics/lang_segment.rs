@@ -381,26 +381,26 @@ impl Run {
         } else {
             text.to_string()
         };
+        // A piece whose language waits between Chinese and Japanese (`zh|ja|…`) takes this
+        // piece's language when it is one of its candidates, else its first candidate.
+        let settle = |pre: &mut String, language: &mut String| {
+            if pre.contains(language.as_str()) {
+                *language = first_of(language);
+                pre.clone_from(language);
+            } else {
+                *pre = first_of(pre);
+            }
+        };
         let pre_lang = if let Some(mut pre) = self.waits.pop() {
             if pre.lang.contains('|') {
-                if pre.lang.contains(language.as_str()) {
-                    language = first_of(&language);
-                    pre.lang = language.clone();
-                } else {
-                    pre.lang = first_of(&pre.lang);
-                }
+                settle(&mut pre.lang, &mut language);
                 Some(self.save_data(words, pre.lang, pre.text, pre.score, pre.symbol))
             } else {
                 Some(pre.lang)
             }
         } else if let Some(pre) = words.last_mut() {
             if pre.lang.contains('|') {
-                if pre.lang.contains(language.as_str()) {
-                    language = first_of(&language);
-                    pre.lang = language.clone();
-                } else {
-                    pre.lang = first_of(&pre.lang);
-                }
+                settle(&mut pre.lang, &mut language);
             }
             Some(pre.lang.clone())
         } else {

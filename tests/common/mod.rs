@@ -110,3 +110,42 @@ impl Generator for Fake {
         })
     }
 }
+
+/// A Python that runs `probe` successfully: `python3` when it does, else the virtual
+/// environment `target/<venv>`, made and given `packages` from PyPI when it lacks them.
+/// Panics with `hint` when that fails.
+pub fn python_with(probe: &str, venv: &str, packages: &[&str], hint: &str) -> String {
+    use std::process::Command;
+    let runs = |python: &str| {
+        Command::new(python)
+            .args(["-c", probe])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if runs("python3") {
+        return "python3".into();
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(venv);
+    let py = venv.join("bin/python").to_string_lossy().into_owned();
+    if !runs(&py) {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&py)
+                .args(["-m", "pip", "install", "-q"])
+                .args(packages)
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install {} into {}; {hint}",
+            packages.join(" "),
+            venv.display()
+        );
+    }
+    py
+}
