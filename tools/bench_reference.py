@@ -5,6 +5,7 @@ our criterion benches (same machine, same thread count, same shapes).
     python tools/bench_reference.py umt5 --threads 2
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dit --threads 2 --reps 3
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dcae --threads 2 --reps 3
+    ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py lyrics --reps 10
 """
 
 import argparse
@@ -134,15 +135,42 @@ def bench_dcae(reps):
                 print(f"music_dcae_full_f32/decode_overlap/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
 
 
+def bench_lyrics(reps):
+    """The reference's `tokenize_lyrics` (and `get_lang` alone) on the committed corpus read as
+    one song, as benches/lyrics.rs."""
+    import sys
+
+    sys.path.insert(0, os.environ.get("ACESTEP_REFERENCE", "."))
+    from acestep.language_segmentation import LangSegment, language_filters
+    from acestep.models.lyrics_utils.lyric_tokenizer import VoiceBpeTokenizer
+    from acestep.pipeline_ace_step import ACEStepPipeline
+
+    vocab = os.environ.get("ACESTEP_LYRIC_VOCAB",
+                           os.path.join(ROOT, "..", "shared", "reference", "vocab.json"))
+    pipe = ACEStepPipeline.__new__(ACEStepPipeline)
+    pipe.lyric_tokenizer = VoiceBpeTokenizer(vocab_file=vocab)
+    seg = LangSegment()
+    seg.setfilters(language_filters.default)
+    pipe.lang_segment = seg
+    with open(os.path.join(ROOT, "tests", "fixtures", "lyrics", "reference.json"), encoding="utf-8") as f:
+        song = "\n".join(r["line"] for r in json.load(f)["lines"])
+    pipe.tokenize_lyrics(song)  # loads cutlet / MeCab
+    t = _timeit(lambda: [pipe.get_lang(ln.strip()) for ln in song.split("\n") if ln.strip()], reps)
+    print(f"lyrics_corpus_403_lines/detect_language: {t * 1e3:.1f} ms (median of {reps})")
+    t = _timeit(lambda: pipe.tokenize_lyrics(song), reps)
+    print(f"lyrics_corpus_403_lines/tokenize_lyrics: {t * 1e3:.1f} ms (median of {reps})")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae"])
+    ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae", "lyrics"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora, "dcae": bench_dcae}[args.what](args.reps)
+    {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora, "dcae": bench_dcae,
+     "lyrics": bench_lyrics}[args.what](args.reps)
 
 
 if __name__ == "__main__":

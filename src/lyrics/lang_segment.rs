@@ -2,8 +2,8 @@
 //! `acestep/language_segmentation/`, filters = `language_filters.default`, every language of the
 //! identifier) over py3langid's naive-Bayes identifier with normalised probabilities.
 //!
-//! The identifier is the [`langid_rs`] crate, which embeds py3langid 0.3.0's `model.plzma`
-//! (97 languages) unchanged: the same feature automaton, the same per-class log-probabilities.
+//! The identifier is [`super::langid`]: py3langid 0.3.0's `model.plzma` (97 languages)
+//! re-encoded unchanged (the same feature automaton, the same per-class log-probabilities).
 //! Around it, this module follows `LangSegment` step by step: the line is cut into Hangul, Thai,
 //! Cyrillic, number, Latin (with the French and Vietnamese letters of its "preview" mode) and
 //! quoted runs; the rest is split at punctuation and classified piece by piece, with the
@@ -15,8 +15,8 @@
 //! general categories L and N, as `str.isalnum`), so combining marks (Devanagari vowel signs,
 //! Arabic harakat) are *not* word characters, as in the reference.
 //!
-//! Where ours differs: the sums of the identifier run in a different order than numpy's BLAS
-//! `sgemv`, so a probability may differ in its last bits (it matters only when two languages tie
+//! Where ours differs: the sums of the identifier run in feature order, not in numpy's BLAS
+//! `sgemv` order, so a probability may differ in its last bits (it matters only when two languages tie
 //! or a score sits on a threshold); the SSML tags `<currency>` and `<date>` (never found in
 //! lyrics) are read with our Chinese number words.
 //!
@@ -250,27 +250,11 @@ fn first_of(lang: &str) -> String {
     lang.split('|').next().unwrap_or_default().to_string()
 }
 
-/// The identifier: py3langid's model with normalised probabilities (loaded once).
-fn identifier() -> Option<&'static langid_rs::Model> {
-    static MODEL: OnceLock<Option<langid_rs::Model>> = OnceLock::new();
-    MODEL
-        .get_or_init(|| match langid_rs::Model::load(true) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                tracing::warn!("language identifier failed to load ({e}); lines read as English");
-                None
-            }
-        })
-        .as_ref()
-}
-
 /// The most likely language of `text` by py3langid and its normalised probability rounded to
 /// three decimals (`LangSegment._lang_classify`).
 pub fn classify(text: &str) -> (String, f64) {
-    match identifier().and_then(|m| m.classify(text)) {
-        Some((lang, p)) => (lang.to_string(), round3(f64::from(p))),
-        None => ("en".to_string(), 1.0),
-    }
+    let (lang, p) = super::langid::classify(text);
+    (lang.to_string(), round3(f64::from(p)))
 }
 
 /// A piece of a line with its language (`LangSegment`'s word dicts).

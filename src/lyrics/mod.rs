@@ -27,6 +27,7 @@ pub mod cleaners;
 pub mod japanese;
 pub mod korean;
 pub mod lang_segment;
+pub mod langid;
 pub mod numbers;
 pub mod zh_num2words;
 
