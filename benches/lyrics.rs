@@ -40,8 +40,10 @@ fn bench_lyrics(c: &mut Criterion) {
     group.bench_function("detect_language", |b| {
         b.iter(|| {
             song.split('\n')
-                .map(|l| lang_segment::detect_language(l.trim()))
-                .count()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(lang_segment::detect_language)
+                .collect::<Vec<_>>()
         })
     });
     group.bench_function("tokenize_lyrics", |b| {
