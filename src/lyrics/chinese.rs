@@ -9,7 +9,6 @@
 //! embedded in the crate; they are parsed on first use.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::sync::OnceLock;
 
 /// Chinese and ASCII punctuation (the reference's `CN_PUNCS + string.punctuation`).
@@ -36,12 +35,8 @@ struct Tables {
 fn tables() -> &'static Tables {
     static T: OnceLock<Tables> = OnceLock::new();
     T.get_or_init(|| {
-        let gz: &[u8] = include_bytes!("data/pypinyin.tsv.gz");
-        let mut text = String::new();
-        // The table is part of the crate; a failure here is a corrupt build, not user input.
-        flate2::read::GzDecoder::new(gz)
-            .read_to_string(&mut text)
-            .expect("embedded pypinyin table");
+        let raw = super::gunzip_embedded(include_bytes!("data/pypinyin.tsv.gz"), "pypinyin table");
+        let text = String::from_utf8_lossy(&raw);
         let mut t = Tables {
             chars: HashMap::with_capacity(42_000),
             phrases: HashMap::with_capacity(48_000),

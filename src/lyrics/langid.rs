@@ -10,7 +10,6 @@
 //! that occur are summed (in feature order, then the prior added), where numpy multiplies the
 //! whole count vector; zeros add nothing, so the scores are the same sums in a fixed order.
 
-use std::io::Read;
 use std::sync::OnceLock;
 
 /// The model's arrays.
@@ -56,12 +55,7 @@ impl Reader<'_> {
 fn model() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
     M.get_or_init(|| {
-        let gz: &[u8] = include_bytes!("data/langid.bin.gz");
-        let mut raw = Vec::new();
-        // The model is part of the crate; a failure here is a corrupt build, not user input.
-        flate2::read::GzDecoder::new(gz)
-            .read_to_end(&mut raw)
-            .expect("embedded langid model");
+        let raw = super::gunzip_embedded(include_bytes!("data/langid.bin.gz"), "langid model");
         let mut r = Reader(&raw);
         assert_eq!(r.take(8), b"LANGID1\0", "embedded langid model");
         let n_classes = r.u32();

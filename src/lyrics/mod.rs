@@ -35,6 +35,17 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// The bytes of a gzip'd table embedded in the crate (`data/`). A failure is a corrupt build,
+/// not user input.
+fn gunzip_embedded(gz: &[u8], what: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("embedded {what}: {e}"));
+    raw
+}
+
 /// Start-of-lyrics token.
 pub const START_TOKEN: u32 = 261;
 /// End-of-line token (also an empty line).
