@@ -4,7 +4,7 @@
 //! - [`Audio::to_stereo`]: mono is duplicated to two channels (as the reference does); more than
 //!   two channels keep the first two.
 //! - [`Audio::resample`]: band-limited sinc resampling (rubato).
-//! - [`write`]: wav (32-bit float, as the reference's soundfile save of float tensors; or 16-bit),
+//! - [`write()`]: wav (32-bit float, as the reference's soundfile save of float tensors; or 16-bit),
 //!   flac (24-bit) and mp3 (LAME, 320 kbit/s CBR), chosen by the file extension.
 
 use std::fs::File;

@@ -5,7 +5,7 @@
 //!   between the conditional and unconditional velocities is split into parts parallel and
 //!   orthogonal to the conditional velocity (per batch item and channel, over the last two
 //!   dims, in f64); only the orthogonal part is added.
-//! - [`cfg`]: `uncond + s * (cond - uncond)`.
+//! - [`cfg()`]: `uncond + s * (cond - uncond)`.
 //! - [`cfg_zero_star`]: CFG with the optimised unconditional scale, and zero output on the
 //!   first `zero_steps + 1` steps.
 //! - [`cfg_double_condition`]: separate text and lyric scales with a text-only condition.
