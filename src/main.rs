@@ -558,7 +558,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
                     }));
                     continue;
                 };
-                let mut ids = tok.encode(t, lang)?;
+                let mut ids = tok.encode_preprocessed(&cleaned, lang)?;
                 ids.push(lyrics::LINE_TOKEN);
                 lines.push(serde_json::json!({
                     "line": line,

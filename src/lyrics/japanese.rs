@@ -40,7 +40,11 @@ const VOICED: &str = "がぎぐげござじずぜぞだぢづでどばびぶべ�
 /// The dictionary folder to use: `explicit`, else `$ACESTEP_JA_DICT`; an error saying how to
 /// get it when neither names a folder holding the four MeCab files.
 pub fn resolve_dictionary(explicit: Option<&Path>) -> Result<PathBuf> {
-    let env = std::env::var_os(DICT_ENV).map(PathBuf::from);
+    first_dictionary(explicit, std::env::var_os(DICT_ENV).map(PathBuf::from))
+}
+
+/// The first of `explicit`, `env` holding the four MeCab files.
+fn first_dictionary(explicit: Option<&Path>, env: Option<PathBuf>) -> Result<PathBuf> {
     let candidates: Vec<PathBuf> = explicit
         .map(Path::to_path_buf)
         .into_iter()
@@ -485,7 +489,7 @@ mod tests {
         assert_eq!(add_dakuten('か'), Some('が'));
         assert!(is_digits("2024") && !is_digits("") && !is_digits("2a"));
         assert_eq!(char_type('ア'), CharType::Katakana);
-        let e = resolve_dictionary(Some(Path::new("/nonexistent/unidic")))
+        let e = first_dictionary(Some(Path::new("/nonexistent/unidic")), None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("unidic-lite") && e.contains(DICT_ENV), "{e}");

@@ -88,6 +88,9 @@ struct Pattern {
     tag: &'static str,
     re: Regex,
     process: Process,
+    /// The pattern is two alternatives with the same groups (Python's backreference
+    /// `(["'])(.*?)(\1)` written out): keep the groups of the one that matched.
+    alternatives: bool,
 }
 
 impl Pattern {
@@ -101,12 +104,12 @@ impl Pattern {
                     .skip(1)
                     .map(|g| g.map_or(String::new(), |m| m.as_str().to_string()))
                     .collect();
-                if self.process == Process::Quotes && self.tag == "$3" {
-                    // `(["'])(.*?)(\1)` written as two alternatives: keep the one that matched.
+                if self.alternatives {
+                    let half = groups.len() / 2;
                     if c.get(1).is_some() {
-                        groups[..3].to_vec()
+                        groups[..half].to_vec()
                     } else {
-                        groups[3..].to_vec()
+                        groups[half..].to_vec()
                     }
                 } else {
                     groups
@@ -133,7 +136,12 @@ fn patterns() -> &'static Patterns {
     P.get_or_init(|| {
         let re = |p: &str| Regex::new(p).expect("static language-segmentation pattern");
         let base = |range: &str| re(&format!(r#"(([【《（(“‘"']*[{range}]+[^{WORD}]*)+)"#));
-        let pattern = |tag, re, process| Pattern { tag, re, process };
+        let pattern = |tag, re, process| Pattern {
+            tag,
+            re,
+            process,
+            alternatives: false,
+        };
         Patterns {
             word_char: re(&format!("^[{WORD}]$")),
             list: vec![
@@ -155,7 +163,10 @@ fn patterns() -> &'static Patterns {
                     base(&format!("a-zA-Z{RE_FR}{RE_VI}")),
                     Process::English,
                 ),
-                pattern("$3", re(r#"(")(.*?)(")|(')(.*?)(')"#), Process::Quotes),
+                Pattern {
+                    alternatives: true,
+                    ..pattern("$3", re(r#"(")(.*?)(")|(')(.*?)(')"#), Process::Quotes)
+                },
                 pattern(
                     "$4",
                     re(&format!(
@@ -259,11 +270,11 @@ pub fn classify(text: &str) -> (String, f64) {
 
 /// A piece of a line with its language (`LangSegment`'s word dicts).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Segment {
-    /// The language code (an identifier code, `zh|ja|…` never survives).
-    pub lang: String,
+struct Segment {
+    /// The language code (`zh|ja|…` while it waits).
+    lang: String,
     /// The text of the piece (Latin pieces carry the reference's extra spaces).
-    pub text: String,
+    text: String,
     score: f64,
     symbol: bool,
 }
@@ -578,29 +589,20 @@ impl Run {
         text
     }
 
-    /// `getTexts` of one line: its segments; the counts are left in `self.counts`.
-    fn segments(&mut self, line: &str) -> std::result::Result<Vec<Segment>, Raised> {
+    /// `getTexts` of one line, as far as `get_lang` needs it: the counts are left in
+    /// `self.counts` (its final merging of neighbours changes no count and is left out).
+    fn parse(&mut self, line: &str) -> Step {
         let p = patterns();
         let mut text = p.parse_tag.replace_all(line, "").into_owned();
-        let mut words = Vec::new();
         if text.trim_matches(py_space).is_empty() {
-            return Ok(words);
+            return Ok(());
         }
         self.lang_eos = false;
         self.cache.clear();
         for pattern in &p.list {
             text = self.pattern_symbols(pattern, text);
         }
-        self.process_tags(&mut words, &text, true)?;
-        // `_merge_results`: neighbours of one language joined.
-        let mut merged: Vec<Segment> = Vec::with_capacity(words.len());
-        for w in words {
-            match merged.last_mut() {
-                Some(last) if last.lang == w.lang => last.text.push_str(&w.text),
-                _ => merged.push(w),
-            }
-        }
-        Ok(merged)
+        self.process_tags(&mut Vec::new(), &text, true)
     }
 }
 
@@ -644,18 +646,12 @@ fn ssml(tag: &str, text: &str) -> (String, String) {
     }
 }
 
-/// The segments of one line, each with its language, as `LangSegment.getTexts` (after its
-/// merging of neighbours); empty where the reference raises.
-pub fn segments(line: &str) -> Vec<Segment> {
-    Run::default().segments(line).unwrap_or_default()
-}
-
 /// The language code the reference's `get_lang` gives a line: the identifier code with the
 /// most characters (Chinese counted double), the runner-up when that is `en`; `zh` when no
 /// piece was kept, `en` where the reference raises. Any of the identifier's 97 codes.
 pub fn get_lang(line: &str) -> String {
     let mut run = Run::default();
-    if run.segments(line).is_err() {
+    if run.parse(line).is_err() {
         return "en".to_string();
     }
     let Some(mut counts) = run.counts.filter(|c| !c.is_empty()) else {

@@ -364,17 +364,19 @@ impl LyricTokenizer {
                 value: text.to_string(),
                 expected: "a Japanese line cutlet can spell in romaji".into(),
             })?;
-        self.encode_cleaned(text, &cleaned, lang)
+        self.encode_preprocessed(&cleaned, lang)
     }
 
-    fn encode_cleaned(&self, text: &str, cleaned: &str, lang: Language) -> Result<Vec<u32>> {
+    /// The ids of a line [`LyricTokenizer::preprocess`] already cleaned: `[lang]` prefix, spaces
+    /// to `[SPACE]`, BPE.
+    pub fn encode_preprocessed(&self, cleaned: &str, lang: Language) -> Result<Vec<u32>> {
         let prepared = format!("{}{}", lang.prefix(), cleaned).replace(' ', "[SPACE]");
         let enc = self
             .tokenizer
             .encode(prepared.as_str(), false)
             .map_err(|e| Error::InvalidArgument {
                 name: "lyrics",
-                value: text.to_string(),
+                value: cleaned.to_string(),
                 expected: format!("text the lyric tokenizer can encode ({e})"),
             })?;
         Ok(enc.get_ids().to_vec())
@@ -404,7 +406,7 @@ impl LyricTokenizer {
                 tracing::warn!("lyric line {line:?} cannot be spelled in romaji; left out");
                 continue;
             };
-            ids.extend(self.encode_cleaned(line, &cleaned, lang)?);
+            ids.extend(self.encode_preprocessed(&cleaned, lang)?);
             ids.push(LINE_TOKEN);
         }
         Ok(ids)
