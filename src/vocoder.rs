@@ -6,11 +6,9 @@
 //! upsampling, multi-receptive-field residual blocks, SiLU, tanh). Weight norm
 //! (`weight_g`, `weight_v`) is folded into plain weights at load time.
 
+use acestep_kernels::{Activation, Conv1d, ConvSpec, ConvTranspose1d, Fused};
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{
-    layer_norm, linear, Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, LayerNorm,
-    LayerNormConfig, Linear, VarBuilder,
-};
+use candle_nn::{layer_norm, linear, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// `music_vocoder/config.json` (the reference `ADaMoSHiFiGANV1` arguments, with its defaults).
@@ -139,12 +137,12 @@ fn weight_norm(vb: &VarBuilder, shape: (usize, usize, usize)) -> Result<Tensor> 
 fn wn_conv1d(cin: usize, cout: usize, k: usize, dilation: usize, vb: VarBuilder) -> Result<Conv1d> {
     let w = weight_norm(&vb, (cout, cin, k))?;
     let b = vb.get(cout, "bias")?;
-    let cfg = Conv1dConfig {
+    let spec = ConvSpec {
         padding: (k * dilation - dilation) / 2,
         dilation,
         ..Default::default()
     };
-    Ok(Conv1d::new(w, Some(b), cfg))
+    Ok(Conv1d::new(w, Some(b), spec))
 }
 
 /// LayerNorm over the channels of `[b, c, l]`.
@@ -185,13 +183,13 @@ impl ConvNextBlock {
     fn new(dim: usize, k: usize, vb: VarBuilder) -> Result<Self> {
         let dw_w = vb.get((dim, 1, k), "dwconv.weight")?;
         let dw_b = vb.get(dim, "dwconv.bias")?;
-        let cfg = Conv1dConfig {
+        let spec = ConvSpec {
             padding: (k - 1) / 2,
             groups: dim,
             ..Default::default()
         };
         Ok(Self {
-            dwconv: Conv1d::new(dw_w, Some(dw_b), cfg),
+            dwconv: Conv1d::new(dw_w, Some(dw_b), spec),
             norm: layer_norm(
                 dim,
                 LayerNormConfig {
@@ -237,33 +235,24 @@ impl ResBlock1 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (c1, c2) in self.convs1.iter().zip(&self.convs2) {
-            let xt = c2.forward(&c1.forward(&x.silu()?)?.silu()?)?;
-            x = (xt + x)?;
+            // x + c2(silu(c1(silu(x)))), the activations and the residual fused.
+            let h = c1.forward_fused(
+                &x,
+                Fused {
+                    act_in: Activation::Silu,
+                    act_out: Activation::Silu,
+                    residual: None,
+                },
+            )?;
+            x = c2.forward_fused(
+                &h,
+                Fused {
+                    residual: Some(&x),
+                    ..Default::default()
+                },
+            )?;
         }
         Ok(x)
-    }
-}
-
-/// A HiFiGAN upsampling layer (transposed 1-D convolution).
-///
-/// candle 0.11's CPU `conv_transpose1d` takes a col2im shortcut when `padding == 0`, and that
-/// shortcut runs a batched matmul whose batch-folding fast path assumes a row-major left operand
-/// while it passes a transposed one: every batch item after the first comes out wrong. Configs
-/// with `kernel == stride` (padding 0) therefore run item by item; the real checkpoint's layers
-/// (padding 2 and 1) take the regular path on the whole batch.
-#[derive(Debug, Clone)]
-struct Upsample(ConvTranspose1d);
-
-impl Upsample {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let b = x.dim(0)?;
-        if self.0.config().padding != 0 || b == 1 {
-            return self.0.forward(x);
-        }
-        let items = (0..b)
-            .map(|i| self.0.forward(&x.narrow(0, i, 1)?))
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&items, 0)
     }
 }
 
@@ -277,7 +266,7 @@ pub struct Vocoder {
     stages: Vec<Vec<ConvNextBlock>>,
     backbone_norm: ChannelsFirstNorm,
     conv_pre: Conv1d,
-    ups: Vec<Upsample>,
+    ups: Vec<ConvTranspose1d>,
     resblocks: Vec<Vec<ResBlock1>>,
     conv_post: Conv1d,
     cfg: VocoderConfig,
@@ -293,7 +282,7 @@ impl Vocoder {
         let stem_conv = Conv1d::new(
             stem.get((dims[0], cfg.input_channels, 7), "0.weight")?,
             Some(stem.get(dims[0], "0.bias")?),
-            Conv1dConfig::default(),
+            ConvSpec::default(),
         );
         let stem_norm = ChannelsFirstNorm::new(dims[0], stem.pp("1"))?;
         let mut mid = Vec::new();
@@ -302,7 +291,7 @@ impl Vocoder {
             let conv = Conv1d::new(
                 p.get((dims[i + 1], dims[i], 1), "1.weight")?,
                 Some(p.get(dims[i + 1], "1.bias")?),
-                Conv1dConfig::default(),
+                ConvSpec::default(),
             );
             mid.push((ChannelsFirstNorm::new(dims[i], p.pp("0"))?, conv));
         }
@@ -339,15 +328,7 @@ impl Vocoder {
             let p = head.pp(format!("ups.{i}"));
             let w = weight_norm(&p, (cin, cout, kk))?;
             let b = p.get(cout, "bias")?;
-            ups.push(Upsample(ConvTranspose1d::new(
-                w,
-                Some(b),
-                ConvTranspose1dConfig {
-                    padding: (kk - u) / 2,
-                    stride: u,
-                    ..Default::default()
-                },
-            )));
+            ups.push(ConvTranspose1d::new(w, Some(b), u, (kk - u) / 2, 0));
             let blocks = cfg
                 .resblock_kernel_sizes
                 .iter()
@@ -399,7 +380,7 @@ impl Vocoder {
         // HiFiGAN head.
         let mut x = self.conv_pre.forward(&x)?;
         for (up, blocks) in self.ups.iter().zip(&self.resblocks) {
-            x = up.forward(&x.silu()?)?;
+            x = up.forward_act(&x, Activation::Silu, Activation::Identity)?;
             let mut acc: Option<Tensor> = None;
             for blk in blocks {
                 let y = blk.forward(&x)?;
@@ -413,6 +394,14 @@ impl Vocoder {
                 None => x,
             };
         }
-        self.conv_post.forward(&x.silu()?)?.tanh()
+        self.conv_post
+            .forward_fused(
+                &x,
+                Fused {
+                    act_in: Activation::Silu,
+                    ..Default::default()
+                },
+            )?
+            .tanh()
     }
 }

@@ -5,32 +5,51 @@
 //!
 //! Tensors are NCHW; the channel-wise norms and projections run channel-last.
 
-use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{conv2d, conv2d_no_bias, linear_no_bias, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use acestep_kernels::{rms_norm_channels, Activation, Conv2d, ConvSpec, Fused};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
 
 use super::AutoencoderDcConfig;
 
+/// A `k x k` convolution `cin -> cout` (`groups`) from `weight` [+ `bias`].
+fn conv(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    spec: ConvSpec,
+    bias: bool,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    let w = vb.get((cout, cin / spec.groups, k, k), "weight")?;
+    let b = if bias {
+        Some(vb.get(cout, "bias")?)
+    } else {
+        None
+    };
+    Ok(Conv2d::new(w, b, spec))
+}
+
 fn conv3x3(cin: usize, cout: usize, bias: bool, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
+    let spec = ConvSpec {
         padding: 1,
         stride,
         ..Default::default()
     };
-    if bias {
-        conv2d(cin, cout, 3, cfg, vb)
-    } else {
-        conv2d_no_bias(cin, cout, 3, cfg, vb)
+    conv(cin, cout, 3, spec, bias, vb)
+}
+
+/// A bias-free `nn.Linear(cin, cout)` applied over the channels of NCHW: a 1x1 convolution.
+fn linear_1x1(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let w = vb.get((cout, cin), "weight")?.reshape((cout, cin, 1, 1))?;
+    Ok(Conv2d::new(w, None, ConvSpec::default()))
+}
+
+/// `f` with only a residual.
+fn plus(residual: &Tensor) -> Fused<'_> {
+    Fused {
+        residual: Some(residual),
+        ..Default::default()
     }
-}
-
-/// NCHW -> NHWC (contiguous).
-fn to_last(x: &Tensor) -> Result<Tensor> {
-    x.permute((0, 2, 3, 1))?.contiguous()
-}
-
-/// NHWC -> NCHW (contiguous).
-fn to_first(x: &Tensor) -> Result<Tensor> {
-    x.permute((0, 3, 1, 2))?.contiguous()
 }
 
 /// `[b, c*r*r, h, w] -> [b, c, h*r, w*r]`.
@@ -88,16 +107,9 @@ impl RmsNormAffine {
         })
     }
 
-    /// Normalises NCHW over channels.
-    fn forward_nchw(&self, x: &Tensor) -> Result<Tensor> {
-        let last = to_last(x)?;
-        let dtype = last.dtype();
-        let xf = last.to_dtype(DType::F32)?;
-        let var = xf.sqr()?.mean_keepdim(3)?;
-        let n = xf
-            .broadcast_div(&(var + self.eps)?.sqrt()?)?
-            .to_dtype(dtype)?;
-        to_first(&n.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)?)
+    /// Normalises NCHW over channels, then adds `residual`.
+    fn forward_nchw(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        rms_norm_channels(x, &self.weight, Some(&self.bias), self.eps, residual)
     }
 }
 
@@ -128,21 +140,33 @@ impl ChannelNorm {
         }
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `norm(x) + residual`.
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Rms(n) => n.forward_nchw(x),
-            Self::Batch { scale, shift } => x.broadcast_mul(scale)?.broadcast_add(shift),
+            Self::Rms(n) => n.forward_nchw(x, Some(residual)),
+            Self::Batch { scale, shift } => {
+                x.broadcast_mul(scale)?.broadcast_add(shift)? + residual
+            }
         }
     }
 }
 
-fn activation(name: &str, x: &Tensor) -> Result<Tensor> {
-    match name {
-        "silu" | "swish" => x.silu(),
-        "relu" => x.relu(),
-        "relu6" => x.clamp(0f32, 6f32),
-        "gelu" => x.gelu_erf(),
-        other => candle_core::bail!("unsupported activation `{other}`"),
+/// A config activation: fused into a kernel where it can be, else a candle op.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Fused(Activation),
+    Relu6,
+}
+
+impl Act {
+    fn new(name: &str) -> Result<Self> {
+        Ok(match name {
+            "silu" | "swish" => Self::Fused(Activation::Silu),
+            "relu" => Self::Fused(Activation::Relu),
+            "gelu" => Self::Fused(Activation::Gelu),
+            "relu6" => Self::Relu6,
+            other => candle_core::bail!("unsupported activation `{other}`"),
+        })
     }
 }
 
@@ -151,7 +175,7 @@ struct ResBlock {
     conv1: Conv2d,
     conv2: Conv2d,
     norm: ChannelNorm,
-    act: String,
+    act: Act,
 }
 
 impl ResBlock {
@@ -160,26 +184,33 @@ impl ResBlock {
             conv1: conv3x3(cin, cin, true, 1, vb.pp("conv1"))?,
             conv2: conv3x3(cin, cout, false, 1, vb.pp("conv2"))?,
             norm: ChannelNorm::new(norm, cout, vb.pp("norm"))?,
-            act: act.to_string(),
+            act: Act::new(act)?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = activation(&self.act, &self.conv1.forward(x)?)?;
-        let h = self.norm.forward(&self.conv2.forward(&h)?)?;
-        h + x
+        let h = match self.act {
+            Act::Fused(a) => self.conv1.forward_fused(
+                x,
+                Fused {
+                    act_out: a,
+                    ..Default::default()
+                },
+            )?,
+            Act::Relu6 => self.conv1.forward(x)?.clamp(0f32, 6f32)?,
+        };
+        self.norm.forward(&self.conv2.forward(&h)?, x)
     }
 }
 
 /// Sana multi-scale ReLU linear attention (`SanaMultiscaleLinearAttention`).
 #[derive(Debug, Clone)]
 struct MultiscaleLinearAttention {
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
-    /// Per kernel size: depthwise kxk conv weight `[3i, 1, k, k]`, grouped 1x1 conv weight.
+    /// `to_q`, `to_k`, `to_v` as one 1x1 convolution (their weights stacked).
+    to_qkv: Conv2d,
+    /// Per kernel size: depthwise kxk conv, grouped 1x1 conv.
     scales: Vec<(Conv2d, Conv2d)>,
-    to_out: Linear,
+    to_out: Conv2d,
     norm_out: ChannelNorm,
     head_dim: usize,
 }
@@ -197,35 +228,40 @@ impl MultiscaleLinearAttention {
         let mut scales = Vec::new();
         for (i, &k) in kernels.iter().enumerate() {
             let p = vb.pp(format!("to_qkv_multiscale.{i}"));
-            let dw = conv2d_no_bias(
+            let dw = conv(
                 3 * inner,
                 3 * inner,
                 k,
-                Conv2dConfig {
+                ConvSpec {
                     padding: k / 2,
                     groups: 3 * inner,
                     ..Default::default()
                 },
+                false,
                 p.pp("proj_in"),
             )?;
-            let pw = conv2d_no_bias(
+            let pw = conv(
                 3 * inner,
                 3 * inner,
                 1,
-                Conv2dConfig {
+                ConvSpec {
                     groups: 3 * heads,
                     ..Default::default()
                 },
+                false,
                 p.pp("proj_out"),
             )?;
             scales.push((dw, pw));
         }
+        let qkv = ["to_q", "to_k", "to_v"]
+            .iter()
+            .map(|n| vb.get((inner, ch), &format!("{n}.weight")))
+            .collect::<Result<Vec<_>>>()?;
+        let qkv_w = Tensor::cat(&qkv, 0)?.reshape((3 * inner, ch, 1, 1))?;
         Ok(Self {
-            to_q: linear_no_bias(ch, inner, vb.pp("to_q"))?,
-            to_k: linear_no_bias(ch, inner, vb.pp("to_k"))?,
-            to_v: linear_no_bias(ch, inner, vb.pp("to_v"))?,
+            to_qkv: Conv2d::new(qkv_w, None, ConvSpec::default()),
             scales,
-            to_out: linear_no_bias(inner * (1 + kernels.len()), ch, vb.pp("to_out"))?,
+            to_out: linear_1x1(inner * (1 + kernels.len()), ch, vb.pp("to_out"))?,
             norm_out: ChannelNorm::new(norm, ch, vb.pp("norm_out"))?,
             head_dim,
         })
@@ -236,23 +272,14 @@ impl MultiscaleLinearAttention {
         let n = h * w;
         let dtype = x.dtype();
         let linear_attn = n > self.head_dim;
-        let last = to_last(x)?;
-        let qkv = Tensor::cat(
-            &[
-                &self.to_q.forward(&last)?,
-                &self.to_k.forward(&last)?,
-                &self.to_v.forward(&last)?,
-            ],
-            3,
-        )?;
-        let qkv = to_first(&qkv)?;
+        let qkv = self.to_qkv.forward(x)?;
         let mut parts = vec![qkv.clone()];
         for (dw, pw) in &self.scales {
             parts.push(pw.forward(&dw.forward(&qkv)?)?);
         }
         let mut all = Tensor::cat(&parts, 1)?;
         if linear_attn {
-            all = all.to_dtype(DType::F32)?;
+            all = all.to_dtype(candle_core::DType::F32)?;
         }
         let hd = self.head_dim;
         let all = all.reshape((b, (), 3 * hd, n))?;
@@ -264,7 +291,9 @@ impl MultiscaleLinearAttention {
             let ones = Tensor::ones((b, g, 1, n), v.dtype(), v.device())?;
             let v_pad = Tensor::cat(&[&v, &ones], 2)?.contiguous()?; // [b, g, hd+1, n]
             let scores = v_pad.matmul(&k.t()?.contiguous()?)?; // [b, g, hd+1, hd]
-            let o = scores.matmul(&q.contiguous()?)?.to_dtype(DType::F32)?; // [b, g, hd+1, n]
+            let o = scores
+                .matmul(&q.contiguous()?)?
+                .to_dtype(candle_core::DType::F32)?; // [b, g, hd+1, n]
             let num = o.narrow(2, 0, hd)?;
             let den = (o.narrow(2, hd, 1)? + 1e-15)?;
             num.broadcast_div(&den)?.to_dtype(dtype)?
@@ -273,14 +302,13 @@ impl MultiscaleLinearAttention {
                 .t()?
                 .contiguous()?
                 .matmul(&q.contiguous()?)?
-                .to_dtype(DType::F32)?; // [b, g, n, n]
+                .to_dtype(candle_core::DType::F32)?; // [b, g, n, n]
             let sum = scores.sum_keepdim(2)?;
             let scores = scores.broadcast_div(&(sum + 1e-15)?)?.to_dtype(v.dtype())?;
             v.contiguous()?.matmul(&scores)?
         };
         let out = out.reshape((b, (), h, w))?;
-        let out = to_first(&self.to_out.forward(&to_last(&out)?)?)?;
-        self.norm_out.forward(&out)? + x
+        self.norm_out.forward(&self.to_out.forward(&out)?, x)
     }
 }
 
@@ -298,37 +326,52 @@ impl GluMbConv2d {
     fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
         let hidden = 4 * ch;
         Ok(Self {
-            conv_inverted: conv2d(
+            conv_inverted: conv(
                 ch,
                 2 * hidden,
                 1,
-                Default::default(),
+                ConvSpec::default(),
+                true,
                 vb.pp("conv_inverted"),
             )?,
-            conv_depth: conv2d(
+            conv_depth: conv(
                 2 * hidden,
                 2 * hidden,
                 3,
-                Conv2dConfig {
+                ConvSpec {
                     padding: 1,
                     groups: 2 * hidden,
                     ..Default::default()
                 },
+                true,
                 vb.pp("conv_depth"),
             )?,
-            conv_point: conv2d_no_bias(hidden, ch, 1, Default::default(), vb.pp("conv_point"))?,
+            conv_point: conv(
+                hidden,
+                ch,
+                1,
+                ConvSpec::default(),
+                false,
+                vb.pp("conv_point"),
+            )?,
             norm: RmsNormAffine::new(ch, 1e-5, vb.pp("norm"))?,
             hidden,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv_inverted.forward(x)?.silu()?;
+        let h = self.conv_inverted.forward_fused(
+            x,
+            Fused {
+                act_out: Activation::Silu,
+                ..Default::default()
+            },
+        )?;
         let h = self.conv_depth.forward(&h)?;
         let a = h.narrow(1, 0, self.hidden)?;
         let gate = h.narrow(1, self.hidden, self.hidden)?.silu()?;
         let h = self.conv_point.forward(&(a * gate)?.contiguous()?)?;
-        self.norm.forward_nchw(&h)? + x
+        self.norm.forward_nchw(&h, Some(x))
     }
 }
 
@@ -372,14 +415,21 @@ impl Block {
                 interpolate,
                 shortcut_repeats,
             } => {
-                let y = if *interpolate {
-                    conv.forward(&upsample_nearest2x(x)?)?
+                let shortcut = shortcut_repeats
+                    .map(|r| pixel_shuffle(&repeat_channels(x, r)?, 2))
+                    .transpose()?;
+                if *interpolate {
+                    let up = upsample_nearest2x(x)?;
+                    match &shortcut {
+                        Some(s) => conv.forward_fused(&up, plus(s)),
+                        None => conv.forward(&up),
+                    }
                 } else {
-                    pixel_shuffle(&conv.forward(x)?, 2)?
-                };
-                match shortcut_repeats {
-                    Some(r) => y + pixel_shuffle(&repeat_channels(x, *r)?, 2)?,
-                    None => Ok(y),
+                    let y = pixel_shuffle(&conv.forward(x)?, 2)?;
+                    match shortcut {
+                        Some(s) => y + s,
+                        None => Ok(y),
+                    }
                 }
             }
         }
@@ -480,7 +530,8 @@ impl DcaeEncoder {
                 h = blk.forward(&h)?;
             }
         }
-        self.conv_out.forward(&h)? + group_mean(&h, self.out_group)?
+        self.conv_out
+            .forward_fused(&h, plus(&group_mean(&h, self.out_group)?))
     }
 }
 
@@ -547,14 +598,22 @@ impl DcaeDecoder {
 
     /// Decodes a latent.
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        let mut h = (self.conv_in.forward(z)? + repeat_channels(z, self.in_repeats)?)?;
+        let mut h = self
+            .conv_in
+            .forward_fused(z, plus(&repeat_channels(z, self.in_repeats)?.contiguous()?))?;
         for stage in &self.stages {
             for blk in stage {
                 h = blk.forward(&h)?;
             }
         }
-        let h = self.norm_out.forward_nchw(&h)?.relu()?;
-        self.conv_out.forward(&h)
+        let h = self.norm_out.forward_nchw(&h, None)?;
+        self.conv_out.forward_fused(
+            &h,
+            Fused {
+                act_in: Activation::Relu,
+                ..Default::default()
+            },
+        )
     }
 }
 

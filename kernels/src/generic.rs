@@ -1,0 +1,202 @@
+//! The kernels as candle ops, for every device and dtype the CPU kernels do not take: no
+//! per-group or per-sample launches (depthwise convolutions are shifted multiply-adds, grouped
+//! ones batched matmuls).
+
+use candle_core::{Result, Tensor, D};
+
+use crate::{Activation, ConvSpec, Fused};
+
+/// `act(x)`.
+pub(crate) fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
+    match act {
+        Activation::Identity => Ok(x.clone()),
+        Activation::Silu => x.silu(),
+        Activation::Relu => x.relu(),
+        Activation::Gelu => x.gelu_erf(),
+    }
+}
+
+/// `act_out(y + bias + residual)`, bias over dim 1.
+fn finish(y: Tensor, bias: Option<&Tensor>, f: &Fused) -> Result<Tensor> {
+    let mut y = y;
+    if let Some(b) = bias {
+        let mut shape = vec![1; y.rank()];
+        shape[1] = b.elem_count();
+        y = y.broadcast_add(&b.reshape(shape)?)?;
+    }
+    if let Some(r) = f.residual {
+        y = (y + r)?;
+    }
+    activation(&y, f.act_out)
+}
+
+/// 1-D convolution.
+pub(crate) fn conv1d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    s: ConvSpec,
+    f: Fused,
+) -> Result<Tensor> {
+    let x = activation(x, f.act_in)?;
+    let (_, cin, _) = x.dims3()?;
+    let (cout, _, k) = w.dims3()?;
+    let y = if s.groups == 1 {
+        x.conv1d(w, s.padding, s.stride, s.dilation, 1)?
+    } else if s.groups == cin && cin == cout && s.stride == 1 {
+        // Depthwise: k shifted multiply-adds over all channels at once.
+        let lout = x.dim(2)? + 2 * s.padding - s.dilation * (k - 1);
+        let xp = x.pad_with_zeros(D::Minus1, s.padding, s.padding)?;
+        let mut acc: Option<Tensor> = None;
+        for kk in 0..k {
+            let tap = w.narrow(2, kk, 1)?.reshape((1, cout, 1))?;
+            let term = xp.narrow(2, kk * s.dilation, lout)?.broadcast_mul(&tap)?;
+            acc = Some(match acc {
+                None => term,
+                Some(a) => (a + term)?,
+            });
+        }
+        acc.expect("k >= 1")
+    } else {
+        grouped_conv1d(&x, w, s)?
+    };
+    finish(y, bias, &f)
+}
+
+/// A grouped convolution as one batched matmul over an unfolded input.
+fn grouped_conv1d(x: &Tensor, w: &Tensor, s: ConvSpec) -> Result<Tensor> {
+    let (b, cin, l) = x.dims3()?;
+    let (cout, cig, k) = w.dims3()?;
+    let g = s.groups;
+    let lout = (l + 2 * s.padding - s.dilation * (k - 1) - 1) / s.stride + 1;
+    let xp = x.pad_with_zeros(D::Minus1, s.padding, s.padding)?;
+    // cols[b, g, cig * k, lout]
+    let taps = (0..k)
+        .map(|kk| {
+            let span = (lout - 1) * s.stride + 1;
+            let t = xp.narrow(2, kk * s.dilation, span)?;
+            let t = if s.stride > 1 {
+                t.reshape((b, cin, span))?
+                    .pad_with_zeros(2, 0, lout * s.stride - span)?
+                    .reshape((b, cin, lout, s.stride))?
+                    .narrow(3, 0, 1)?
+                    .squeeze(3)?
+            } else {
+                t
+            };
+            t.reshape((b, g, cig, 1, lout))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cols = Tensor::cat(&taps, 3)?.reshape((b, g, cig * k, lout))?;
+    let wg = w
+        .reshape((1, g, cout / g, cig * k))?
+        .broadcast_as((b, g, cout / g, cig * k))?;
+    wg.contiguous()?
+        .matmul(&cols.contiguous()?)?
+        .reshape((b, cout, lout))
+}
+
+/// Transposed 1-D convolution.
+///
+/// candle 0.11's CPU `conv_transpose1d` takes a col2im shortcut when `padding == 0` whose batched
+/// matmul gets every batch item after the first wrong: on the CPU such calls run item by item.
+pub(crate) fn conv_transpose1d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    if padding == 0 && b > 1 && x.device().is_cpu() {
+        let items = (0..b)
+            .map(|i| {
+                x.narrow(0, i, 1)?
+                    .conv_transpose1d(w, 0, output_padding, stride, 1, 1)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Tensor::cat(&items, 0);
+    }
+    x.conv_transpose1d(w, padding, output_padding, stride, 1, 1)
+}
+
+/// 2-D convolution: candle's for dense ones, shifted multiply-adds for depthwise ones, a batched
+/// matmul per group for grouped 1x1 ones.
+pub(crate) fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    s: ConvSpec,
+    f: Fused,
+) -> Result<Tensor> {
+    let x = activation(x, f.act_in)?;
+    let (b, cin, h, wd) = x.dims4()?;
+    let (cout, cig, kh, kw) = w.dims4()?;
+    let y = if s.groups == 1 {
+        x.conv2d(w, s.padding, s.stride, s.dilation, 1)?
+    } else if s.groups == cin && cin == cout && s.stride == 1 {
+        let ho = h + 2 * s.padding - s.dilation * (kh - 1);
+        let wo = wd + 2 * s.padding - s.dilation * (kw - 1);
+        let xp = x
+            .pad_with_zeros(2, s.padding, s.padding)?
+            .pad_with_zeros(3, s.padding, s.padding)?;
+        let mut acc: Option<Tensor> = None;
+        for dy in 0..kh {
+            for dx in 0..kw {
+                let tap = w
+                    .narrow(2, dy, 1)?
+                    .narrow(3, dx, 1)?
+                    .reshape((1, cout, 1, 1))?;
+                let term = xp
+                    .narrow(2, dy * s.dilation, ho)?
+                    .narrow(3, dx * s.dilation, wo)?
+                    .broadcast_mul(&tap)?;
+                acc = Some(match acc {
+                    None => term,
+                    Some(a) => (a + term)?,
+                });
+            }
+        }
+        acc.expect("kernel has taps")
+    } else if kh == 1 && kw == 1 && s.stride == 1 && s.padding == 0 {
+        let g = s.groups;
+        let xg = x.reshape((b, g, cig, h * wd))?;
+        let wg = w
+            .reshape((1, g, cout / g, cig))?
+            .broadcast_as((b, g, cout / g, cig))?
+            .contiguous()?;
+        wg.matmul(&xg.contiguous()?)?.reshape((b, cout, h, wd))?
+    } else {
+        x.conv2d(w, s.padding, s.stride, s.dilation, s.groups)?
+    };
+    finish(y, bias, &f)
+}
+
+/// Channel norms with candle ops, in f32.
+pub(crate) fn norm_channels(
+    kind: crate::cpu::norm::Kind,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    eps: f64,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let xf = x.to_dtype(candle_core::DType::F32)?;
+    let xc = match kind {
+        crate::cpu::norm::Kind::Rms => xf,
+        crate::cpu::norm::Kind::Layer => xf.broadcast_sub(&xf.mean_keepdim(1)?)?,
+    };
+    let var = xc.sqr()?.mean_keepdim(1)?;
+    let n = xc.broadcast_div(&(var + eps)?.sqrt()?)?.to_dtype(dtype)?;
+    let mut shape = vec![1; x.rank()];
+    shape[1] = weight.elem_count();
+    let mut y = n.broadcast_mul(&weight.reshape(shape.clone())?)?;
+    if let Some(b) = bias {
+        y = y.broadcast_add(&b.reshape(shape)?)?;
+    }
+    match residual {
+        Some(r) => y + r,
+        None => Ok(y),
+    }
+}

@@ -1,0 +1,522 @@
+//! Compute kernels of the acestep engine, behind one small interface over candle tensors.
+//!
+//! Layers ([`Conv1d`], [`Conv2d`], [`ConvTranspose1d`]) and functions ([`activation`],
+//! [`rms_norm_channels`], [`layer_norm_channels`]) take and return [`candle_core::Tensor`]s:
+//!
+//! - on the CPU in f32 they run this crate's kernels (multi-threaded with rayon, vectorised for
+//!   AVX-512 or AVX2 + FMA where the CPU has them, portable code elsewhere), with the bias, a
+//!   residual and activations before and after fused into the pass over the data;
+//! - on every other device or dtype they run a formulation out of candle's batched ops that needs
+//!   no per-group or per-sample launch (a depthwise convolution is `k` shifted multiply-adds, a
+//!   grouped one a batched matmul), so the same model code runs on CUDA and Metal.
+//!
+//! Results match candle's plain implementation to rounding (see each kernel's tests).
+
+mod cpu;
+mod generic;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+
+pub use cpu::conv1d::Algo as Conv1dAlgo;
+pub use cpu::conv2d::Algo as Conv2dAlgo;
+
+/// An element-wise activation that a kernel can fuse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activation {
+    /// None.
+    #[default]
+    Identity,
+    /// `x * sigmoid(x)`.
+    Silu,
+    /// `max(x, 0)`.
+    Relu,
+    /// The exact (erf) GELU.
+    Gelu,
+}
+
+/// Padding, stride, dilation and groups of a convolution (the same in both spatial dims of a 2-D
+/// one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Zeros added on each side.
+    pub padding: usize,
+    /// Step between outputs.
+    pub stride: usize,
+    /// Step between kernel taps.
+    pub dilation: usize,
+    /// Channel groups (`groups == channels`: depthwise).
+    pub groups: usize,
+}
+
+impl Default for ConvSpec {
+    fn default() -> Self {
+        Self {
+            padding: 0,
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+/// What a convolution fuses around its sum: `act_out(conv(act_in(x)) + bias + residual)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Fused<'a> {
+    /// Applied to the input first.
+    pub act_in: Activation,
+    /// Applied to the result last.
+    pub act_out: Activation,
+    /// Added to the result before `act_out` (shape of the output).
+    pub residual: Option<&'a Tensor>,
+}
+
+/// True when `t` runs on this crate's CPU kernels.
+fn on_cpu_f32(ts: &[&Tensor]) -> bool {
+    ts.iter()
+        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
+}
+
+/// Applies `act` to a tensor.
+pub fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
+    if act == Activation::Identity {
+        return Ok(x.clone());
+    }
+    if on_cpu_f32(&[x]) {
+        let mut v = cpu::to_vec(x)?;
+        cpu::act::apply_par(act, &mut v);
+        return Tensor::from_vec(v, x.shape(), x.device());
+    }
+    generic::activation(x, act)
+}
+
+/// A 1-D convolution layer: weight `[cout, cin / groups, k]`, optional bias `[cout]`; input
+/// `[b, cin, l]`.
+///
+/// On the CPU in f32 the weight is held tap-major (`[k, cout, cin / groups]`, the layout every
+/// CPU algorithm reads), in place of the checkpoint's layout: no second copy.
+#[derive(Clone, Debug)]
+pub struct Conv1d {
+    weight: Tensor,
+    tap_major: bool,
+    bias: Option<Tensor>,
+    spec: ConvSpec,
+}
+
+impl Conv1d {
+    /// A layer from its tensors.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, spec: ConvSpec) -> Self {
+        if on_cpu_f32(&[&weight]) && weight.rank() == 3 {
+            if let Ok(t) = weight.permute((2, 0, 1)).and_then(|t| t.contiguous()) {
+                return Self {
+                    weight: t,
+                    tap_major: true,
+                    bias,
+                    spec,
+                };
+            }
+        }
+        Self {
+            weight,
+            tap_major: false,
+            bias,
+            spec,
+        }
+    }
+
+    /// The weight, `[cout, cin / groups, k]`.
+    pub fn weight(&self) -> Result<Tensor> {
+        if self.tap_major {
+            self.weight.permute((1, 2, 0))
+        } else {
+            Ok(self.weight.clone())
+        }
+    }
+
+    /// `(cout, cin / groups, k)`.
+    fn wdims(&self) -> Result<(usize, usize, usize)> {
+        let (a, b, c) = self.weight.dims3()?;
+        Ok(if self.tap_major { (b, c, a) } else { (a, b, c) })
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// The configuration.
+    pub fn spec(&self) -> ConvSpec {
+        self.spec
+    }
+
+    /// `act_out(conv(act_in(x)) + bias + residual)`.
+    pub fn forward_fused(&self, x: &Tensor, f: Fused) -> Result<Tensor> {
+        self.forward_algo(x, f, None)
+    }
+
+    /// [`Conv1d::forward_fused`] with the CPU algorithm forced (tests and benches; `None` or an
+    /// algorithm that does not apply to the shape: the planner's choice).
+    pub fn forward_algo(&self, x: &Tensor, f: Fused, algo: Option<Conv1dAlgo>) -> Result<Tensor> {
+        let (b, cin, l) = x.dims3()?;
+        let (cout, cig, k) = self.wdims()?;
+        let s = self.spec;
+        if s.groups == 0 || cin % s.groups != 0 || cout % s.groups != 0 || cig * s.groups != cin {
+            candle_core::bail!(
+                "conv1d: input channels {cin}, weight {:?}, groups {}",
+                self.weight.dims(),
+                s.groups
+            );
+        }
+        if s.stride == 0 || s.dilation == 0 || l + 2 * s.padding < s.dilation * (k - 1) + 1 {
+            candle_core::bail!("conv1d: input of length {l} too short for {s:?} and {k} taps");
+        }
+        let mut all = vec![x, &self.weight];
+        all.extend(self.bias.as_ref());
+        all.extend(f.residual);
+        if !on_cpu_f32(&all) {
+            return generic::conv1d(x, &self.weight()?, self.bias.as_ref(), s, f);
+        }
+        let g = cpu::conv1d::Geom {
+            b,
+            cin,
+            l,
+            cout,
+            k,
+            spec: s,
+        };
+        let lout = g.lout();
+        if let Some(r) = f.residual {
+            if r.dims() != [b, cout, lout] {
+                candle_core::bail!(
+                    "conv1d: residual {:?}, output [{b}, {cout}, {lout}]",
+                    r.dims()
+                );
+            }
+        }
+        let y = cpu::with_f32(&all, |v| {
+            let mut i = 2;
+            let mut next = |present: bool| {
+                present.then(|| {
+                    i += 1;
+                    v[i - 1]
+                })
+            };
+            let ep = cpu::conv1d::Epilogue {
+                bias: next(self.bias.is_some()),
+                residual: next(f.residual.is_some()),
+                act_in: f.act_in,
+                act_out: f.act_out,
+            };
+            let algo = algo
+                .filter(|a| cpu::conv1d::applies(*a, &g))
+                .unwrap_or_else(|| cpu::conv1d::plan(&g));
+            cpu::conv1d::conv1d(v[0], v[1], &g, &ep, algo)
+        })?;
+        Tensor::from_vec(y, (b, cout, lout), x.device())
+    }
+
+    /// The algorithm the CPU would use for an input `[b, cin, l]`.
+    pub fn cpu_algo(&self, b: usize, l: usize) -> Result<Conv1dAlgo> {
+        let (cout, cig, k) = self.wdims()?;
+        Ok(cpu::conv1d::plan(&cpu::conv1d::Geom {
+            b,
+            cin: cig * self.spec.groups,
+            l,
+            cout,
+            k,
+            spec: self.spec,
+        }))
+    }
+}
+
+impl Module for Conv1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, Fused::default())
+    }
+}
+
+/// A transposed 1-D convolution layer: weight `[cin, cout, k]`, optional bias `[cout]`; input
+/// `[b, cin, l]`, output `[b, cout, (l - 1) * stride + k + output_padding - 2 * padding]`.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose1d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+}
+
+impl ConvTranspose1d {
+    /// A layer from its tensors.
+    pub fn new(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> Self {
+        Self {
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+        }
+    }
+
+    /// `act_out(conv_transpose(act_in(x)) + bias)`.
+    pub fn forward_act(
+        &self,
+        x: &Tensor,
+        act_in: Activation,
+        act_out: Activation,
+    ) -> Result<Tensor> {
+        let (b, cin, l) = x.dims3()?;
+        let (wcin, cout, k) = self.weight.dims3()?;
+        if wcin != cin || l == 0 || self.stride == 0 {
+            candle_core::bail!(
+                "conv_transpose1d: input {:?}, weight {:?}, stride {}",
+                x.dims(),
+                self.weight.dims(),
+                self.stride
+            );
+        }
+        let g = cpu::conv_transpose1d::Geom {
+            b,
+            cin,
+            l,
+            cout,
+            k,
+            stride: self.stride,
+            padding: self.padding,
+            output_padding: self.output_padding,
+        };
+        if (l - 1) * self.stride + k + self.output_padding <= 2 * self.padding {
+            candle_core::bail!(
+                "conv_transpose1d: padding {} leaves no output",
+                self.padding
+            );
+        }
+        let mut all = vec![x, &self.weight];
+        all.extend(self.bias.as_ref());
+        if !on_cpu_f32(&all) {
+            let x = generic::activation(x, act_in)?;
+            let y = generic::conv_transpose1d(
+                &x,
+                &self.weight,
+                self.stride,
+                self.padding,
+                self.output_padding,
+            )?;
+            let y = match &self.bias {
+                Some(bias) => y.broadcast_add(&bias.reshape((1, cout, 1))?)?,
+                None => y,
+            };
+            return generic::activation(&y, act_out);
+        }
+        let y = cpu::with_f32(&all, |v| {
+            cpu::conv_transpose1d::conv_transpose1d(
+                v[0],
+                v[1],
+                v.get(2).copied(),
+                &g,
+                act_in,
+                act_out,
+            )
+        })?;
+        Tensor::from_vec(y, (b, cout, g.lout()), x.device())
+    }
+}
+
+impl Module for ConvTranspose1d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, Activation::Identity, Activation::Identity)
+    }
+}
+
+/// Frees the scratch buffers the CPU kernels keep for reuse (up to 256 MB after a large call).
+pub fn release_scratch() {
+    cpu::scratch::release();
+}
+
+/// A 2-D convolution layer (NCHW): weight `[cout, cin / groups, kh, kw]`, optional bias
+/// `[cout]`.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    spec: ConvSpec,
+}
+
+impl Conv2d {
+    /// A layer from its tensors.
+    pub fn new(weight: Tensor, bias: Option<Tensor>, spec: ConvSpec) -> Self {
+        Self { weight, bias, spec }
+    }
+
+    /// The weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    fn geom(&self, x: &Tensor) -> Result<cpu::conv2d::Geom> {
+        let (b, cin, h, w) = x.dims4()?;
+        let (cout, cig, kh, kw) = self.weight.dims4()?;
+        let s = self.spec;
+        if s.groups == 0 || cin % s.groups != 0 || cout % s.groups != 0 || cig * s.groups != cin {
+            candle_core::bail!(
+                "conv2d: input channels {cin}, weight {:?}, groups {}",
+                self.weight.dims(),
+                s.groups
+            );
+        }
+        if s.stride == 0
+            || s.dilation == 0
+            || h + 2 * s.padding < s.dilation * (kh - 1) + 1
+            || w + 2 * s.padding < s.dilation * (kw - 1) + 1
+        {
+            candle_core::bail!("conv2d: input {h}x{w} too small for {s:?} and a {kh}x{kw} kernel");
+        }
+        Ok(cpu::conv2d::Geom {
+            b,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            spec: s,
+        })
+    }
+
+    /// `act_out(conv(act_in(x)) + bias + residual)`.
+    pub fn forward_fused(&self, x: &Tensor, f: Fused) -> Result<Tensor> {
+        self.forward_algo(x, f, None)
+    }
+
+    /// [`Conv2d::forward_fused`] with the CPU algorithm forced (tests and benches; `None` or an
+    /// algorithm that does not apply: the planner's choice).
+    pub fn forward_algo(&self, x: &Tensor, f: Fused, algo: Option<Conv2dAlgo>) -> Result<Tensor> {
+        let g = self.geom(x)?;
+        let (ho, wo) = (g.hout(), g.wout());
+        if let Some(r) = f.residual {
+            if r.dims() != [g.b, g.cout, ho, wo] {
+                candle_core::bail!(
+                    "conv2d: residual {:?}, output [{}, {}, {ho}, {wo}]",
+                    r.dims(),
+                    g.b,
+                    g.cout
+                );
+            }
+        }
+        let mut all = vec![x, &self.weight];
+        all.extend(self.bias.as_ref());
+        all.extend(f.residual);
+        let algo = algo
+            .filter(|a| cpu::conv2d::applies(*a, &g))
+            .or_else(|| cpu::conv2d::plan(&g));
+        let Some(algo) = algo.filter(|_| on_cpu_f32(&all)) else {
+            return generic::conv2d(x, &self.weight, self.bias.as_ref(), self.spec, f);
+        };
+        let y = cpu::with_f32(&all, |v| {
+            let mut i = 2;
+            let mut next = |present: bool| {
+                present.then(|| {
+                    i += 1;
+                    v[i - 1]
+                })
+            };
+            let ep = cpu::conv2d::Epilogue {
+                bias: next(self.bias.is_some()),
+                residual: next(f.residual.is_some()),
+                act_in: f.act_in,
+                act_out: f.act_out,
+            };
+            cpu::conv2d::conv2d(v[0], v[1], &g, &ep, algo)
+        })?;
+        Tensor::from_vec(y, (g.b, g.cout, ho, wo), x.device())
+    }
+
+    /// The algorithm the CPU would use for `x` (`None`: candle's convolution).
+    pub fn cpu_algo(&self, x: &Tensor) -> Result<Option<Conv2dAlgo>> {
+        Ok(cpu::conv2d::plan(&self.geom(x)?))
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, Fused::default())
+    }
+}
+
+/// diffusers' `RMSNorm` over the channels (dim 1) of a channel-first tensor (`[b, c, ...]`):
+/// `x / sqrt(mean_c(x^2) + eps) * weight + bias`, then `+ residual`. Computed in f32.
+pub fn rms_norm_channels(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    eps: f64,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    norm_channels(cpu::norm::Kind::Rms, x, weight, bias, eps, residual)
+}
+
+/// LayerNorm over the channels (dim 1) of a channel-first tensor: `(x - mean_c) /
+/// sqrt(var_c + eps) * weight + bias`, then `+ residual`.
+pub fn layer_norm_channels(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    eps: f64,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    norm_channels(cpu::norm::Kind::Layer, x, weight, bias, eps, residual)
+}
+
+fn norm_channels(
+    kind: cpu::norm::Kind,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    eps: f64,
+    residual: Option<&Tensor>,
+) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    if dims.len() < 2 || weight.dims() != [dims[1]] || bias.is_some_and(|b| b.dims() != [dims[1]]) {
+        candle_core::bail!(
+            "channel norm: input {dims:?}, weight {:?}, bias {:?}",
+            weight.dims(),
+            bias.map(|b| b.dims().to_vec())
+        );
+    }
+    if let Some(r) = residual {
+        if r.dims() != dims.as_slice() {
+            candle_core::bail!("channel norm: residual {:?}, input {dims:?}", r.dims());
+        }
+    }
+    let mut all = vec![x, weight];
+    all.extend(bias);
+    all.extend(residual);
+    if !on_cpu_f32(&all) {
+        return generic::norm_channels(kind, x, weight, bias, eps, residual);
+    }
+    let (batch, c) = (dims[0], dims[1]);
+    let n: usize = dims[2..].iter().product();
+    let y = cpu::with_f32(&all, |v| {
+        let mut i = 2;
+        let mut next = |present: bool| {
+            present.then(|| {
+                i += 1;
+                v[i - 1]
+            })
+        };
+        let b = next(bias.is_some());
+        let r = next(residual.is_some());
+        cpu::norm::norm_channels(kind, v[0], batch, c, n, v[1], b, eps as f32, r)
+    })?;
+    Tensor::from_vec(y, dims, x.device())
+}

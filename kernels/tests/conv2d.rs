@@ -1,0 +1,186 @@
+//! Each 2-D convolution algorithm against candle's plain `conv2d` (+ bias, activations and a
+//! residual with candle ops), on the DCAE's shapes and odd ones.
+
+use acestep_kernels::{Activation, Conv2d, Conv2dAlgo, ConvSpec, Fused};
+use candle_core::{Device, Tensor};
+
+fn act(t: Tensor, a: Activation) -> Tensor {
+    match a {
+        Activation::Identity => t,
+        Activation::Silu => t.silu().unwrap(),
+        Activation::Relu => t.relu().unwrap(),
+        Activation::Gelu => t.gelu_erf().unwrap(),
+    }
+}
+
+/// max |a - b| / max |b|.
+fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
+    let d = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let m = b
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    d / m.max(1e-30)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    b: usize,
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: ConvSpec,
+    algo: Conv2dAlgo,
+    tol: f32,
+) {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (b, cin, h, w), &dev).unwrap();
+    let wt = (Tensor::randn(0f32, 1.0, (cout, cin / s.groups, k, k), &dev).unwrap()
+        / ((cin / s.groups * k * k) as f64).sqrt())
+    .unwrap();
+    let bias = Tensor::randn(0f32, 1.0, cout, &dev).unwrap();
+    let conv = Conv2d::new(wt.clone(), Some(bias.clone()), s);
+    let plain = x
+        .conv2d(&wt, s.padding, s.stride, s.dilation, s.groups)
+        .unwrap();
+    let res = Tensor::randn(0f32, 1.0, plain.dims(), &dev).unwrap();
+    for (ai, ao, r) in [
+        (Activation::Identity, Activation::Identity, None),
+        (Activation::Silu, Activation::Identity, Some(&res)),
+        (Activation::Identity, Activation::Silu, None),
+    ] {
+        let y = act(x.clone(), ai)
+            .conv2d(&wt, s.padding, s.stride, s.dilation, s.groups)
+            .unwrap();
+        let mut y = y
+            .broadcast_add(&bias.reshape((1, (), 1, 1)).unwrap())
+            .unwrap();
+        if let Some(r) = r {
+            y = (y + r).unwrap();
+        }
+        let want = act(y, ao);
+        let got = conv
+            .forward_algo(
+                &x,
+                Fused {
+                    act_in: ai,
+                    act_out: ao,
+                    residual: r,
+                },
+                Some(algo),
+            )
+            .unwrap();
+        assert_eq!(got.dims(), want.dims());
+        let e = rel_err(&got, &want);
+        eprintln!("{algo:?} b={b} cin={cin} cout={cout} {h}x{w} k={k} {s:?} {ai:?}/{ao:?}/res={}: max rel err {e:.2e} (tol {tol:.0e})", r.is_some());
+        assert!(e < tol, "{algo:?}: {e}");
+    }
+}
+
+fn spec(padding: usize, groups: usize) -> ConvSpec {
+    ConvSpec {
+        padding,
+        stride: 1,
+        dilation: 1,
+        groups,
+    }
+}
+
+#[test]
+fn winograd_matches_plain() {
+    for &(b, cin, cout, h, w) in &[
+        (1, 32, 48, 16, 107),
+        (2, 8, 16, 17, 33),
+        (1, 128, 64, 32, 56),
+        (2, 3, 5, 1, 1),
+        (1, 16, 2, 9, 2),
+    ] {
+        run(
+            b,
+            cin,
+            cout,
+            h,
+            w,
+            3,
+            spec(1, 1),
+            Conv2dAlgo::Winograd,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn taps_matches_plain() {
+    for &(b, cin, cout, h, w, k, p) in &[
+        (2, 16, 24, 15, 37, 3, 1),
+        (1, 8, 8, 16, 20, 5, 2),
+        (2, 4, 6, 9, 9, 3, 0),
+    ] {
+        run(b, cin, cout, h, w, k, spec(p, 1), Conv2dAlgo::Taps, 1e-5);
+    }
+}
+
+#[test]
+fn depthwise_matches_plain() {
+    for &(b, c, h, w, k, p) in &[
+        (2, 48, 16, 107, 3, 1),
+        (1, 96, 32, 21, 5, 2),
+        (2, 7, 5, 3, 3, 1),
+    ] {
+        run(b, c, c, h, w, k, spec(p, c), Conv2dAlgo::Depthwise, 1e-5);
+    }
+}
+
+#[test]
+fn pointwise_matches_plain() {
+    for &(b, cin, cout, h, w, g) in &[
+        (2, 64, 96, 16, 33, 1),
+        (1, 96, 96, 16, 107, 3),
+        (2, 12, 8, 3, 5, 4),
+    ] {
+        run(
+            b,
+            cin,
+            cout,
+            h,
+            w,
+            1,
+            spec(0, g),
+            Conv2dAlgo::Pointwise,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn strided_conv_falls_back_to_candle() {
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (1, 8, 16, 30), &dev).unwrap();
+    let wt = Tensor::randn(0f32, 1.0, (16, 8, 3, 3), &dev).unwrap();
+    let conv = Conv2d::new(
+        wt.clone(),
+        None,
+        ConvSpec {
+            padding: 1,
+            stride: 2,
+            dilation: 1,
+            groups: 1,
+        },
+    );
+    assert_eq!(conv.cpu_algo(&x).unwrap(), None);
+    let got = conv.forward_fused(&x, Fused::default()).unwrap();
+    let want = x.conv2d(&wt, 1, 2, 1, 1).unwrap();
+    assert_eq!(rel_err(&got, &want), 0.0);
+}
