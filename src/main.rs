@@ -733,6 +733,7 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
 }
 
 fn main() -> ExitCode {
+    acestep::device::tune_cpu_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -200,3 +200,43 @@ pub(crate) fn norm_channels(
         None => Ok(y),
     }
 }
+
+/// `[b, c*r*r, h, w] -> [b, c, h*r, w*r]`.
+pub(crate) fn pixel_shuffle(x: &Tensor, r: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let oc = c / (r * r);
+    x.reshape((b, oc, r, r, h, w))?
+        .permute((0, 1, 4, 2, 5, 3))?
+        .reshape((b, oc, h * r, w * r))
+}
+
+/// `[b, c, h*r, w*r] -> [b, c*r*r, h, w]`.
+pub(crate) fn pixel_unshuffle(x: &Tensor, r: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / r, w / r);
+    x.reshape((b, c, oh, r, ow, r))?
+        .permute((0, 1, 3, 5, 2, 4))?
+        .reshape((b, c * r * r, oh, ow))
+}
+
+/// The linear attention with candle ops (in f32).
+pub(crate) fn relu_linear_attention(parts: &[&Tensor], hd: usize, eps: f64) -> Result<Tensor> {
+    let (b, _, h, w) = parts[0].dims4()?;
+    let n = h * w;
+    let dtype = parts[0].dtype();
+    let all = Tensor::cat(parts, 1)?.to_dtype(candle_core::DType::F32)?;
+    let all = all.reshape((b, (), 3 * hd, n))?;
+    let q = all.narrow(2, 0, hd)?.relu()?;
+    let k = all.narrow(2, hd, hd)?.relu()?;
+    let v = all.narrow(2, 2 * hd, hd)?;
+    let g = v.dim(1)?;
+    let ones = Tensor::ones((b, g, 1, n), v.dtype(), v.device())?;
+    let v_pad = Tensor::cat(&[&v, &ones], 2)?.contiguous()?; // [b, g, hd+1, n]
+    let scores = v_pad.matmul(&k.t()?.contiguous()?)?; // [b, g, hd+1, hd]
+    let o = scores.matmul(&q.contiguous()?)?; // [b, g, hd+1, n]
+    let num = o.narrow(2, 0, hd)?;
+    let den = (o.narrow(2, hd, 1)? + eps)?;
+    num.broadcast_div(&den)?
+        .to_dtype(dtype)?
+        .reshape((b, g * hd, h, w))
+}

@@ -416,12 +416,12 @@ impl Conv2d {
         let mut all = vec![x, &self.weight];
         all.extend(self.bias.as_ref());
         all.extend(f.residual);
+        if !on_cpu_f32(&all) {
+            return generic::conv2d(x, &self.weight, self.bias.as_ref(), self.spec, f);
+        }
         let algo = algo
             .filter(|a| cpu::conv2d::applies(*a, &g))
-            .or_else(|| cpu::conv2d::plan(&g));
-        let Some(algo) = algo.filter(|_| on_cpu_f32(&all)) else {
-            return generic::conv2d(x, &self.weight, self.bias.as_ref(), self.spec, f);
-        };
+            .unwrap_or_else(|| cpu::conv2d::plan(&g));
         let y = cpu::with_f32(&all, |v| {
             let mut i = 2;
             let mut next = |present: bool| {
@@ -441,8 +441,8 @@ impl Conv2d {
         Tensor::from_vec(y, (g.b, g.cout, ho, wo), x.device())
     }
 
-    /// The algorithm the CPU would use for `x` (`None`: candle's convolution).
-    pub fn cpu_algo(&self, x: &Tensor) -> Result<Option<Conv2dAlgo>> {
+    /// The algorithm the CPU would use for `x`.
+    pub fn cpu_algo(&self, x: &Tensor) -> Result<Conv2dAlgo> {
         Ok(cpu::conv2d::plan(&self.geom(x)?))
     }
 }
@@ -519,4 +519,112 @@ fn norm_channels(
         cpu::norm::norm_channels(kind, v[0], batch, c, n, v[1], b, eps as f32, r)
     })?;
     Tensor::from_vec(y, dims, x.device())
+}
+
+/// `x[:, :c] * act(x[:, c:])` over the two channel halves of `x` (`[b, 2c, ...]`): a GLU.
+pub fn glu(x: &Tensor, act: Activation) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    if dims.len() < 2 || !dims[1].is_multiple_of(2) {
+        candle_core::bail!("glu: input {dims:?} needs an even channel count (dim 1)");
+    }
+    let c = dims[1] / 2;
+    let mut out = dims.clone();
+    out[1] = c;
+    if !on_cpu_f32(&[x]) {
+        let a = x.narrow(1, 0, c)?;
+        let g = generic::activation(&x.narrow(1, c, c)?, act)?;
+        return a * g;
+    }
+    let n: usize = dims[2..].iter().product();
+    let y = cpu::with_f32(&[x], |v| cpu::layout::glu(v[0], dims[0], c, n, act))?;
+    Tensor::from_vec(y, out, x.device())
+}
+
+/// Nearest-neighbour 2x upsampling of NCHW.
+pub fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if !on_cpu_f32(&[x]) {
+        return x.upsample_nearest2d(2 * h, 2 * w);
+    }
+    let y = cpu::with_f32(&[x], |v| cpu::layout::upsample2x(v[0], b * c, h, w))?;
+    Tensor::from_vec(y, (b, c, 2 * h, 2 * w), x.device())
+}
+
+/// The mean over consecutive groups of `group` channels of `pixel_unshuffle(x, 2)` (the DCAE
+/// down blocks' shortcut): `[b, c, h, w]` -> `[b, 4c / group, h / 2, w / 2]`.
+pub fn pixel_unshuffle_mean(x: &Tensor, group: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if !h.is_multiple_of(2) || !w.is_multiple_of(2) || group == 0 || !(4 * c).is_multiple_of(group)
+    {
+        candle_core::bail!("pixel_unshuffle_mean: input {:?}, group {group}", x.dims());
+    }
+    if !on_cpu_f32(&[x]) {
+        return generic::pixel_unshuffle(x, 2)?
+            .reshape((b, 4 * c / group, group, h / 2, w / 2))?
+            .mean(2);
+    }
+    let y = cpu::with_f32(&[x], |v| {
+        cpu::layout::unshuffle_mean(v[0], b, c, h, w, group)
+    })?;
+    Tensor::from_vec(y, (b, 4 * c / group, h / 2, w / 2), x.device())
+}
+
+/// `pixel_shuffle(repeat_interleave(x, repeats, dim 1), 2)` (the DCAE up blocks' shortcut):
+/// `[b, c, h, w]` -> `[b, c * repeats / 4, 2h, 2w]`.
+pub fn pixel_shuffle_repeat(x: &Tensor, repeats: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if repeats == 0 || !(c * repeats).is_multiple_of(4) {
+        candle_core::bail!(
+            "pixel_shuffle_repeat: input {:?}, repeats {repeats}",
+            x.dims()
+        );
+    }
+    if !on_cpu_f32(&[x]) {
+        let rep = x
+            .unsqueeze(2)?
+            .broadcast_as((b, c, repeats, h, w))?
+            .reshape((b, c * repeats, h, w))?;
+        return generic::pixel_shuffle(&rep, 2);
+    }
+    let y = cpu::with_f32(&[x], |v| {
+        cpu::layout::shuffle_repeat(v[0], b, c, h, w, repeats)
+    })?;
+    Tensor::from_vec(y, (b, c * repeats / 4, 2 * h, 2 * w), x.device())
+}
+
+/// Sana's multi-scale ReLU linear attention over head groups of `3 * head_dim` channels (q, k,
+/// v) taken from `parts` in order (as if concatenated on dim 1; each `[b, groups * 3 *
+/// head_dim, h, w]`): per group `(v relu(k)^T) relu(q) / (sum(relu(k)) . relu(q) + eps)`, in f32.
+/// Output `[b, groups * head_dim, h, w]`.
+pub fn relu_linear_attention(parts: &[&Tensor], head_dim: usize, eps: f64) -> Result<Tensor> {
+    let Some(first) = parts.first() else {
+        candle_core::bail!("relu_linear_attention: no input");
+    };
+    let (b, _, h, w) = first.dims4()?;
+    let mut groups = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (pb, c, ph, pw) = p.dims4()?;
+        if (pb, ph, pw) != (b, h, w) || head_dim == 0 || c % (3 * head_dim) != 0 {
+            candle_core::bail!(
+                "relu_linear_attention: part {:?} vs {:?}, head_dim {head_dim}",
+                p.dims(),
+                first.dims()
+            );
+        }
+        groups.push(c / (3 * head_dim));
+    }
+    let total: usize = groups.iter().sum();
+    if !on_cpu_f32(parts) {
+        return generic::relu_linear_attention(parts, head_dim, eps);
+    }
+    let n = h * w;
+    let y = cpu::with_f32(parts, |v| {
+        let ps: Vec<cpu::attention::Part> = v
+            .iter()
+            .zip(&groups)
+            .map(|(d, &g)| cpu::attention::Part { data: d, groups: g })
+            .collect();
+        cpu::attention::relu_linear_attention(&ps, b, head_dim, n, eps as f32)
+    })?;
+    Tensor::from_vec(y, (b, total * head_dim, h, w), first.device())
 }

@@ -122,6 +122,30 @@ fn winograd_matches_plain() {
 }
 
 #[test]
+fn winograd4_matches_plain() {
+    for &(b, cin, cout, h, w) in &[
+        (1, 32, 48, 16, 107),
+        (2, 8, 16, 17, 33),
+        (1, 128, 64, 32, 56),
+        (1, 256, 32, 12, 21),
+        (2, 3, 5, 1, 1),
+        (1, 16, 2, 9, 2),
+    ] {
+        run(
+            b,
+            cin,
+            cout,
+            h,
+            w,
+            3,
+            spec(1, 1),
+            Conv2dAlgo::Winograd4,
+            2e-5,
+        );
+    }
+}
+
+#[test]
 fn taps_matches_plain() {
     for &(b, cin, cout, h, w, k, p) in &[
         (2, 16, 24, 15, 37, 3, 1),
@@ -165,22 +189,20 @@ fn pointwise_matches_plain() {
 }
 
 #[test]
-fn strided_conv_falls_back_to_candle() {
-    let dev = Device::Cpu;
-    let x = Tensor::randn(0f32, 1.0, (1, 8, 16, 30), &dev).unwrap();
-    let wt = Tensor::randn(0f32, 1.0, (16, 8, 3, 3), &dev).unwrap();
-    let conv = Conv2d::new(
-        wt.clone(),
-        None,
-        ConvSpec {
-            padding: 1,
-            stride: 2,
-            dilation: 1,
-            groups: 1,
-        },
-    );
-    assert_eq!(conv.cpu_algo(&x).unwrap(), None);
-    let got = conv.forward_fused(&x, Fused::default()).unwrap();
-    let want = x.conv2d(&wt, 1, 2, 1, 1).unwrap();
-    assert_eq!(rel_err(&got, &want), 0.0);
+fn strided_and_dilated_taps_match_plain() {
+    for &(b, cin, cout, h, w, k, p, st, dil, g) in &[
+        (1, 16, 32, 32, 214, 3, 1, 2, 1, 1), // the DCAE encoder's downsampling
+        (2, 8, 8, 17, 31, 3, 1, 2, 1, 1),
+        (1, 6, 9, 20, 23, 5, 2, 3, 1, 3),
+        (2, 4, 4, 12, 13, 3, 2, 1, 2, 1),
+        (1, 5, 7, 9, 9, 3, 0, 2, 2, 1),
+    ] {
+        let s = ConvSpec {
+            padding: p,
+            stride: st,
+            dilation: dil,
+            groups: g,
+        };
+        run(b, cin, cout, h, w, k, s, Conv2dAlgo::Taps, 1e-5);
+    }
 }

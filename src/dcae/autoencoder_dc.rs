@@ -5,7 +5,10 @@
 //!
 //! Tensors are NCHW; the channel-wise norms and projections run channel-last.
 
-use acestep_kernels::{rms_norm_channels, Activation, Conv2d, ConvSpec, Fused};
+use acestep_kernels::{
+    glu, pixel_shuffle_repeat, pixel_unshuffle_mean, relu_linear_attention, rms_norm_channels,
+    upsample_nearest2x, Activation, Conv2d, ConvSpec, Fused,
+};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -82,12 +85,6 @@ fn repeat_channels(x: &Tensor, n: usize) -> Result<Tensor> {
 fn group_mean(x: &Tensor, g: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     x.reshape((b, c / g, g, h, w))?.mean(2)
-}
-
-/// Nearest-neighbour 2x upsampling.
-fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
-    let (_, _, h, w) = x.dims4()?;
-    x.upsample_nearest2d(2 * h, 2 * w)
 }
 
 /// diffusers `RMSNorm(dim, eps, elementwise_affine=True, bias=True)` over the last dimension.
@@ -270,34 +267,22 @@ impl MultiscaleLinearAttention {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, _, h, w) = x.dims4()?;
         let n = h * w;
-        let dtype = x.dtype();
         let linear_attn = n > self.head_dim;
         let qkv = self.to_qkv.forward(x)?;
         let mut parts = vec![qkv.clone()];
         for (dw, pw) in &self.scales {
             parts.push(pw.forward(&dw.forward(&qkv)?)?);
         }
-        let mut all = Tensor::cat(&parts, 1)?;
-        if linear_attn {
-            all = all.to_dtype(candle_core::DType::F32)?;
-        }
         let hd = self.head_dim;
-        let all = all.reshape((b, (), 3 * hd, n))?;
-        let q = all.narrow(2, 0, hd)?.relu()?;
-        let k = all.narrow(2, hd, hd)?.relu()?;
-        let v = all.narrow(2, 2 * hd, hd)?;
         let out = if linear_attn {
-            let g = v.dim(1)?;
-            let ones = Tensor::ones((b, g, 1, n), v.dtype(), v.device())?;
-            let v_pad = Tensor::cat(&[&v, &ones], 2)?.contiguous()?; // [b, g, hd+1, n]
-            let scores = v_pad.matmul(&k.t()?.contiguous()?)?; // [b, g, hd+1, hd]
-            let o = scores
-                .matmul(&q.contiguous()?)?
-                .to_dtype(candle_core::DType::F32)?; // [b, g, hd+1, n]
-            let num = o.narrow(2, 0, hd)?;
-            let den = (o.narrow(2, hd, 1)? + 1e-15)?;
-            num.broadcast_div(&den)?.to_dtype(dtype)?
+            let refs: Vec<&Tensor> = parts.iter().collect();
+            relu_linear_attention(&refs, hd, 1e-15)?
         } else {
+            // Quadratic ReLU attention for tiny inputs (n <= head_dim).
+            let all = Tensor::cat(&parts, 1)?.reshape((b, (), 3 * hd, n))?;
+            let q = all.narrow(2, 0, hd)?.relu()?;
+            let k = all.narrow(2, hd, hd)?.relu()?;
+            let v = all.narrow(2, 2 * hd, hd)?;
             let scores = k
                 .t()?
                 .contiguous()?
@@ -305,9 +290,8 @@ impl MultiscaleLinearAttention {
                 .to_dtype(candle_core::DType::F32)?; // [b, g, n, n]
             let sum = scores.sum_keepdim(2)?;
             let scores = scores.broadcast_div(&(sum + 1e-15)?)?.to_dtype(v.dtype())?;
-            v.contiguous()?.matmul(&scores)?
+            v.contiguous()?.matmul(&scores)?.reshape((b, (), h, w))?
         };
-        let out = out.reshape((b, (), h, w))?;
         self.norm_out.forward(&self.to_out.forward(&out)?, x)
     }
 }
@@ -319,7 +303,6 @@ struct GluMbConv2d {
     conv_depth: Conv2d,
     conv_point: Conv2d,
     norm: RmsNormAffine,
-    hidden: usize,
 }
 
 impl GluMbConv2d {
@@ -355,7 +338,6 @@ impl GluMbConv2d {
                 vb.pp("conv_point"),
             )?,
             norm: RmsNormAffine::new(ch, 1e-5, vb.pp("norm"))?,
-            hidden,
         })
     }
 
@@ -367,10 +349,8 @@ impl GluMbConv2d {
                 ..Default::default()
             },
         )?;
-        let h = self.conv_depth.forward(&h)?;
-        let a = h.narrow(1, 0, self.hidden)?;
-        let gate = h.narrow(1, self.hidden, self.hidden)?.silu()?;
-        let h = self.conv_point.forward(&(a * gate)?.contiguous()?)?;
+        let h = glu(&self.conv_depth.forward(&h)?, Activation::Silu)?;
+        let h = self.conv_point.forward(&h)?;
         self.norm.forward_nchw(&h, Some(x))
     }
 }
@@ -406,7 +386,7 @@ impl Block {
                     y = pixel_unshuffle(&y, 2)?;
                 }
                 match shortcut_group {
-                    Some(g) => y + group_mean(&pixel_unshuffle(x, 2)?, *g)?,
+                    Some(g) => y + pixel_unshuffle_mean(x, *g)?,
                     None => Ok(y),
                 }
             }
@@ -416,7 +396,7 @@ impl Block {
                 shortcut_repeats,
             } => {
                 let shortcut = shortcut_repeats
-                    .map(|r| pixel_shuffle(&repeat_channels(x, r)?, 2))
+                    .map(|r| pixel_shuffle_repeat(x, r))
                     .transpose()?;
                 if *interpolate {
                     let up = upsample_nearest2x(x)?;

@@ -161,11 +161,11 @@ impl AceStepTransformerConfig {
         let checks: [(bool, String); 7] = [
             (self.in_channels == 8 && self.out_channels == 8, format!("in_channels/out_channels must be 8, got {}/{}", self.in_channels, self.out_channels)),
             (self.patch_size == vec![16, 1], format!("patch_size must be [16, 1], got {:?}", self.patch_size)),
-            (self.attention_head_dim % 2 == 0 && self.attention_head_dim > 0, format!("attention_head_dim must be even, got {}", self.attention_head_dim)),
+            (self.attention_head_dim.is_multiple_of(2) && self.attention_head_dim > 0, format!("attention_head_dim must be even, got {}", self.attention_head_dim)),
             (self.num_attention_heads > 0, format!("num_attention_heads must be positive, got {}", self.num_attention_heads)),
             (self.lyric_encoder_output_size == self.lyric_hidden_size, format!("lyric_encoder_output_size ({}) must equal lyric_hidden_size ({})", self.lyric_encoder_output_size, self.lyric_hidden_size)),
-            (self.lyric_encoder_attention_heads > 0 && self.lyric_encoder_output_size % self.lyric_encoder_attention_heads == 0, format!("lyric_encoder_output_size ({}) must be a multiple of lyric_encoder_attention_heads ({})", self.lyric_encoder_output_size, self.lyric_encoder_attention_heads)),
-            (self.lyric_encoder_output_size % 2 == 0, format!("lyric_encoder_output_size must be even, got {}", self.lyric_encoder_output_size)),
+            (self.lyric_encoder_attention_heads > 0 && self.lyric_encoder_output_size.is_multiple_of(self.lyric_encoder_attention_heads), format!("lyric_encoder_output_size ({}) must be a multiple of lyric_encoder_attention_heads ({})", self.lyric_encoder_output_size, self.lyric_encoder_attention_heads)),
+            (self.lyric_encoder_output_size.is_multiple_of(2), format!("lyric_encoder_output_size must be even, got {}", self.lyric_encoder_output_size)),
         ];
         for (ok, msg) in checks {
             if !ok {

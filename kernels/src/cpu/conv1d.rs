@@ -14,10 +14,13 @@
 
 use rayon::prelude::*;
 
+use super::SendPtr;
+
 use super::act;
+use super::epilogue::{finish_row, store_epi};
 use super::gemm::{sgemm, MatMut, MatRef, Threads};
 use super::scratch::Scratch;
-use super::simd::{self, dispatch, Simd};
+use super::simd::{dispatch, Simd};
 use crate::{Activation, ConvSpec};
 
 /// Shape of one call.
@@ -67,7 +70,7 @@ pub(crate) fn applies(algo: Algo, g: &Geom) -> bool {
         Algo::Depthwise => s.groups == g.cin && s.groups == g.cout,
         Algo::Direct | Algo::Fft if s.groups != 1 || s.stride != 1 => false,
         Algo::Direct => true,
-        Algo::Fft => s.padding % s.dilation == 0,
+        Algo::Fft => s.padding.is_multiple_of(s.dilation),
         Algo::Taps => true,
     }
 }
@@ -99,65 +102,6 @@ pub(crate) fn conv1d(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue, algo: Algo)
     }
 }
 
-/// `dst[i] = act(acc[i] + bias + res[i])` for `n <= LANES` lanes.
-#[inline(always)]
-unsafe fn store_epi<S: Simd>(
-    acc: S::V,
-    dst: *mut f32,
-    n: usize,
-    bias: f32,
-    res: Option<*const f32>,
-    act: Activation,
-) {
-    let mut v = S::add(acc, S::splat(bias));
-    if n == S::LANES {
-        if let Some(r) = res {
-            v = S::add(v, S::load(r));
-        }
-        S::store(dst, apply_v::<S>(act, v));
-    } else {
-        let mut tmp = [0f32; 16];
-        if let Some(r) = res {
-            std::ptr::copy_nonoverlapping(r, tmp.as_mut_ptr(), n);
-            v = S::add(v, S::load(tmp.as_ptr()));
-        }
-        S::store(tmp.as_mut_ptr(), apply_v::<S>(act, v));
-        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
-    }
-}
-
-#[inline(always)]
-unsafe fn apply_v<S: Simd>(act: Activation, v: S::V) -> S::V {
-    match act {
-        Activation::Identity => v,
-        Activation::Silu => simd::silu::<S>(v),
-        Activation::Relu => S::max(v, S::splat(0.0)),
-        Activation::Gelu => simd::gelu::<S>(v),
-    }
-}
-
-/// `y[i] = act(y[i] + bias + res[i])` over one row.
-#[inline(always)]
-unsafe fn finish_row<S: Simd>(y: &mut [f32], bias: f32, res: Option<&[f32]>, act: Activation) {
-    let n = y.len();
-    let p = y.as_mut_ptr();
-    let mut i = 0;
-    while i < n {
-        let m = (n - i).min(S::LANES);
-        let v = if m == S::LANES {
-            S::load(p.add(i))
-        } else {
-            let mut tmp = [0f32; 16];
-            tmp[..m].copy_from_slice(&y[i..i + m]);
-            S::load(tmp.as_ptr())
-        };
-        store_epi::<S>(v, p.add(i), m, bias, res.map(|r| r.as_ptr().add(i)), act);
-        i += S::LANES;
-    }
-}
-
-dispatch!(fn finish_row_isa = finish_row(y: &mut [f32], bias: f32, res: Option<&[f32]>, act: Activation));
-
 /// `act_out(y + bias + residual)` over `[b, cout, lout]` in place.
 fn finish(y: &mut [f32], g: &Geom, lout: usize, ep: &Epilogue) {
     if ep.bias.is_none() && ep.residual.is_none() && ep.act_out == Activation::Identity {
@@ -166,7 +110,7 @@ fn finish(y: &mut [f32], g: &Geom, lout: usize, ep: &Epilogue) {
     y.par_chunks_mut(lout).enumerate().for_each(|(row, yr)| {
         let bias = ep.bias.map_or(0.0, |b| b[row % g.cout]);
         let res = ep.residual.map(|r| &r[row * lout..(row + 1) * lout]);
-        finish_row_isa(yr, bias, res, ep.act_out);
+        finish_row(yr, bias, res, ep.act_out);
     });
 }
 
@@ -419,8 +363,8 @@ fn direct(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     let rowlen = CHUNK + d * (k - 1) + 32;
     let nchunks = lout.div_ceil(CHUNK);
     let mut y = vec![0f32; g.b * cout * lout];
-    let yptr = SendPtr(y.as_mut_ptr());
-    let rptr = ep.residual.map(|r| SendConst(r.as_ptr()));
+    let yptr = SendPtr::new(y.as_mut_ptr());
+    let rptr = ep.residual.map(|r| SendPtr::new(r.as_ptr() as *mut f32));
     (0..g.b * nchunks)
         .into_par_iter()
         .for_each_init(Vec::new, |xp: &mut Vec<f32>, task| {
@@ -436,7 +380,6 @@ fn direct(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
                     ep.act_in,
                 );
             }
-            let (yp, rp) = (yptr, rptr);
             let a = DirectArgs {
                 xp,
                 rowlen,
@@ -445,8 +388,8 @@ fn direct(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
                 k,
                 d,
                 // SAFETY: tasks write disjoint (b, t0..t1) column ranges of y.
-                y: unsafe { yp.0.add(b * cout * lout) },
-                res: rp.map(|r| unsafe { r.0.add(b * cout * lout) }),
+                y: unsafe { yptr.get().add(b * cout * lout) },
+                res: rptr.map(|r| unsafe { r.get().add(b * cout * lout) as *const f32 }),
                 lout,
                 cout,
                 t0,
@@ -458,18 +401,6 @@ fn direct(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
         });
     y
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to write disjoint ranges from parallel tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
-#[derive(Clone, Copy)]
-struct SendConst(*const f32);
-// SAFETY: read-only.
-unsafe impl Send for SendConst {}
-unsafe impl Sync for SendConst {}
 
 // ---------------------------------------------------------------------------------------------
 // FFT: overlap-save with matrix-product DFTs and a three-product complex channel mix.
@@ -551,6 +482,14 @@ impl FftPlan {
 
 /// FFT size for a kernel of `k` taps.
 fn fft_size(k: usize) -> usize {
+    if let Some(n) = std::env::var("ACESTEP_FFT_N")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if n > k {
+            return n;
+        }
+    }
     if k <= 7 {
         32
     } else if k <= 25 {
@@ -679,18 +618,17 @@ fn fft(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     // Channel mixing per frequency: yf[p][f] = H_p[f] * X_p[f] (cout x ncol).
     let cols_out = cout * ncol;
     let mut yf = Scratch::uninit(3 * nb * cols_out);
-    let yfp = SendPtr(yf.as_mut_ptr());
+    let yfp = SendPtr::new(yf.as_mut_ptr());
     let wlen = cout * cin;
     (0..nb)
         .into_par_iter()
         .for_each_init(Vec::new, |h: &mut Vec<f32>, f| {
-            let yfp = yfp;
             let planes = if plan.real_bin(f) { 1 } else { 3 };
             h.resize(3 * wlen, 0.0);
             kernel_spectrum_isa(&plan.ker[f * 3 * k..(f + 1) * 3 * k], wt, k, wlen, h);
             for p in 0..3 {
                 // SAFETY: each (p, f) slab of yf is written by this task only.
-                let dst = unsafe { yfp.0.add((p * nb + f) * cols_out) };
+                let dst = unsafe { yfp.get().add((p * nb + f) * cols_out) };
                 if p >= planes {
                     unsafe { std::ptr::write_bytes(dst, 0, cols_out) };
                     continue;
@@ -744,7 +682,7 @@ fn fft(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
         }
         let bias = ep.bias.map_or(0.0, |bb| bb[co]);
         let res = ep.residual.map(|r| &r[row * lout..(row + 1) * lout]);
-        finish_row_isa(yr, bias, res, ep.act_out);
+        finish_row(yr, bias, res, ep.act_out);
     });
     y
 }

@@ -7,11 +7,15 @@
 //!   processed in cache-sized chunks;
 //! - pointwise (1x1, any groups): one matrix product per group;
 //! - depthwise (`groups == cin == cout`): a vectorised pass per channel plane;
-//! - taps: one strided matrix product per tap over a zero-padded input (dense, stride 1).
+//! - taps: one strided matrix product per tap over the stride phases of a zero-padded input
+//!   (everything else: strides, dilations, groups).
 
 use rayon::prelude::*;
 
+use super::SendPtr;
+
 use super::act;
+use super::epilogue::{finish_row, store_epi, store_n};
 use super::gemm::{sgemm, MatMut, MatRef, Threads};
 use super::scratch::Scratch;
 use super::simd::{dispatch, Simd};
@@ -55,11 +59,14 @@ pub(crate) struct Epilogue<'a> {
 pub enum Algo {
     /// Winograd F(2x2, 3x3) (dense 3x3, stride 1, padding 1).
     Winograd,
+    /// Winograd F(4x4, 3x3) (same shapes): fewer multiplies, a little less accurate.
+    Winograd4,
     /// 1x1: a matrix product per group.
     Pointwise,
     /// One vectorised pass per channel plane (`groups == channels`, stride 1).
     Depthwise,
-    /// One strided matrix product per tap (dense, stride 1, dilation 1).
+    /// One strided matrix product per tap over the stride phases of a padded input (any
+    /// stride, dilation and groups).
     Taps,
 }
 
@@ -67,7 +74,7 @@ pub enum Algo {
 pub(crate) fn applies(algo: Algo, g: &Geom) -> bool {
     let s = g.spec;
     match algo {
-        Algo::Winograd => {
+        Algo::Winograd | Algo::Winograd4 => {
             s.groups == 1
                 && g.kh == 3
                 && g.kw == 3
@@ -79,22 +86,24 @@ pub(crate) fn applies(algo: Algo, g: &Geom) -> bool {
         Algo::Depthwise => {
             s.groups == g.cin && s.groups == g.cout && s.stride == 1 && s.dilation == 1
         }
-        Algo::Taps => s.groups == 1 && s.stride == 1 && s.dilation == 1,
+        Algo::Taps => true,
     }
 }
 
-/// The algorithm for a shape, `None` when no CPU kernel applies (candle's convolution runs).
-pub(crate) fn plan(g: &Geom) -> Option<Algo> {
-    [Algo::Pointwise, Algo::Depthwise, Algo::Winograd, Algo::Taps]
+/// The algorithm for a shape.
+pub(crate) fn plan(g: &Geom) -> Algo {
+    [Algo::Pointwise, Algo::Depthwise, Algo::Winograd]
         .into_iter()
         .find(|a| applies(*a, g))
+        .unwrap_or(Algo::Taps)
 }
 
 /// Runs the convolution with `algo` (which must apply); `wt` is the weight as stored
 /// (`[cout][cin / groups][kh][kw]`).
 pub(crate) fn conv2d(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue, algo: Algo) -> Vec<f32> {
     match algo {
-        Algo::Winograd => winograd(x, wt, g, ep),
+        Algo::Winograd => winograd(x, wt, g, ep, 2),
+        Algo::Winograd4 => winograd(x, wt, g, ep, 4),
         Algo::Pointwise => pointwise(x, wt, g, ep),
         Algo::Depthwise => depthwise(x, wt, g, ep),
         Algo::Taps => taps(x, wt, g, ep),
@@ -110,36 +119,8 @@ fn activated<'a>(x: &'a [f32], act: Activation, keep: &'a mut Option<Scratch>) -
     xa.par_chunks_mut(1 << 14)
         .zip(x.par_chunks(1 << 14))
         .for_each(|(d, s)| act::apply_into(act, s, d));
-    &**keep.insert(xa)
+    keep.insert(xa)
 }
-
-/// `act(y + bias + residual)` over rows of one channel.
-#[inline(always)]
-unsafe fn finish_row<S: Simd>(y: &mut [f32], bias: f32, res: Option<&[f32]>, act: Activation) {
-    let n = y.len();
-    let mut i = 0;
-    while i < n {
-        let m = (n - i).min(S::LANES);
-        let mut tmp = [0f32; 16];
-        tmp[..m].copy_from_slice(&y[i..i + m]);
-        let mut v = S::add(S::load(tmp.as_ptr()), S::splat(bias));
-        if let Some(r) = res {
-            tmp[..m].copy_from_slice(&r[i..i + m]);
-            v = S::add(v, S::load(tmp.as_ptr()));
-        }
-        let v = match act {
-            Activation::Identity => v,
-            Activation::Silu => super::simd::silu::<S>(v),
-            Activation::Relu => S::max(v, S::splat(0.0)),
-            Activation::Gelu => super::simd::gelu::<S>(v),
-        };
-        S::store(tmp.as_mut_ptr(), v);
-        y[i..i + m].copy_from_slice(&tmp[..m]);
-        i += S::LANES;
-    }
-}
-
-dispatch!(fn finish_row_isa = finish_row(y: &mut [f32], bias: f32, res: Option<&[f32]>, act: Activation));
 
 fn finish(y: &mut [f32], cout: usize, plane: usize, ep: &Epilogue) {
     if ep.bias.is_none() && ep.residual.is_none() && ep.act_out == Activation::Identity {
@@ -148,7 +129,7 @@ fn finish(y: &mut [f32], cout: usize, plane: usize, ep: &Epilogue) {
     y.par_chunks_mut(plane).enumerate().for_each(|(row, yr)| {
         let bias = ep.bias.map_or(0.0, |b| b[row % cout]);
         let res = ep.residual.map(|r| &r[row * plane..(row + 1) * plane]);
-        finish_row_isa(yr, bias, res, ep.act_out);
+        finish_row(yr, bias, res, ep.act_out);
     });
 }
 
@@ -162,7 +143,7 @@ fn pointwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     let groups = g.spec.groups;
     let (cig, cog) = (g.cin / groups, g.cout / groups);
     let mut y = vec![0f32; g.b * g.cout * hw];
-    let yp = SendPtr(y.as_mut_ptr());
+    let yp = SendPtr::new(y.as_mut_ptr());
     let threads = if groups > 1 {
         Threads::One
     } else {
@@ -170,14 +151,13 @@ fn pointwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     };
     let run = |task: usize| {
         let (b, grp) = (task / groups, task % groups);
-        let yp = yp;
         // SAFETY: each (b, group) writes its own rows of y; reads stay inside x and wt.
         unsafe {
             sgemm(
                 cog,
                 hw,
                 cig,
-                MatMut::new(yp.0.add((b * g.cout + grp * cog) * hw), hw, 1),
+                MatMut::new(yp.get().add((b * g.cout + grp * cog) * hw), hw, 1),
                 false,
                 MatRef::new(wt.as_ptr().add(grp * cog * cig), cig, 1),
                 MatRef::new(x.as_ptr().add((b * g.cin + grp * cig) * hw), hw, 1),
@@ -218,14 +198,7 @@ unsafe fn depthwise_plane<S: Simd>(
                     a = S::fma(S::splat(wk[dy * k + dx]), S::load(xr.add(dx)), a);
                 }
             }
-            let m = (w - x0).min(S::LANES);
-            if m == S::LANES {
-                S::store(yrow.add(x0), a);
-            } else {
-                let mut tmp = [0f32; 16];
-                S::store(tmp.as_mut_ptr(), a);
-                std::ptr::copy_nonoverlapping(tmp.as_ptr(), yrow.add(x0), m);
-            }
+            store_n::<S>(yrow.add(x0), a, (w - x0).min(S::LANES));
             x0 += S::LANES;
         }
     }
@@ -238,7 +211,7 @@ fn depthwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     let (h, w, k) = (g.h, g.w, g.kh);
     let (ho, wo) = (g.hout(), g.wout());
     if g.kh != g.kw {
-        return taps_general(x, wt, g, ep);
+        return taps(x, wt, g, ep);
     }
     let hp = h + 2 * p;
     // 16 values of slack after each row for the vector loads.
@@ -263,52 +236,76 @@ fn depthwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
             let res = ep
                 .residual
                 .map(|r| &r[plane * ho * wo..(plane + 1) * ho * wo]);
-            finish_row_isa(yp, bias, res, ep.act_out);
+            finish_row(yp, bias, res, ep.act_out);
         },
     );
     y
 }
 
 // ---------------------------------------------------------------------------------------------
-// Taps over a zero-padded input: output row y, column x (on a grid as wide as the padded input)
-// reads padded[(y + dy) * wp + x + dx], so each tap is one strided product.
+// Taps: the input is split into its stride x stride phases (x[a * s + pr][b * s + pc]), each
+// zero-padded by a margin. Output (i, j) of tap (dy, dx) then reads one phase at
+// (i + qy, j + qx), so on an output grid as wide as the padded phase every tap is one strided
+// matrix product (columns past the output width are computed and dropped).
 
 fn taps(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
-    taps_general(x, wt, g, ep)
-}
-
-fn taps_general(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
-    let s = g.spec;
-    let p = s.padding;
-    let groups = s.groups;
+    let sp = g.spec;
+    let (st, dil, p) = (
+        sp.stride as isize,
+        sp.dilation as isize,
+        sp.padding as isize,
+    );
+    let groups = sp.groups;
     let (cig, cog) = (g.cin / groups, g.cout / groups);
-    let (hp, wp) = (g.h + 2 * p, g.w + 2 * p);
     let (ho, wo) = (g.hout(), g.wout());
-    let ncol = ho * wp;
+    // Tap offset r = d * dil - p = st * q + ph (0 <= ph < st).
+    let split = |d: usize| {
+        let r = d as isize * dil - p;
+        (r.rem_euclid(st) as usize, r.div_euclid(st))
+    };
+    let qs: Vec<isize> = (0..g.kh.max(g.kw)).map(|d| split(d).1).collect();
+    let m = qs.iter().map(|q| (-q).max(0)).max().unwrap_or(0) as usize;
+    let qmax = qs.iter().copied().max().unwrap_or(0).max(0) as usize;
+    let nph = sp.stride * sp.stride;
+    let (hph, wph) = (g.h.div_ceil(sp.stride), g.w.div_ceil(sp.stride));
+    // Every read (i + q + m, j + q + m) with i < ho, j < wpp stays in the phase.
+    let wpp = wph.max(wo + qmax) + 2 * m;
+    let hpp = hph.max(ho + qmax) + 2 * m + 1;
+    let plane = hpp * wpp;
+    let ncol = ho * wpp;
     let mut y = vec![0f32; g.b * g.cout * ho * wo];
-    let mut xp = Scratch::uninit(g.cin * hp * wp + g.kw);
+    let mut xp = Scratch::uninit(g.cin * nph * plane + wpp);
     let mut grid = Scratch::uninit(g.cout * ncol);
     for b in 0..g.b {
-        xp.fill(0.0);
-        xp[..g.cin * hp * wp]
-            .par_chunks_mut(hp * wp)
+        xp.par_chunks_mut(nph * plane)
+            .take(g.cin)
             .enumerate()
             .for_each(|(ci, dst)| {
-                let src = &x[(b * g.cin + ci) * g.h * g.w..];
+                dst.fill(0.0);
+                let src = &x[(b * g.cin + ci) * g.h * g.w..(b * g.cin + ci + 1) * g.h * g.w];
+                let mut row = vec![0f32; g.w];
                 for yy in 0..g.h {
-                    act::apply_into(
-                        ep.act_in,
-                        &src[yy * g.w..(yy + 1) * g.w],
-                        &mut dst[(yy + p) * wp + p..(yy + p) * wp + p + g.w],
-                    );
+                    act::apply_into(ep.act_in, &src[yy * g.w..(yy + 1) * g.w], &mut row);
+                    let (pr, a) = (yy % sp.stride, yy / sp.stride);
+                    for (xx, &v) in row.iter().enumerate() {
+                        let (pc, bb) = (xx % sp.stride, xx / sp.stride);
+                        dst[(pr * sp.stride + pc) * plane + (a + m) * wpp + bb + m] = v;
+                    }
                 }
             });
+        let tail = g.cin * nph * plane;
+        xp[tail..].fill(0.0);
         for grp in 0..groups {
             for dy in 0..g.kh {
+                let (pr, qy) = split(dy);
                 for dx in 0..g.kw {
+                    let (pc, qx) = split(dx);
                     let tap = dy * g.kw + dx;
-                    // SAFETY: column j of tap (dy, dx) reads xp[ci*hp*wp + dy*wp + dx + j] with
-                    // j < ho*wp, inside xp (kw values of slack); writes inside grid.
+                    let off = (pr * sp.stride + pc) * plane
+                        + (qy + m as isize) as usize * wpp
+                        + (qx + m as isize) as usize;
+                    // SAFETY: column i * wpp + j reads the phase at row i + qy + m < hpp and
+                    // column j + qx + m (< wpp + wpp slack at the very end); writes inside grid.
                     unsafe {
                         sgemm(
                             cog,
@@ -322,8 +319,8 @@ fn taps_general(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
                                 g.kh * g.kw,
                             ),
                             MatRef::new(
-                                xp.as_ptr().add(grp * cig * hp * wp + dy * wp + dx),
-                                hp * wp,
+                                xp.as_ptr().add(grp * cig * nph * plane + off),
+                                nph * plane,
                                 1,
                             ),
                             Threads::All,
@@ -338,102 +335,146 @@ fn taps_general(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
             .for_each(|(co, yr)| {
                 for yy in 0..ho {
                     yr[yy * wo..(yy + 1) * wo]
-                        .copy_from_slice(&grid[co * ncol + yy * wp..co * ncol + yy * wp + wo]);
+                        .copy_from_slice(&grid[co * ncol + yy * wpp..co * ncol + yy * wpp + wo]);
                 }
                 let bias = ep.bias.map_or(0.0, |bb| bb[co]);
-                let plane = (b * g.cout + co) * ho * wo;
-                let res = ep.residual.map(|r| &r[plane..plane + ho * wo]);
-                finish_row_isa(yr, bias, res, ep.act_out);
+                let pl = (b * g.cout + co) * ho * wo;
+                let res = ep.residual.map(|r| &r[pl..pl + ho * wo]);
+                finish_row(yr, bias, res, ep.act_out);
             });
     }
     y
 }
 
 // ---------------------------------------------------------------------------------------------
-// Winograd F(2x2, 3x3).
+// Winograd F(m x m, 3x3), m = 2 or 4: tiles of a = m + 2 inputs give m x m outputs through
+// `Y = A^T [(G g G^T) . (B^T d B)] A`; the a^2 element-wise products over all channels are a^2
+// matrix products. F(2x2): 4 multiplies per output (9 direct); F(4x4): 2.25, with the
+// transforms' larger coefficients costing some accuracy (measured in the tests).
 
-/// `U[e][co][ci] = (G g G^T)[e]`, `G = [[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]`.
-fn filter_transform(wt: &[f32], cout: usize, cin: usize) -> Vec<f32> {
+/// `G` for m = 2 and m = 4 (rows of 3).
+const G2: [[f32; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+const G4: [[f64; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// `U[e][co][ci] = (G g G^T)[e]` for tiles of `a` (4 or 6), computed in f64.
+fn filter_transform(wt: &[f32], cout: usize, cin: usize, a: usize) -> Vec<f32> {
     let n = cout * cin;
-    let mut u = vec![0f32; 16 * n];
-    let up = SendPtr(u.as_mut_ptr());
-    (0..n).into_par_iter().with_min_len(1024).for_each(|e| {
-        let up = up;
+    let gm: Vec<[f64; 3]> = if a == 4 {
+        G2.iter().map(|r| r.map(|v| v as f64)).collect()
+    } else {
+        G4.to_vec()
+    };
+    let mut u = vec![0f32; a * a * n];
+    let up = SendPtr::new(u.as_mut_ptr());
+    (0..n).into_par_iter().with_min_len(256).for_each(|e| {
         let gk = &wt[e * 9..e * 9 + 9];
-        // t = G g (4 x 3)
-        let mut t = [[0f32; 3]; 4];
-        for j in 0..3 {
-            let (g0, g1, g2) = (gk[j], gk[3 + j], gk[6 + j]);
-            t[0][j] = g0;
-            t[1][j] = 0.5 * (g0 + g1 + g2);
-            t[2][j] = 0.5 * (g0 - g1 + g2);
-            t[3][j] = g2;
+        // t = G g (a x 3), then t G^T (a x a).
+        let mut t = [[0f64; 3]; 6];
+        for (i, ti) in t.iter_mut().enumerate().take(a) {
+            for (j, tij) in ti.iter_mut().enumerate() {
+                *tij = (0..3).map(|k| gm[i][k] * gk[k * 3 + j] as f64).sum();
+            }
         }
-        for (i, ti) in t.iter().enumerate() {
-            let (g0, g1, g2) = (ti[0], ti[1], ti[2]);
-            let row = [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2];
-            for (j, v) in row.iter().enumerate() {
-                // SAFETY: (i*4 + j, e) is written by this task only.
-                unsafe { *up.0.add((i * 4 + j) * n + e) = *v };
+        for (i, ti) in t.iter().enumerate().take(a) {
+            for (j, gj) in gm.iter().enumerate() {
+                let v: f64 = (0..3).map(|k| ti[k] * gj[k]).sum();
+                // SAFETY: (i*a + j, e) is written by this task only.
+                unsafe { *up.get().add((i * a + j) * n + e) = v as f32 };
             }
         }
     });
     u
 }
 
-/// Input transform of one channel over tile rows `[ty0, ty1)`: `v[e * stride + t]` for the 16
-/// components `e` of `B^T d B`, `B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
-/// `xp` is the channel zero-padded by one on each side (rows of `wp`), split into even / odd
-/// columns: `ev[r][i] = xp[r][2i]`, `od[r][i] = xp[r][2i + 1]`, `tw + 1` per row.
+/// `B^T d` for m = 2 (`B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`).
 #[inline(always)]
+unsafe fn bt2<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
+    let z = S::splat(0.0);
+    [
+        S::sub(d[0], d[2]),
+        S::add(d[1], d[2]),
+        S::sub(d[2], d[1]),
+        S::sub(d[1], d[3]),
+        z,
+        z,
+    ]
+}
+
+/// `B^T d` for m = 4 (Lavin & Gray's points 0, +-1, +-2, inf).
+#[inline(always)]
+unsafe fn bt4<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
+    let (c4, c5, c2) = (S::splat(4.0), S::splat(5.0), S::splat(2.0));
+    // 4 d0 - 5 d2 + d4
+    let t0 = S::add(S::sub(S::mul(c4, d[0]), S::mul(c5, d[2])), d[4]);
+    // -4 (d1 + d2) + d3 + d4 ; 4 (d1 - d2) - d3 + d4
+    let a = S::add(d[3], d[4]);
+    let b = S::sub(d[4], d[3]);
+    let t1 = S::sub(a, S::mul(c4, S::add(d[1], d[2])));
+    let t2 = S::add(b, S::mul(c4, S::sub(d[1], d[2])));
+    // 2 (d3 - d1) - d2 + d4 ; 2 (d1 - d3) - d2 + d4
+    let e = S::sub(d[4], d[2]);
+    let f = S::mul(c2, S::sub(d[3], d[1]));
+    let t3 = S::add(e, f);
+    let t4 = S::sub(e, f);
+    // 4 d1 - 5 d3 + d5
+    let t5 = S::add(S::sub(S::mul(c4, d[1]), S::mul(c5, d[3])), d[5]);
+    [t0, t1, t2, t3, t4, t5]
+}
+
+/// Input transform of one channel over tile rows `[ty0, ty1)`: `v[e * stride + t]` for the
+/// `a * a` components `e` of `B^T d B`. `ph[q]` holds the channel zero-padded by one on each
+/// side, split by column phase: `ph[q][r * pw + i] = padded[r][m * i + q]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn input_tiles<S: Simd>(
-    ev: &[f32],
-    od: &[f32],
-    half: usize,
+    m: usize,
+    ph: &[&[f32]],
+    pw: usize,
     ty0: usize,
     ty1: usize,
     tw: usize,
     v: *mut f32,
     stride: usize,
 ) {
+    let a = m + 2;
+    let bt = |d: [S::V; 6]| if m == 2 { bt2::<S>(d) } else { bt4::<S>(d) };
     for ty in ty0..ty1 {
         let t0 = (ty - ty0) * tw;
         let mut tx = 0;
         while tx < tw {
-            let m = (tw - tx).min(S::LANES);
-            // Row-transformed values r[i][j] for rows 2ty + i.
-            let mut r = [[S::splat(0.0); 4]; 4];
-            for (i, ri) in r.iter_mut().enumerate() {
-                let base = (2 * ty + i) * half + tx;
-                let (e0, o0) = (
-                    S::load(ev.as_ptr().add(base)),
-                    S::load(od.as_ptr().add(base)),
-                );
-                let (e1, o1) = (
-                    S::load(ev.as_ptr().add(base + 1)),
-                    S::load(od.as_ptr().add(base + 1)),
-                );
-                ri[0] = S::sub(e0, e1);
-                ri[1] = S::add(o0, e1);
-                ri[2] = S::sub(e1, o0);
-                ri[3] = S::sub(o0, o1);
-            }
-            for j in 0..4 {
-                let c = [
-                    S::sub(r[0][j], r[2][j]),
-                    S::add(r[1][j], r[2][j]),
-                    S::sub(r[2][j], r[1][j]),
-                    S::sub(r[1][j], r[3][j]),
-                ];
-                for (i, ci) in c.iter().enumerate() {
-                    let dst = v.add((i * 4 + j) * stride + t0 + tx);
-                    if m == S::LANES {
-                        S::store(dst, *ci);
+            let n = (tw - tx).min(S::LANES);
+            // Row-transformed values r[i][j] for padded rows m*ty + i.
+            let mut r = [[S::splat(0.0); 6]; 6];
+            for (i, ri) in r.iter_mut().enumerate().take(a) {
+                let base = (m * ty + i) * pw + tx;
+                let mut d = [S::splat(0.0); 6];
+                for (j, dj) in d.iter_mut().enumerate().take(a) {
+                    // Column m*tx + j: phase j (or j - m of the next tile).
+                    *dj = if j < m {
+                        S::load(ph[j].as_ptr().add(base))
                     } else {
-                        let mut tmp = [0f32; 16];
-                        S::store(tmp.as_mut_ptr(), *ci);
-                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, m);
-                    }
+                        S::load(ph[j - m].as_ptr().add(base + 1))
+                    };
+                }
+                *ri = bt(d);
+            }
+            #[allow(clippy::needless_range_loop)]
+            for j in 0..a {
+                let col = bt([r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j]]);
+                for (i, ci) in col.iter().enumerate().take(a) {
+                    store_n::<S>(v.add((i * a + j) * stride + t0 + tx), *ci, n);
                 }
             }
             tx += S::LANES;
@@ -441,167 +482,251 @@ unsafe fn input_tiles<S: Simd>(
     }
 }
 
-dispatch!(fn input_tiles_isa = input_tiles(ev: &[f32], od: &[f32], half: usize, ty0: usize, ty1: usize, tw: usize, v: *mut f32, stride: usize));
+dispatch!(fn input_tiles_isa = input_tiles(m: usize, ph: &[&[f32]], pw: usize, ty0: usize, ty1: usize, tw: usize, v: *mut f32, stride: usize));
 
-/// Output transform of one channel: `A^T m A`, `A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]`, tiles
-/// `[ty0, ty1)` from `m[e * stride + t]` into the rows of `y` (`h x w`), even / odd output
-/// columns through `tmp`.
+/// `A^T s` for m = 2 (`[[1, 1, 1, 0], [0, 1, -1, -1]]`) and m = 4
+/// (`[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]`).
 #[inline(always)]
+unsafe fn at<S: Simd>(m: usize, s: [S::V; 6]) -> [S::V; 4] {
+    if m == 2 {
+        let z = S::splat(0.0);
+        return [
+            S::add(S::add(s[0], s[1]), s[2]),
+            S::sub(S::sub(s[1], s[2]), s[3]),
+            z,
+            z,
+        ];
+    }
+    let p12 = S::add(s[1], s[2]);
+    let m12 = S::sub(s[1], s[2]);
+    let p34 = S::add(s[3], s[4]);
+    let m34 = S::sub(s[3], s[4]);
+    [
+        S::add(S::add(s[0], p12), p34),
+        S::fma(S::splat(2.0), m34, m12),
+        S::fma(S::splat(4.0), p34, p12),
+        S::add(S::fma(S::splat(8.0), m34, m12), s[5]),
+    ]
+}
+
+/// Where an output transform writes: one channel's plane of `h x w` rows, with the epilogue.
+struct OutPlane {
+    y: *mut f32,
+    res: Option<*const f32>,
+    bias: f32,
+    act: Activation,
+    h: usize,
+    w: usize,
+}
+
+/// Output transform of one channel: tiles `[ty0, ty1)` from `mm[e * stride + t]` (tile index
+/// `t` counted from the chunk's first tile) into the channel's rows, epilogue applied.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn output_tiles<S: Simd>(
-    m: *const f32,
+    m: usize,
+    mm: *const f32,
     stride: usize,
     ty0: usize,
     ty1: usize,
     tw: usize,
-    y: &mut [f32],
-    h: usize,
-    w: usize,
+    out: &OutPlane,
 ) {
-    let mut even = vec![0f32; tw + S::LANES];
-    let mut odd = vec![0f32; tw + S::LANES];
+    let a = m + 2;
+    let (h, w) = (out.h, out.w);
     for ty in ty0..ty1 {
         let t0 = (ty - ty0) * tw;
-        for a in 0..2 {
-            let yy = 2 * ty + a;
-            if yy >= h {
-                break;
-            }
-            let mut tx = 0;
-            while tx < tw {
-                let ld = |e: usize| S::load(m.add(e * stride + t0 + tx));
-                // Column sums for output row a: s[j] = A^T row a applied to m[.][j].
-                let mut s = [S::splat(0.0); 4];
-                for (j, sj) in s.iter_mut().enumerate() {
-                    let (m0, m1, m2, m3) = (ld(j), ld(4 + j), ld(8 + j), ld(12 + j));
-                    *sj = if a == 0 {
-                        S::add(S::add(m0, m1), m2)
-                    } else {
-                        S::sub(S::sub(m1, m2), m3)
-                    };
+        let mut tx = 0;
+        while tx < tw {
+            let ld = |e: usize| S::load(mm.add(e * stride + t0 + tx));
+            // Column transform first: c[r][j] = (A^T m)[r][j].
+            let mut c = [[S::splat(0.0); 6]; 4];
+            #[allow(clippy::needless_range_loop)]
+            for j in 0..a {
+                let mut col = [S::splat(0.0); 6];
+                for (i, ci) in col.iter_mut().enumerate().take(a) {
+                    *ci = ld(i * a + j);
                 }
-                S::store(even.as_mut_ptr().add(tx), S::add(S::add(s[0], s[1]), s[2]));
-                S::store(odd.as_mut_ptr().add(tx), S::sub(S::sub(s[1], s[2]), s[3]));
-                tx += S::LANES;
+                let o = at::<S>(m, col);
+                for r in 0..m {
+                    c[r][j] = o[r];
+                }
             }
-            let row = &mut y[yy * w..(yy + 1) * w];
-            for (x, v) in row.iter_mut().enumerate() {
-                *v = if x % 2 == 0 { even[x / 2] } else { odd[x / 2] };
+            for (r, cr) in c.iter().enumerate().take(m) {
+                let yy = m * ty + r;
+                if yy >= h {
+                    break;
+                }
+                let o = at::<S>(m, *cr);
+                // Interleave the m output columns of each tile: x = m * t + q.
+                let mut outs = [S::splat(0.0); 4];
+                let nv = if m == 2 {
+                    let (lo, hi) = S::interleave(o[0], o[1]);
+                    outs[0] = lo;
+                    outs[1] = hi;
+                    2
+                } else {
+                    let (a_lo, a_hi) = S::interleave(o[0], o[2]);
+                    let (b_lo, b_hi) = S::interleave(o[1], o[3]);
+                    let (r0, r1) = S::interleave(a_lo, b_lo);
+                    let (r2, r3) = S::interleave(a_hi, b_hi);
+                    outs = [r0, r1, r2, r3];
+                    4
+                };
+                for (k, ov) in outs.iter().enumerate().take(nv) {
+                    let xs = m * tx + k * S::LANES;
+                    if xs >= w {
+                        break;
+                    }
+                    let off = yy * w + xs;
+                    store_epi::<S>(
+                        *ov,
+                        out.y.add(off),
+                        (w - xs).min(S::LANES),
+                        out.bias,
+                        out.res.map(|r| r.add(off)),
+                        out.act,
+                    );
+                }
             }
+            tx += S::LANES;
         }
     }
 }
 
-dispatch!(fn output_tiles_isa = output_tiles(m: *const f32, stride: usize, ty0: usize, ty1: usize, tw: usize, y: &mut [f32], h: usize, w: usize));
+dispatch!(fn output_tiles_isa = output_tiles(m: usize, mm: *const f32, stride: usize, ty0: usize, ty1: usize, tw: usize, out: &OutPlane));
 
-fn winograd(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
+fn winograd(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue, m: usize) -> Vec<f32> {
     let (cin, cout, h, w) = (g.cin, g.cout, g.h, g.w);
-    let (th, tw) = (h.div_ceil(2), w.div_ceil(2));
-    // Padded planes cover 2*th + 2 rows and 2*tw + 2 columns; split into even / odd columns.
-    let hp = 2 * th + 2;
-    let half = tw + 1;
-    let u = filter_transform(wt, cout, cin);
-    // Tile rows per chunk: about 4 MB of input-transform values.
-    let rows_per_chunk = ((1usize << 20) / (16 * cin * tw).max(1)).clamp(1, th);
-    let mut y = vec![0f32; g.b * cout * h * w];
-    let mut ev = Scratch::uninit(cin * hp * half + 16);
-    let mut od = Scratch::uninit(cin * hp * half + 16);
-    ev[cin * hp * half..].fill(0.0);
-    od[cin * hp * half..].fill(0.0);
+    let a = m + 2;
+    let aa = a * a;
+    let (th, tw) = (h.div_ceil(m), w.div_ceil(m));
+    // Padded planes cover m*th + 2 rows and m*(tw + 1) columns, split by column phase.
+    let hp = m * th + 2;
+    let pw = tw + 1;
+    let plane = hp * pw;
+    let u = filter_transform(wt, cout, cin, a);
+    // Chunks of whole tile rows, at least 256 tiles (the products re-pack U per chunk). With
+    // enough chunks each runs on one thread, its transforms and products in cache; else the
+    // chunks run one by one with the work inside spread over the threads.
+    let rows_per_chunk = 256usize.div_ceil(tw).clamp(1, th);
+    let nchunks = th.div_ceil(rows_per_chunk);
+    let threads = rayon::current_num_threads();
+    let per_chunk_parallel = nchunks < 2 * threads;
     let maxt = rows_per_chunk * tw;
-    // Vector loads read up to 16 values past a slab.
-    let mut v = Scratch::uninit(16 * cin * maxt + 16);
-    let mut mm = Scratch::uninit(16 * cout * maxt + 16);
+    let mut y = vec![0f32; g.b * cout * h * w];
+    // ph[ci][q][plane], with 16 values of slack for the vector loads.
+    let mut ph = Scratch::uninit(cin * m * plane + 16);
+    ph[cin * m * plane..].fill(0.0);
     for b in 0..g.b {
-        // Padded, activated, even / odd split input planes.
-        ev.par_chunks_mut(hp * half)
-            .zip(od.par_chunks_mut(hp * half))
+        // Padded, activated, phase-split input planes.
+        ph.par_chunks_mut(m * plane)
             .take(cin)
             .enumerate()
-            .for_each(|(ci, (e, o))| {
-                e.fill(0.0);
-                o.fill(0.0);
+            .for_each_init(Vec::new, |prow: &mut Vec<f32>, (ci, dst)| {
+                dst.fill(0.0);
                 let src = &x[(b * cin + ci) * h * w..(b * cin + ci + 1) * h * w];
-                let mut row = vec![0f32; w];
+                prow.clear();
+                prow.resize(m * pw, 0.0);
                 for yy in 0..h {
-                    act::apply_into(ep.act_in, &src[yy * w..(yy + 1) * w], &mut row);
-                    // Padded column c = x + 1: even columns hold x odd, odd columns x even.
-                    let r = (yy + 1) * half;
-                    for (xx, &val) in row.iter().enumerate() {
-                        let c = xx + 1;
-                        if c % 2 == 0 {
-                            e[r + c / 2] = val;
-                        } else {
-                            o[r + c / 2] = val;
+                    // Padded column c = x + 1 goes to phase c % m, index c / m.
+                    act::apply_into(ep.act_in, &src[yy * w..(yy + 1) * w], &mut prow[1..w + 1]);
+                    let r = (yy + 1) * pw;
+                    for q in 0..m {
+                        let d = &mut dst[q * plane + r..q * plane + r + pw];
+                        for (i, v) in d.iter_mut().enumerate() {
+                            *v = prow[m * i + q];
                         }
                     }
                 }
             });
-        let mut ty0 = 0;
-        while ty0 < th {
+        let yb = SendPtr::new(y[b * cout * h * w..].as_mut_ptr());
+        let run_chunk = |chunk: usize, v: &mut [f32], mm: &mut [f32], inner: bool| {
+            let ty0 = chunk * rows_per_chunk;
             let ty1 = (ty0 + rows_per_chunk).min(th);
             let nt = (ty1 - ty0) * tw;
-            let vs = SendPtr(v.as_mut_ptr());
-            (0..cin).into_par_iter().for_each(|ci| {
-                let vs = vs;
-                let e = &ev[ci * hp * half..(ci + 1) * hp * half + 16];
-                let o = &od[ci * hp * half..(ci + 1) * hp * half + 16];
+            let vs = SendPtr::new(v.as_mut_ptr());
+            let input = |ci: usize| {
+                let base = ci * m * plane;
+                let phases: Vec<&[f32]> = (0..m)
+                    .map(|q| &ph[base + q * plane..base + (q + 1) * plane + 16])
+                    .collect();
                 // SAFETY: channel ci writes v[e][ci][..nt] only.
                 input_tiles_isa(
-                    e,
-                    o,
-                    half,
+                    m,
+                    &phases,
+                    pw,
                     ty0,
                     ty1,
                     tw,
-                    unsafe { vs.0.add(ci * nt) },
+                    unsafe { vs.get().add(ci * nt) },
                     cin * nt,
                 );
-            });
-            let ms = SendPtr(mm.as_mut_ptr());
-            (0..16).into_par_iter().for_each(|e| {
-                let ms = ms;
+            };
+            let ms = SendPtr::new(mm.as_mut_ptr());
+            let product = |e: usize, threads: Threads| {
                 // SAFETY: component e writes its own [cout x nt] slab of mm.
                 unsafe {
                     sgemm(
                         cout,
                         nt,
                         cin,
-                        MatMut::new(ms.0.add(e * cout * nt), nt, 1),
+                        MatMut::new(ms.get().add(e * cout * nt), nt, 1),
                         false,
                         MatRef::new(u.as_ptr().add(e * cout * cin), cin, 1),
-                        MatRef::new(v.as_ptr().add(e * cin * nt), nt, 1),
-                        Threads::One,
+                        MatRef::new(vs.get().add(e * cin * nt), nt, 1),
+                        threads,
                     );
                 }
-            });
-            let yb = &mut y[b * cout * h * w..(b + 1) * cout * h * w];
-            yb.par_chunks_mut(h * w).enumerate().for_each(|(co, yc)| {
+            };
+            let output = |co: usize| {
+                let plane_off = (b * cout + co) * h * w;
+                let out = OutPlane {
+                    // SAFETY: chunks write disjoint rows of each channel plane.
+                    y: unsafe { yb.get().add(co * h * w) },
+                    res: ep.residual.map(|r| unsafe { r.as_ptr().add(plane_off) }),
+                    bias: ep.bias.map_or(0.0, |bb| bb[co]),
+                    act: ep.act_out,
+                    h,
+                    w,
+                };
+                // SAFETY: the channel's slabs lie inside mm (16 values of slack).
                 output_tiles_isa(
-                    unsafe { mm.as_ptr().add(co * nt) },
+                    m,
+                    unsafe { ms.get().add(co * nt) },
                     cout * nt,
                     ty0,
                     ty1,
                     tw,
-                    yc,
-                    h,
-                    w,
+                    &out,
                 );
-            });
-            ty0 = ty1;
+            };
+            if inner {
+                (0..cin).into_par_iter().for_each(input);
+                (0..aa)
+                    .into_par_iter()
+                    .for_each(|e| product(e, Threads::One));
+                (0..cout).into_par_iter().for_each(output);
+            } else {
+                (0..cin).for_each(input);
+                (0..aa).for_each(|e| product(e, Threads::One));
+                (0..cout).for_each(output);
+            }
+        };
+        // Vector loads read up to 16 values past a slab.
+        let (vlen, mlen) = (aa * cin * maxt + 16, aa * cout * maxt + 16);
+        if per_chunk_parallel {
+            let mut v = Scratch::uninit(vlen);
+            let mut mm = Scratch::uninit(mlen);
+            for chunk in 0..nchunks {
+                run_chunk(chunk, &mut v, &mut mm, true);
+            }
+        } else {
+            (0..nchunks).into_par_iter().for_each_init(
+                || (Scratch::uninit(vlen), Scratch::uninit(mlen)),
+                |(v, mm), chunk| run_chunk(chunk, v, mm, false),
+            );
         }
-        let yb = &mut y[b * cout * h * w..(b + 1) * cout * h * w];
-        yb.par_chunks_mut(h * w).enumerate().for_each(|(co, yc)| {
-            let bias = ep.bias.map_or(0.0, |bb| bb[co]);
-            let plane = (b * cout + co) * h * w;
-            let res = ep.residual.map(|r| &r[plane..plane + h * w]);
-            finish_row_isa(yc, bias, res, ep.act_out);
-        });
     }
     y
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to write disjoint ranges from parallel tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}

@@ -1,4 +1,4 @@
-//! Strided f32 / complex-f32 matrix products over raw buffers, through the `gemm` crate (its
+//! Strided f32 matrix products over raw buffers, through the `gemm` crate (its
 //! AVX-512 micro-kernels with the `x86-v4` feature, AVX2 / NEON / scalar elsewhere).
 
 /// A read-only strided matrix: element `(i, j)` at `ptr + i * rs + j * cs` (in elements).
@@ -42,9 +42,6 @@ impl<T> MatMut<T> {
         }
     }
 }
-
-/// Complex f32 as the `gemm` crate takes it.
-pub(crate) use gemm::c32;
 
 /// How many threads one product may use.
 #[derive(Clone, Copy, Debug)]
@@ -114,46 +111,5 @@ pub(crate) unsafe fn sgemm(
         false,
         false,
         parallelism(threads, 2 * m * n * k),
-    )
-}
-
-/// The complex product `dst = [dst +] lhs * rhs` (no conjugation).
-///
-/// # Safety
-/// As [`sgemm`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn cgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: MatMut<c32>,
-    accumulate: bool,
-    lhs: MatRef<c32>,
-    rhs: MatRef<c32>,
-    threads: Threads,
-) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst.ptr,
-        dst.cs,
-        dst.rs,
-        accumulate,
-        lhs.ptr,
-        lhs.cs,
-        lhs.rs,
-        rhs.ptr,
-        rhs.cs,
-        rhs.rs,
-        c32::new(1.0, 0.0),
-        c32::new(1.0, 0.0),
-        false,
-        false,
-        false,
-        parallelism(threads, 8 * m * n * k),
     )
 }

@@ -1,10 +1,13 @@
 //! The CPU kernels (f32).
 
 pub(crate) mod act;
+pub(crate) mod attention;
 pub(crate) mod conv1d;
 pub(crate) mod conv2d;
 pub(crate) mod conv_transpose1d;
+pub(crate) mod epilogue;
 pub(crate) mod gemm;
+pub(crate) mod layout;
 pub(crate) mod norm;
 pub(crate) mod scratch;
 pub(crate) mod simd;
@@ -34,4 +37,23 @@ pub(crate) fn with_f32<R>(ts: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Res
 /// The values of a CPU f32 tensor.
 pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     with_f32(&[t], |s| s[0].to_vec())
+}
+
+/// A raw pointer that parallel tasks share to write disjoint parts of one buffer (or read a
+/// shared one). Closures call [`SendPtr::get`] so that they capture the wrapper, not the pointer.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T = f32>(*mut T);
+
+// SAFETY: every user writes ranges no other task touches, or only reads.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    pub(crate) fn new(p: *mut T) -> Self {
+        Self(p)
+    }
+
+    pub(crate) fn get(&self) -> *mut T {
+        self.0
+    }
 }

@@ -3,6 +3,9 @@
 
 use rayon::prelude::*;
 
+use super::SendPtr;
+
+use super::epilogue::{load_n, store_n};
 use super::simd::{dispatch, Simd};
 
 /// Which norm.
@@ -34,24 +37,16 @@ unsafe fn block<S: Simd>(
     y: *mut f32,
 ) {
     let nv = len.div_ceil(S::LANES);
-    let mut buf = [0f32; BLOCK];
-    let load = |ch: usize, v: usize, buf: &mut [f32; BLOCK]| -> S::V {
+    let load = |ch: usize, v: usize| -> S::V {
         let off = ch * n + p0 + v * S::LANES;
-        let m = (len - v * S::LANES).min(S::LANES);
-        if m == S::LANES {
-            S::load(x.as_ptr().add(off))
-        } else {
-            buf[..m].copy_from_slice(&x[off..off + m]);
-            buf[m..S::LANES].fill(0.0);
-            S::load(buf.as_ptr())
-        }
+        load_n::<S>(x.as_ptr().add(off), (len - v * S::LANES).min(S::LANES))
     };
     let inv_c = S::splat(1.0 / c as f32);
     let mut mean = [S::splat(0.0); BLOCK / 8];
     if kind == Kind::Layer {
         for ch in 0..c {
             for (v, m) in mean.iter_mut().enumerate().take(nv) {
-                *m = S::add(*m, load(ch, v, &mut buf));
+                *m = S::add(*m, load(ch, v));
             }
         }
         for m in mean.iter_mut().take(nv) {
@@ -61,7 +56,7 @@ unsafe fn block<S: Simd>(
     let mut ss = [S::splat(0.0); BLOCK / 8];
     for ch in 0..c {
         for (v, s) in ss.iter_mut().enumerate().take(nv) {
-            let d = S::sub(load(ch, v, &mut buf), mean[v]);
+            let d = S::sub(load(ch, v), mean[v]);
             *s = S::fma(d, d, *s);
         }
     }
@@ -75,23 +70,11 @@ unsafe fn block<S: Simd>(
         for v in 0..nv {
             let off = ch * n + p0 + v * S::LANES;
             let m = (len - v * S::LANES).min(S::LANES);
-            let mut o = S::fma(
-                S::mul(S::sub(load(ch, v, &mut buf), mean[v]), scale[v]),
-                wv,
-                bv,
-            );
+            let mut o = S::fma(S::mul(S::sub(load(ch, v), mean[v]), scale[v]), wv, bv);
             if let Some(r) = res {
-                let mut rb = [0f32; 16];
-                rb[..m].copy_from_slice(&r[off..off + m]);
-                o = S::add(o, S::load(rb.as_ptr()));
+                o = S::add(o, load_n::<S>(r.as_ptr().add(off), m));
             }
-            if m == S::LANES {
-                S::store(y.add(off), o);
-            } else {
-                let mut ob = [0f32; 16];
-                S::store(ob.as_mut_ptr(), o);
-                std::ptr::copy_nonoverlapping(ob.as_ptr(), y.add(off), m);
-            }
+            store_n::<S>(y.add(off), o, m);
         }
     }
 }
@@ -116,12 +99,6 @@ unsafe fn block_body<S: Simd>(
 
 dispatch!(fn block_isa = block_body(kind: Kind, x: &[f32], c: usize, n: usize, p0: usize, len: usize, w: &[f32], b: Option<&[f32]>, eps: f32, res: Option<&[f32]>, y: *mut f32));
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to write disjoint ranges from parallel tasks.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
 /// `norm(x) * w + b + res` over the channels of `x` `[batch, c, n]`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn norm_channels(
@@ -136,10 +113,9 @@ pub(crate) fn norm_channels(
     res: Option<&[f32]>,
 ) -> Vec<f32> {
     let mut y = vec![0f32; batch * c * n];
-    let yp = SendPtr(y.as_mut_ptr());
+    let yp = SendPtr::new(y.as_mut_ptr());
     let nblk = n.div_ceil(BLOCK);
     (0..batch * nblk).into_par_iter().for_each(|task| {
-        let yp = yp;
         let (bi, blk) = (task / nblk, task % nblk);
         let p0 = blk * BLOCK;
         let len = (n - p0).min(BLOCK);
@@ -147,7 +123,7 @@ pub(crate) fn norm_channels(
         let rs = res.map(|r| &r[bi * c * n..(bi + 1) * c * n]);
         // SAFETY: each task writes its own positions of its batch item.
         block_isa(kind, xs, c, n, p0, len, w, b, eps, rs, unsafe {
-            yp.0.add(bi * c * n)
+            yp.get().add(bi * c * n)
         });
     });
     y

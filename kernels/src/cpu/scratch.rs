@@ -12,7 +12,9 @@ static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 /// A scratch buffer of `len` f32, returned to the pool on drop. Its contents are unspecified
 /// unless made with [`Scratch::zeroed`].
 pub(crate) struct Scratch {
+    /// Initialised over its whole length (which may exceed `len`).
     buf: Vec<f32>,
+    len: usize,
 }
 
 impl Scratch {
@@ -23,45 +25,32 @@ impl Scratch {
         let best = pool
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.capacity() >= len)
-            .min_by_key(|(_, b)| b.capacity())
+            .filter(|(_, b)| b.len() >= len)
+            .min_by_key(|(_, b)| b.len())
             .map(|(i, _)| i);
         let mut buf = match best {
             Some(i) => pool.swap_remove(i),
             None => Vec::new(),
         };
         drop(pool);
-        if buf.capacity() < len {
-            buf = Vec::with_capacity(len);
+        if buf.len() < len {
+            // Pooled buffers stay initialised over their whole length.
+            buf = vec![0.0; len];
         }
-        // SAFETY: f32 has no invalid bit patterns; callers treat the contents as unspecified.
-        unsafe { buf.set_len(len) };
-        Self { buf }
-    }
-
-    /// `len` zeros.
-    pub(crate) fn zeroed(len: usize) -> Self {
-        let mut s = Self::uninit(len);
-        s.fill_par(0.0);
-        s
-    }
-
-    fn fill_par(&mut self, v: f32) {
-        use rayon::prelude::*;
-        self.buf.par_chunks_mut(1 << 16).for_each(|c| c.fill(v));
+        Self { buf, len }
     }
 }
 
 impl std::ops::Deref for Scratch {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
-        &self.buf
+        &self.buf[..self.len]
     }
 }
 
 impl std::ops::DerefMut for Scratch {
     fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.buf
+        &mut self.buf[..self.len]
     }
 }
 
@@ -69,17 +58,17 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let held: usize = pool.iter().map(|b| b.capacity() * 4).sum();
-        if held + buf.capacity() * 4 <= POOL_BYTES && pool.len() < 32 {
+        let held: usize = pool.iter().map(|b| b.len() * 4).sum();
+        if held + buf.len() * 4 <= POOL_BYTES && pool.len() < 32 {
             pool.push(buf);
         } else if let Some((i, small)) = pool
             .iter()
             .enumerate()
-            .min_by_key(|(_, b)| b.capacity())
-            .map(|(i, b)| (i, b.capacity()))
+            .min_by_key(|(_, b)| b.len())
+            .map(|(i, b)| (i, b.len()))
         {
             // Keep the larger of the two.
-            if small < buf.capacity() && held - small * 4 + buf.capacity() * 4 <= POOL_BYTES {
+            if small < buf.len() && held - small * 4 + buf.len() * 4 <= POOL_BYTES {
                 pool[i] = buf;
             }
         }

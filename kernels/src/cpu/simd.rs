@@ -2,6 +2,9 @@
 //! [`Simd`] and compiled three times (AVX-512, AVX2 + FMA, portable arrays that LLVM vectorises
 //! for the baseline ISA, NEON included), with the widest one the CPU has picked at run time.
 
+// The polynomial coefficients are the published fits, digit for digit.
+#![allow(clippy::excessive_precision)]
+
 /// Operations on a vector of `LANES` f32.
 pub(crate) trait Simd: Copy {
     /// Lanes per vector.
@@ -34,8 +37,9 @@ pub(crate) trait Simd: Copy {
     unsafe fn pow2i(n: Self::V) -> Self::V;
     /// `1 / sqrt(a)` to full f32 precision.
     unsafe fn rsqrt(a: Self::V) -> Self::V;
-    /// Sum of the lanes.
-    unsafe fn hsum(a: Self::V) -> f32;
+    /// `a` and `b` interleaved: the first vector holds `a0 b0 a1 b1 ...` (the low halves), the
+    /// second the high halves.
+    unsafe fn interleave(a: Self::V, b: Self::V) -> (Self::V, Self::V);
 }
 
 /// `e^x` (Cephes' single-precision polynomial, about 1 ulp over the clamped range).
@@ -170,8 +174,16 @@ impl Simd for Portable {
         std::array::from_fn(|i| 1.0 / a[i].sqrt())
     }
     #[inline(always)]
-    unsafe fn hsum(a: Self::V) -> f32 {
-        a.iter().sum()
+    unsafe fn interleave(a: Self::V, b: Self::V) -> (Self::V, Self::V) {
+        let lo = std::array::from_fn(|i| if i % 2 == 0 { a[i / 2] } else { b[i / 2] });
+        let hi = std::array::from_fn(|i| {
+            if i % 2 == 0 {
+                a[4 + i / 2]
+            } else {
+                b[4 + i / 2]
+            }
+        });
+        (lo, hi)
     }
 }
 
@@ -244,8 +256,14 @@ mod x86 {
             _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_sqrt_ps(a))
         }
         #[inline(always)]
-        unsafe fn hsum(a: Self::V) -> f32 {
-            _mm512_reduce_add_ps(a)
+        unsafe fn interleave(a: Self::V, b: Self::V) -> (Self::V, Self::V) {
+            let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            let hi =
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            (
+                _mm512_permutex2var_ps(a, lo, b),
+                _mm512_permutex2var_ps(a, hi, b),
+            )
         }
     }
 
@@ -310,13 +328,13 @@ mod x86 {
             _mm256_div_ps(_mm256_set1_ps(1.0), _mm256_sqrt_ps(a))
         }
         #[inline(always)]
-        unsafe fn hsum(a: Self::V) -> f32 {
-            let lo = _mm256_castps256_ps128(a);
-            let hi = _mm256_extractf128_ps::<1>(a);
-            let s = _mm_add_ps(lo, hi);
-            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-            let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
-            _mm_cvtss_f32(s)
+        unsafe fn interleave(a: Self::V, b: Self::V) -> (Self::V, Self::V) {
+            let lo = _mm256_unpacklo_ps(a, b);
+            let hi = _mm256_unpackhi_ps(a, b);
+            (
+                _mm256_permute2f128_ps::<0x20>(lo, hi),
+                _mm256_permute2f128_ps::<0x31>(lo, hi),
+            )
         }
     }
 }
@@ -358,13 +376,16 @@ pub(crate) fn isa() -> Isa {
 macro_rules! dispatch {
     ($(#[$m:meta])* $vis:vis fn $name:ident = $body:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)?) => {
         $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
                     $body::<$crate::cpu::simd::Avx512>($($arg),*)
                 }
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body::<$crate::cpu::simd::Avx2>($($arg),*)

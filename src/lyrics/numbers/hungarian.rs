@@ -94,7 +94,7 @@ fn cardinal_with(v: u128, zero: &str) -> Option<String> {
         format!("{prefix}{dash}{postfix}")
     } else {
         let mut digits = v.to_string().len() as u32;
-        if digits % 3 == 0 {
+        if digits.is_multiple_of(3) {
             digits -= 2;
         }
         let exp = 10u128.pow(digits / 3 * 3);

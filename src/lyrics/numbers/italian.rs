@@ -127,7 +127,7 @@ fn thousands(n: u128) -> Option<String> {
 fn big(n: u128) -> Option<String> {
     let digits = n.to_string();
     let len = digits.len();
-    let pre = if len % 3 == 0 { 3 } else { len % 3 };
+    let pre = if len.is_multiple_of(3) { 3 } else { len % 3 };
     let (multiplier, exponent) = digits.split_at(pre);
     let e = exponent.len();
     let mut infix = format!(

@@ -1311,7 +1311,7 @@ fn thousands_groups(n: u128) -> Vec<u128> {
         return vec![n];
     }
     let mut out = Vec::new();
-    if len % 3 > 0 {
+    if !len.is_multiple_of(3) {
         out.push(digits[..len % 3].parse().unwrap_or(0));
     }
     let mut i = len % 3;

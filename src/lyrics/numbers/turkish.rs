@@ -99,7 +99,7 @@ pub(super) fn ordinal(n: u128) -> Option<String> {
         return None;
     }
     let mut p = 0u32;
-    while n / 10u128.pow(p) % 10 == 0 {
+    while (n / 10u128.pow(p)).is_multiple_of(10) {
         p += 1;
     }
     let digit = (n / 10u128.pow(p) % 10) as usize;

@@ -1,0 +1,107 @@
+//! Sana's multi-scale ReLU linear attention core: per head group of `3 * hd` channels (q, k, v),
+//! `out = (v relu(k)^T) relu(q) / (sum_j relu(k)_j . relu(q) + eps)`, as two small products per
+//! group straight from the channel-first inputs.
+
+use rayon::prelude::*;
+
+use super::SendPtr;
+
+use super::gemm::{sgemm, MatMut, MatRef, Threads};
+
+/// One input tensor's layout: `[b, groups * 3 * hd, n]`.
+pub(crate) struct Part<'a> {
+    pub data: &'a [f32],
+    pub groups: usize,
+}
+
+/// Output `[b, (sum of groups) * hd, n]`.
+pub(crate) fn relu_linear_attention(
+    parts: &[Part],
+    b: usize,
+    hd: usize,
+    n: usize,
+    eps: f32,
+) -> Vec<f32> {
+    let total: usize = parts.iter().map(|p| p.groups).sum();
+    let mut y = vec![0f32; b * total * hd * n];
+    let yp = SendPtr::new(y.as_mut_ptr());
+    // (batch item, part, group within the part, output group index)
+    let mut tasks = Vec::with_capacity(b * total);
+    for bi in 0..b {
+        let mut og = 0;
+        for (pi, p) in parts.iter().enumerate() {
+            for gi in 0..p.groups {
+                tasks.push((bi, pi, gi, og));
+                og += 1;
+            }
+        }
+    }
+    tasks.par_iter().for_each_init(
+        || {
+            (
+                vec![0f32; hd * n],
+                vec![0f32; hd * n],
+                vec![0f32; hd * hd],
+                vec![0f32; n],
+            )
+        },
+        |(qr, kr, vk, den), &(bi, pi, gi, og)| {
+            let p = &parts[pi];
+            let base = (bi * p.groups * 3 + gi * 3) * hd * n;
+            let q = &p.data[base..base + hd * n];
+            let k = &p.data[base + hd * n..base + 2 * hd * n];
+            let v = &p.data[base + 2 * hd * n..base + 3 * hd * n];
+            for (d, s) in qr.iter_mut().zip(q) {
+                *d = s.max(0.0);
+            }
+            for (d, s) in kr.iter_mut().zip(k) {
+                *d = s.max(0.0);
+            }
+            let out = unsafe { yp.get().add((bi * total + og) * hd * n) };
+            // SAFETY: the views stay inside the task's buffers and its own output rows.
+            unsafe {
+                // vk = v kr^T  (hd x hd)
+                sgemm(
+                    hd,
+                    hd,
+                    n,
+                    MatMut::new(vk.as_mut_ptr(), hd, 1),
+                    false,
+                    MatRef::new(v.as_ptr(), n, 1),
+                    MatRef::new(kr.as_ptr(), 1, n),
+                    Threads::One,
+                );
+                // out = vk qr  (hd x n)
+                sgemm(
+                    hd,
+                    n,
+                    hd,
+                    MatMut::new(out, n, 1),
+                    false,
+                    MatRef::new(vk.as_ptr(), hd, 1),
+                    MatRef::new(qr.as_ptr(), n, 1),
+                    Threads::One,
+                );
+            }
+            // den[p] = sum_e (sum_j kr[e][j]) qr[e][p] + eps
+            den.fill(0.0);
+            for e in 0..hd {
+                let ks: f32 = kr[e * n..(e + 1) * n].iter().sum();
+                for (dd, &qv) in den.iter_mut().zip(&qr[e * n..(e + 1) * n]) {
+                    *dd += ks * qv;
+                }
+            }
+            for dd in den.iter_mut() {
+                *dd += eps;
+            }
+            // SAFETY: this task's output rows.
+            let o = unsafe { std::slice::from_raw_parts_mut(out, hd * n) };
+            for row in o.chunks_exact_mut(n) {
+                for (vv, &dd) in row.iter_mut().zip(den.iter()) {
+                    *vv /= dd;
+                }
+            }
+        },
+    );
+    y
+}
