@@ -18,6 +18,8 @@ fn config<T: serde::de::DeserializeOwned>(manifest: &str) -> T {
 }
 
 fn bench_dcae(c: &mut Criterion) {
+    // As the acestep binary does (see acestep::device::tune_cpu_allocator).
+    acestep::device::tune_cpu_allocator();
     let dev = Device::Cpu;
     let dcae_cfg: AutoencoderDcConfig = config(include_str!(
         "../tests/fixtures/manifests/music_dcae_f8c8.json"

@@ -63,6 +63,8 @@ fn random_lora(model: &AceStepTransformer2DModel, r: usize, dev: &Device) -> Lor
 }
 
 fn bench_dit(c: &mut Criterion) {
+    // As the acestep binary does (see acestep::device::tune_cpu_allocator).
+    acestep::device::tune_cpu_allocator();
     let dev = Device::Cpu;
     let cfg = full_config();
     let model = AceStepTransformer2DModel::new(&cfg, random_var_builder(0.02, DType::F32, &dev))

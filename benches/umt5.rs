@@ -15,6 +15,8 @@ fn full_config() -> Umt5Config {
 }
 
 fn bench_umt5(c: &mut Criterion) {
+    // As the acestep binary does (see acestep::device::tune_cpu_allocator).
+    acestep::device::tune_cpu_allocator();
     let dev = Device::Cpu;
     let cfg = full_config();
     let model =

@@ -22,8 +22,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use acestep_kernels::Linear;
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::checkpoint::HubOptions;
 use crate::error::{Error, Result};
@@ -68,8 +69,12 @@ impl LoraLinear {
 
     /// `(out, in)` of the base weight.
     pub fn base_dims(&self) -> (usize, usize) {
-        let d = self.base.weight().dims();
-        (d[0], d[1])
+        self.base.dims()
+    }
+
+    /// The base layer.
+    pub fn base(&self) -> &Linear {
+        &self.base
     }
 }
 
@@ -83,11 +88,12 @@ impl Module for LoraLinear {
     }
 }
 
-/// `candle_nn::linear` as a [`LoraLinear`] named after `vb`'s prefix.
+/// A linear layer `in_dim -> out_dim` with bias (`weight`, `bias` under `vb`) as a
+/// [`LoraLinear`] named after `vb`'s prefix.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<LoraLinear> {
     let name = vb.prefix();
     Ok(LoraLinear::new(
-        candle_nn::linear(in_dim, out_dim, vb)?,
+        crate::weights::linear(in_dim, out_dim, true, vb)?,
         name,
     ))
 }
@@ -349,11 +355,10 @@ impl LoraAdapter {
             } else {
                 alpha / r as f64
             };
-            let w = layer.base.weight();
-            let (device, dtype) = (w.device(), w.dtype());
+            let (device, dtype) = (layer.base.device(), layer.base.dtype());
             layer.delta = Some(Delta {
-                down: Linear::new(p.down.to_device(device)?.to_dtype(dtype)?, None),
-                up: Linear::new(p.up.to_device(device)?.to_dtype(dtype)?, None),
+                down: Linear::new(p.down.to_device(&device)?.to_dtype(dtype)?, None),
+                up: Linear::new(p.up.to_device(&device)?.to_dtype(dtype)?, None),
                 scale: weight * ratio,
             });
         }

@@ -6,9 +6,10 @@
 //! upsampling, multi-receptive-field residual blocks, SiLU, tanh). Weight norm
 //! (`weight_g`, `weight_v`) is folded into plain weights at load time.
 
+use acestep_kernels::Linear;
 use acestep_kernels::{Activation, Conv1d, ConvSpec, ConvTranspose1d, Fused};
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{layer_norm, linear, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// `music_vocoder/config.json` (the reference `ADaMoSHiFiGANV1` arguments, with its defaults).
@@ -198,8 +199,8 @@ impl ConvNextBlock {
                 },
                 vb.pp("norm"),
             )?,
-            pwconv1: linear(dim, 4 * dim, vb.pp("pwconv1"))?,
-            pwconv2: linear(4 * dim, dim, vb.pp("pwconv2"))?,
+            pwconv1: crate::weights::linear(dim, 4 * dim, true, vb.pp("pwconv1"))?,
+            pwconv2: crate::weights::linear(4 * dim, dim, true, vb.pp("pwconv2"))?,
             gamma: vb.get(dim, "gamma")?,
         })
     }
@@ -209,7 +210,7 @@ impl ConvNextBlock {
         let h = self.norm.forward(&h)?;
         let h = self
             .pwconv2
-            .forward(&self.pwconv1.forward(&h)?.gelu_erf()?)?;
+            .forward(&self.pwconv1.forward_act(&h, Activation::Gelu)?)?;
         let h = h.broadcast_mul(&self.gamma)?.transpose(1, 2)?;
         x + h
     }

@@ -386,3 +386,20 @@ impl Manifest {
         d
     }
 }
+
+/// A linear layer `in_dim -> out_dim` from `weight` `[out, in]` (and `bias` `[out]`) under `vb`,
+/// on the engine's linear kernel (packed once on the CPU).
+pub fn linear(
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+    vb: candle_nn::VarBuilder,
+) -> candle_core::Result<acestep_kernels::Linear> {
+    let w = vb.get((out_dim, in_dim), "weight")?;
+    let b = if bias {
+        Some(vb.get(out_dim, "bias")?)
+    } else {
+        None
+    };
+    Ok(acestep_kernels::Linear::new(w, b))
+}

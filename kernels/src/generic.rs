@@ -2,7 +2,7 @@
 //! per-group or per-sample launches (depthwise convolutions are shifted multiply-adds, grouped
 //! ones batched matmuls).
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Module, Result, Tensor, D};
 
 use crate::{Activation, ConvSpec, Fused};
 
@@ -13,6 +13,7 @@ pub(crate) fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
         Activation::Silu => x.silu(),
         Activation::Relu => x.relu(),
         Activation::Gelu => x.gelu_erf(),
+        Activation::GeluTanh => x.gelu(),
     }
 }
 
@@ -239,4 +240,15 @@ pub(crate) fn relu_linear_attention(parts: &[&Tensor], hd: usize, eps: f64) -> R
     num.broadcast_div(&den)?
         .to_dtype(dtype)?
         .reshape((b, g * hd, h, w))
+}
+
+/// `act(x w^T + b)` as candle_nn's `Linear` computes it.
+pub(crate) fn linear(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    act: Activation,
+) -> Result<Tensor> {
+    let y = candle_nn::Linear::new(w.clone(), bias.cloned()).forward(x)?;
+    activation(&y, act)
 }

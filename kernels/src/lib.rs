@@ -32,6 +32,8 @@ pub enum Activation {
     Relu,
     /// The exact (erf) GELU.
     Gelu,
+    /// The tanh approximation of the GELU (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
 }
 
 /// Padding, stride, dilation and groups of a convolution (the same in both spatial dims of a 2-D
@@ -627,4 +629,116 @@ pub fn relu_linear_attention(parts: &[&Tensor], head_dim: usize, eps: f64) -> Re
         cpu::attention::relu_linear_attention(&ps, b, head_dim, n, eps as f32)
     })?;
     Tensor::from_vec(y, (b, total * head_dim, h, w), first.device())
+}
+
+/// A linear layer `y = x W^T + b` (weight `[out, in]`, optional bias `[out]`; `x` `[..., in]`),
+/// a drop-in for `candle_nn::Linear`.
+///
+/// On the CPU in f32 the weight is packed once, at construction, into the layout the CPU kernel
+/// streams (panels of 32 outputs), in place of the checkpoint's layout (no second copy); every
+/// call then runs without packing, which matters for the few-token products of the text and
+/// lyric encoders and the DiT. Clones share the packed weight.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: LinearWeight,
+    bias: Option<Tensor>,
+}
+
+#[derive(Clone, Debug)]
+enum LinearWeight {
+    Tensor(Tensor),
+    Packed(std::sync::Arc<cpu::linear::Packed>),
+}
+
+impl Linear {
+    /// A layer from its tensors.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        if on_cpu_f32(&[&weight]) && weight.rank() == 2 {
+            if let Ok((n, k)) = weight.dims2() {
+                if let Ok(p) = cpu::with_f32(&[&weight], |v| cpu::linear::Packed::new(v[0], n, k)) {
+                    return Self {
+                        weight: LinearWeight::Packed(std::sync::Arc::new(p)),
+                        bias,
+                    };
+                }
+            }
+        }
+        Self {
+            weight: LinearWeight::Tensor(weight),
+            bias,
+        }
+    }
+
+    /// `(out, in)`.
+    pub fn dims(&self) -> (usize, usize) {
+        match &self.weight {
+            LinearWeight::Tensor(t) => {
+                let d = t.dims();
+                (d[0], d.get(1).copied().unwrap_or(0))
+            }
+            LinearWeight::Packed(p) => (p.n, p.k),
+        }
+    }
+
+    /// The weight's device.
+    pub fn device(&self) -> Device {
+        match &self.weight {
+            LinearWeight::Tensor(t) => t.device().clone(),
+            LinearWeight::Packed(_) => Device::Cpu,
+        }
+    }
+
+    /// The weight's dtype.
+    pub fn dtype(&self) -> DType {
+        match &self.weight {
+            LinearWeight::Tensor(t) => t.dtype(),
+            LinearWeight::Packed(_) => DType::F32,
+        }
+    }
+
+    /// The weight `[out, in]` (rebuilt from the packed form on the CPU).
+    pub fn weight(&self) -> Result<Tensor> {
+        match &self.weight {
+            LinearWeight::Tensor(t) => Ok(t.clone()),
+            LinearWeight::Packed(p) => Tensor::from_vec(p.unpack(), (p.n, p.k), &Device::Cpu),
+        }
+    }
+
+    /// The bias.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// `act(x W^T + b)`.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let (n, k) = self.dims();
+        let dims = x.dims().to_vec();
+        if dims.last() != Some(&k) {
+            candle_core::bail!("linear: input {dims:?}, weight [{n}, {k}]");
+        }
+        let p = match &self.weight {
+            LinearWeight::Packed(p) if on_cpu_f32(&[x]) => p,
+            LinearWeight::Packed(_) => {
+                // Input off the CPU or not f32: the plain product with the rebuilt weight.
+                let w = self.weight()?.to_device(x.device())?.to_dtype(x.dtype())?;
+                return generic::linear(x, &w, self.bias.as_ref(), act);
+            }
+            LinearWeight::Tensor(w) => return generic::linear(x, w, self.bias.as_ref(), act),
+        };
+        let m = x.elem_count() / k.max(1);
+        let mut all = vec![x];
+        all.extend(self.bias.as_ref());
+        let y = cpu::with_f32(&all, |v| {
+            cpu::linear::matmul(v[0], m, p, v.get(1).copied(), act)
+        })?;
+        let mut out = dims;
+        *out.last_mut().expect("rank >= 1") = n;
+        Tensor::from_vec(y, out, x.device())
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, Activation::Identity)
+    }
 }

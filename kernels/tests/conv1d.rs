@@ -18,6 +18,7 @@ fn reference(
         Activation::Silu => t.silu().unwrap(),
         Activation::Relu => t.relu().unwrap(),
         Activation::Gelu => t.gelu_erf().unwrap(),
+        Activation::GeluTanh => t.gelu().unwrap(),
     };
     let x = act(x.clone(), act_in);
     let y = x

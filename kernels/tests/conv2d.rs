@@ -10,6 +10,7 @@ fn act(t: Tensor, a: Activation) -> Tensor {
         Activation::Silu => t.silu().unwrap(),
         Activation::Relu => t.relu().unwrap(),
         Activation::Gelu => t.gelu_erf().unwrap(),
+        Activation::GeluTanh => t.gelu().unwrap(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! DiT blocks: ReLU linear self-attention, softmax cross-attention, GLUMBConv feed-forward,
 //! AdaLN-single modulation, and the reference's rotary embedding.
 
+use acestep_kernels::Linear;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::lora::{linear, LoraLinear};
 

@@ -7,7 +7,7 @@
 //! module, full (non-chunked) attention masked on padded keys, and a final LayerNorm.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{layer_norm, linear_no_bias, LayerNorm, LayerNormConfig, VarBuilder};
+use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 
 use crate::erg::QueryScale;
 use crate::lora::{linear, LoraLinear};
@@ -79,7 +79,7 @@ impl RelPositionAttention {
             linear_v: linear(n_feat, n_feat, vb.pp("linear_v"))?,
             linear_out: linear(n_feat, n_feat, vb.pp("linear_out"))?,
             linear_pos: LoraLinear::new(
-                linear_no_bias(n_feat, n_feat, vb.pp("linear_pos"))?,
+                crate::weights::linear(n_feat, n_feat, false, vb.pp("linear_pos"))?,
                 vb.pp("linear_pos").prefix(),
             ),
             pos_bias_u: vb.get((h, d_k), "pos_bias_u")?,

@@ -41,8 +41,9 @@ pub mod lyric_encoder;
 
 use std::path::Path;
 
+use acestep_kernels::Linear;
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{embedding, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
 use crate::lora::{linear, LoraAdapter, LoraLinear, LoraTarget};
 use serde::{Deserialize, Serialize};

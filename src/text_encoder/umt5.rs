@@ -9,8 +9,13 @@
 //! `encoder.block.{i}.layer.0.layer_norm.weight`, `encoder.block.{i}.layer.1.DenseReluDense.{wi_0,wi_1,wo}.weight`,
 //! `encoder.block.{i}.layer.1.layer_norm.weight`, `encoder.final_layer_norm.weight`.
 
+use acestep_kernels::Linear;
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
+
+fn linear_no_bias(i: usize, o: usize, vb: VarBuilder) -> Result<Linear> {
+    crate::weights::linear(i, o, false, vb)
+}
 use serde::{Deserialize, Serialize};
 
 use crate::erg::QueryScale;
@@ -81,12 +86,13 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply(self, x: &Tensor) -> Result<Tensor> {
+    /// The same activation, fused into the linear kernel.
+    fn kernel(self) -> acestep_kernels::Activation {
         match self {
-            Activation::GeluTanh => x.gelu(),
-            Activation::GeluErf => x.gelu_erf(),
-            Activation::Relu => x.relu(),
-            Activation::Silu => x.silu(),
+            Activation::GeluTanh => acestep_kernels::Activation::GeluTanh,
+            Activation::GeluErf => acestep_kernels::Activation::Gelu,
+            Activation::Relu => acestep_kernels::Activation::Relu,
+            Activation::Silu => acestep_kernels::Activation::Silu,
         }
     }
 }
@@ -324,10 +330,10 @@ impl Block {
         let n = self.ff_norm.forward(&h)?;
         let f = match &self.ff {
             FeedForward::Gated { wi_0, wi_1, wo } => {
-                let g = self.act.apply(&wi_0.forward(&n)?)?;
+                let g = wi_0.forward_act(&n, self.act.kernel())?;
                 wo.forward(&(g * wi_1.forward(&n)?)?)?
             }
-            FeedForward::Plain { wi, wo } => wo.forward(&self.act.apply(&wi.forward(&n)?)?)?,
+            FeedForward::Plain { wi, wo } => wo.forward(&wi.forward_act(&n, self.act.kernel())?)?,
         };
         clamp_f16((h + f)?)
     }

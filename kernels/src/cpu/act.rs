@@ -27,6 +27,7 @@ unsafe fn apply_body<S: Simd>(act: Activation, x: &mut [f32]) {
         Activation::Silu => run!(|v| simd::silu::<S>(v)),
         Activation::Relu => run!(|v| S::max(v, S::splat(0.0))),
         Activation::Gelu => run!(|v| simd::gelu::<S>(v)),
+        Activation::GeluTanh => run!(|v| simd::gelu_tanh::<S>(v)),
     }
 }
 
@@ -93,7 +94,12 @@ mod tests {
             .map(|i| (i as f32 - 1000.0) * 0.0123)
             .chain([-100.0, -88.5, 88.5, 100.0, 0.0, -0.0])
             .collect();
-        for act in [Activation::Silu, Activation::Gelu, Activation::Relu] {
+        for act in [
+            Activation::Silu,
+            Activation::Gelu,
+            Activation::GeluTanh,
+            Activation::Relu,
+        ] {
             let mut y = xs.clone();
             apply_inplace(act, &mut y);
             let mut worst = 0f64;
@@ -101,6 +107,11 @@ mod tests {
                 let r = match act {
                     Activation::Silu => silu_ref(x as f64),
                     Activation::Gelu => gelu_ref(x as f64),
+                    Activation::GeluTanh => {
+                        let x = x as f64;
+                        let z = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+                        0.5 * x * (1.0 + z.tanh())
+                    }
                     Activation::Relu => (x as f64).max(0.0),
                     Activation::Identity => x as f64,
                 };

@@ -11,6 +11,7 @@ pub(crate) unsafe fn apply_v<S: Simd>(act: Activation, v: S::V) -> S::V {
         Activation::Silu => simd::silu::<S>(v),
         Activation::Relu => S::max(v, S::splat(0.0)),
         Activation::Gelu => simd::gelu::<S>(v),
+        Activation::GeluTanh => simd::gelu_tanh::<S>(v),
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod conv_transpose1d;
 pub(crate) mod epilogue;
 pub(crate) mod gemm;
 pub(crate) mod layout;
+pub(crate) mod linear;
 pub(crate) mod norm;
 pub(crate) mod scratch;
 pub(crate) mod simd;

@@ -40,6 +40,11 @@ pub(crate) trait Simd: Copy {
     /// `a` and `b` interleaved: the first vector holds `a0 b0 a1 b1 ...` (the low halves), the
     /// second the high halves.
     unsafe fn interleave(a: Self::V, b: Self::V) -> (Self::V, Self::V);
+    /// Hints that the cache line at `p` will be read soon.
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        let _ = p;
+    }
 }
 
 /// `e^x` (Cephes' single-precision polynomial, about 1 ulp over the clamped range).
@@ -100,6 +105,22 @@ pub(crate) unsafe fn erf<S: Simd>(x: S::V) -> S::V {
 pub(crate) unsafe fn gelu<S: Simd>(x: S::V) -> S::V {
     let e = erf::<S>(S::mul(x, S::splat(std::f32::consts::FRAC_1_SQRT_2)));
     S::mul(S::mul(x, S::splat(0.5)), S::add(S::splat(1.0), e))
+}
+
+/// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (the tanh GELU, `gelu_new`).
+#[inline(always)]
+pub(crate) unsafe fn gelu_tanh<S: Simd>(x: S::V) -> S::V {
+    let z = S::mul(
+        S::splat(0.797_884_6),
+        S::fma(S::mul(S::splat(0.044_715), S::mul(x, x)), x, x),
+    );
+    // tanh z = 1 - 2 / (e^{2z} + 1): exact at both ends (e^{2z} saturates to 0 or a large value).
+    let e = exp::<S>(S::add(z, z));
+    let t = S::sub(
+        S::splat(1.0),
+        S::div(S::splat(2.0), S::add(e, S::splat(1.0))),
+    );
+    S::mul(S::mul(x, S::splat(0.5)), S::add(S::splat(1.0), t))
 }
 
 /// `if x < 0 { a } else { b }` lane-wise, from min/max arithmetic (no mask type needed).
@@ -201,6 +222,10 @@ mod x86 {
 
     impl Simd for Avx512 {
         const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+        }
         type V = __m512;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self::V {
@@ -273,6 +298,10 @@ mod x86 {
 
     impl Simd for Avx2 {
         const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn prefetch(p: *const f32) {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8);
+        }
         type V = __m256;
         #[inline(always)]
         unsafe fn splat(x: f32) -> Self::V {

@@ -1,0 +1,291 @@
+//! `y = act(x W^T + b)` for a fixed weight `W` `[n, k]`, packed once into panels of 32 output
+//! columns (`[k][32]` each, zero-padded), so that a call packs nothing: for small `m` (a few
+//! dozen tokens) packing the weights on every call costs as much as the product itself.
+//!
+//! Each task takes a run of panels; for every block of `KC` inputs the panel's `KC x 32` slice
+//! stays in L1 while register tiles of `MR x 32` outputs (`MR` rows of `x` broadcast) sweep all
+//! rows.
+
+use rayon::prelude::*;
+
+use super::epilogue::{apply_v, load_n, store_n};
+use super::simd::{dispatch, Simd};
+use super::SendPtr;
+use crate::Activation;
+
+/// Output columns per panel.
+pub(crate) const NR: usize = 32;
+/// Inputs ahead that the packed loop prefetches the panel.
+const PF: usize = 16;
+/// Inputs per cache block.
+const KC: usize = 512;
+
+/// A weight packed for [`matmul`].
+#[derive(Debug)]
+pub(crate) struct Packed {
+    /// `[n.div_ceil(NR)][k][NR]`.
+    data: Vec<f32>,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl Packed {
+    /// Packs `w` (`[n, k]` row-major).
+    pub(crate) fn new(w: &[f32], n: usize, k: usize) -> Self {
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0f32; panels * k * NR];
+        data.par_chunks_mut(k * NR)
+            .enumerate()
+            .for_each(|(p, panel)| {
+                for c in 0..NR {
+                    let j = p * NR + c;
+                    if j >= n {
+                        break;
+                    }
+                    for kk in 0..k {
+                        panel[kk * NR + c] = w[j * k + kk];
+                    }
+                }
+            });
+        Self { data, n, k }
+    }
+
+    /// Back to `[n, k]` row-major.
+    pub(crate) fn unpack(&self) -> Vec<f32> {
+        let (n, k) = (self.n, self.k);
+        let mut w = vec![0f32; n * k];
+        for j in 0..n {
+            let panel = &self.data[(j / NR) * k * NR..];
+            for kk in 0..k {
+                w[j * k + kk] = panel[kk * NR + j % NR];
+            }
+        }
+        w
+    }
+}
+
+struct Args<'a> {
+    x: &'a [f32],
+    /// `x` packed in 12-row tiles `[tile][k][12]`, zero rows past `m` (AVX-512 and `m >= 8`;
+    /// empty otherwise).
+    xp: &'a [f32],
+    /// Rows `[r0, r1)` of `x` and `y`.
+    r0: usize,
+    r1: usize,
+    k: usize,
+    n: usize,
+    panel: &'a [f32],
+    /// First output column of the panel.
+    j0: usize,
+    bias: Option<&'a [f32]>,
+    act: Activation,
+    y: *mut f32,
+}
+
+/// Rows `[i0, i0 + rows)` (`rows <= MR`) x the panel, inputs `[k0, k1)`; `first`: start from
+/// the bias, `last`: apply the activation. `PACKED`: `x` comes from the packed 12-row tiles
+/// (rows past `m` are zeros there).
+///
+/// The accumulators are only ever indexed by constants (ragged edges go through a stack tile)
+/// so that they stay in registers: an accumulator array the compiler cannot split would be
+/// written back to memory after every multiply-add.
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+unsafe fn tile<S: Simd, const MR: usize, const VN: usize, const PACKED: bool>(
+    a: &Args,
+    i0: usize,
+    rows: usize,
+    k0: usize,
+    k1: usize,
+    first: bool,
+    last: bool,
+) {
+    let ncols = (a.n - a.j0).min(NR);
+    let full = ncols == NR;
+    let mut acc = [[S::splat(0.0); VN]; MR];
+    // Start values: the bias, or the partial sums so far.
+    if first {
+        if let Some(b) = a.bias {
+            let mut bb = [0f32; NR];
+            let src = if full {
+                b.as_ptr().add(a.j0)
+            } else {
+                bb[..ncols].copy_from_slice(&b[a.j0..a.j0 + ncols]);
+                bb.as_ptr()
+            };
+            for v in 0..VN {
+                let bv = S::load(src.add(v * S::LANES));
+                for r in 0..MR {
+                    acc[r][v] = bv;
+                }
+            }
+        }
+    } else {
+        for r in 0..MR {
+            if r < rows {
+                let yr = a.y.add((i0 + r) * a.n + a.j0);
+                for v in 0..VN {
+                    let c0 = v * S::LANES;
+                    acc[r][v] = if full {
+                        S::load(yr.add(c0))
+                    } else {
+                        load_n::<S>(
+                            yr.add(c0.min(ncols)),
+                            ncols.saturating_sub(c0).min(S::LANES),
+                        )
+                    };
+                }
+            }
+        }
+    }
+    let pb = a.panel.as_ptr();
+    if PACKED {
+        let xb = a.xp.as_ptr().add(i0 * a.k);
+        for kk in k0..k1 {
+            // The panel a few inputs ahead (it streams from memory on the first tile).
+            S::prefetch(pb.add((kk + PF) * NR));
+            S::prefetch(pb.add((kk + PF) * NR + 16));
+            let mut bv = [S::splat(0.0); VN];
+            for (v, b) in bv.iter_mut().enumerate() {
+                *b = S::load(pb.add(kk * NR + v * S::LANES));
+            }
+            let xk = xb.add(kk * MR);
+            for r in 0..MR {
+                let xv = S::splat(*xk.add(r));
+                for v in 0..VN {
+                    acc[r][v] = S::fma(xv, bv[v], acc[r][v]);
+                }
+            }
+        }
+    } else {
+        let xb = a.x.as_ptr().add(i0 * a.k);
+        for kk in k0..k1 {
+            let mut bv = [S::splat(0.0); VN];
+            for (v, b) in bv.iter_mut().enumerate() {
+                *b = S::load(pb.add(kk * NR + v * S::LANES));
+            }
+            for r in 0..MR {
+                let xv = S::splat(*xb.add(r * a.k + kk));
+                for v in 0..VN {
+                    acc[r][v] = S::fma(xv, bv[v], acc[r][v]);
+                }
+            }
+        }
+    }
+    let act = if last { a.act } else { Activation::Identity };
+    for r in 0..MR {
+        if r < rows {
+            let yr = a.y.add((i0 + r) * a.n + a.j0);
+            for v in 0..VN {
+                let c0 = v * S::LANES;
+                if c0 < ncols {
+                    store_n::<S>(
+                        yr.add(c0),
+                        apply_v::<S>(act, acc[r][v]),
+                        (ncols - c0).min(S::LANES),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn panel_body<S: Simd>(a: &Args) {
+    let mut k0 = 0;
+    loop {
+        let k1 = (k0 + KC).min(a.k);
+        let (first, last) = (k0 == 0, k1 == a.k);
+        let mut i = a.r0;
+        if !a.xp.is_empty() {
+            // Packed tiles, the last one zero-padded past m.
+            while i < a.r1 {
+                tile::<S, 12, 2, true>(a, i, (a.r1 - i).min(12), k0, k1, first, last);
+                i += 12;
+            }
+        } else if S::LANES == 16 {
+            while i < a.r1 {
+                let rows = (a.r1 - i).min(4);
+                tile::<S, 4, 2, false>(a, i, rows, k0, k1, first, last);
+                i += rows;
+            }
+        } else {
+            while i < a.r1 {
+                let rows = (a.r1 - i).min(3);
+                tile::<S, 3, 4, false>(a, i, rows, k0, k1, first, last);
+                i += rows;
+            }
+        }
+        if last {
+            break;
+        }
+        k0 = k1;
+    }
+}
+
+dispatch!(fn panel_isa = panel_body(a: &Args));
+
+/// `act(x W^T + b)` for `x` `[m, k]`: `[m, n]`.
+pub(crate) fn matmul(
+    x: &[f32],
+    m: usize,
+    w: &Packed,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
+    let (n, k) = (w.n, w.k);
+    let mut y = vec![0f32; m * n];
+    if m == 0 || n == 0 {
+        return y;
+    }
+    if k == 0 {
+        // No inputs: the bias alone.
+        for row in y.chunks_mut(n) {
+            if let Some(b) = bias {
+                row.copy_from_slice(b);
+            }
+        }
+        crate::cpu::act::apply_par(act, &mut y);
+        return y;
+    }
+    let yp = SendPtr::new(y.as_mut_ptr());
+    let panels = n.div_ceil(NR);
+    // x packed k-major in 12-row tiles, so that a tile's broadcasts read one cache line per
+    // input instead of twelve rows far apart; the ragged last tile is zero-padded.
+    let tiles = if super::simd::isa() == super::simd::Isa::Avx512 && m >= 8 {
+        m.div_ceil(12)
+    } else {
+        0
+    };
+    let mut xp = vec![0f32; tiles * 12 * k];
+    xp.par_chunks_mut(12 * k).enumerate().for_each(|(t, dst)| {
+        for r in 0..12.min(m - t * 12) {
+            let src = &x[(t * 12 + r) * k..(t * 12 + r + 1) * k];
+            for (kk, &v) in src.iter().enumerate() {
+                dst[kk * 12 + r] = v;
+            }
+        }
+    });
+    // Row blocks of MC (a multiple of 12): a block of x stays in L2 while a thread sweeps
+    // consecutive panels.
+    const MC: usize = 192;
+    let mblocks = m.div_ceil(MC);
+    (0..mblocks * panels).into_par_iter().for_each(|task| {
+        let (mb, p) = (task / panels, task % panels);
+        let a = Args {
+            x,
+            xp: &xp,
+            r0: mb * MC,
+            r1: ((mb + 1) * MC).min(m),
+            k,
+            n,
+            panel: &w.data[p * k * NR..(p + 1) * k * NR],
+            j0: p * NR,
+            bias,
+            act,
+            y: yp.get(),
+        };
+        panel_isa(&a);
+    });
+    y
+}
