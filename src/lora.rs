@@ -78,6 +78,21 @@ impl LoraLinear {
     }
 }
 
+impl LoraLinear {
+    /// `act(base(x) + delta(x))`, the activation fused into the base product when no LoRA is
+    /// attached.
+    pub fn forward_act(
+        &self,
+        x: &Tensor,
+        act: acestep_kernels::Activation,
+    ) -> candle_core::Result<Tensor> {
+        match &self.delta {
+            None => self.base.forward_act(x, act),
+            Some(_) => acestep_kernels::activation(&self.forward(x)?, act),
+        }
+    }
+}
+
 impl Module for LoraLinear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = self.base.forward(x)?;

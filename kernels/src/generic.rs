@@ -252,3 +252,37 @@ pub(crate) fn linear(
     let y = candle_nn::Linear::new(w.clone(), bias.cloned()).forward(x)?;
     activation(&y, act)
 }
+
+/// Transformer-XL shift `[b, h, t, 2t-1]` -> `[b, h, t, t]`, `out[i][j] = x[i][t-1-i+j]`.
+fn rel_shift(x: &Tensor) -> Result<Tensor> {
+    let (b, h, t, n) = x.dims4()?;
+    let zero = Tensor::zeros((b, h, t, 1), x.dtype(), x.device())?;
+    let padded = Tensor::cat(&[&zero, x], 3)?.reshape((b, h, n + 1, t))?;
+    padded
+        .narrow(2, 1, n)?
+        .reshape((b, h, t, n))?
+        .narrow(3, 0, t)
+}
+
+/// The relative-position attention weights with candle ops.
+pub(crate) fn rel_position_softmax(
+    ac: &Tensor,
+    bd: &Tensor,
+    key_bias: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    let dtype = ac.dtype();
+    let f32 = candle_core::DType::F32;
+    let bd = if bd.dims() != ac.dims() {
+        rel_shift(bd)?
+    } else {
+        bd.clone()
+    };
+    let kb = key_bias.to_dtype(f32)?;
+    let scores = ((ac.to_dtype(f32)? + bd.to_dtype(f32)?)? * scale)?.broadcast_add(&kb)?;
+    let attn = candle_nn::ops::softmax_last_dim(&scores)?;
+    let valid = kb.ne(f32::NEG_INFINITY)?.broadcast_as(attn.shape())?;
+    valid
+        .where_cond(&attn, &attn.zeros_like()?)?
+        .to_dtype(dtype)
+}

@@ -742,3 +742,84 @@ impl Module for Linear {
         self.forward_act(x, Activation::Identity)
     }
 }
+
+/// A depthwise convolution along the sequence of a channel-last tensor `x` `[b, s, c]`:
+/// `y[t][ch] = bias[ch] + sum_k w[k][ch] x[t + k - padding][ch]` (zero padding, `w` `[k, c]`,
+/// output length `s`: `padding = (k - 1) / 2` for odd `k`), then with `glu = Some(act)`
+/// `y[.., ..c/2] * act(y[.., c/2..])`, all in one pass.
+pub fn seq_depthwise_conv(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    padding: usize,
+    glu: Option<Activation>,
+) -> Result<Tensor> {
+    let (b, s, c) = x.dims3()?;
+    let (k, wc) = w.dims2()?;
+    if wc != c
+        || bias.dims() != [c]
+        || k == 0
+        || padding >= k
+        || (glu.is_some() && !c.is_multiple_of(2))
+    {
+        candle_core::bail!(
+            "seq_depthwise_conv: x {:?}, w {:?}, bias {:?}, padding {padding}",
+            x.dims(),
+            w.dims(),
+            bias.dims()
+        );
+    }
+    if !on_cpu_f32(&[x, w, bias]) {
+        let xp = x.pad_with_zeros(1, padding, k - 1 - padding)?;
+        let mut y = bias
+            .reshape((1, 1, c))?
+            .broadcast_as((b, s, c))?
+            .contiguous()?;
+        for kk in 0..k {
+            y = (y + xp.narrow(1, kk, s)?.broadcast_mul(&w.get(kk)?)?)?;
+        }
+        return match glu {
+            Some(act) => {
+                y.narrow(2, 0, c / 2)? * generic::activation(&y.narrow(2, c / 2, c / 2)?, act)?
+            }
+            None => Ok(y),
+        };
+    }
+    let width = if glu.is_some() { c / 2 } else { c };
+    let y = cpu::with_f32(&[x, w, bias], |v| {
+        cpu::layout::seq_depthwise(v[0], b, s, c, v[1], k, padding, v[2], glu)
+    })?;
+    Tensor::from_vec(y, (b, s, width), x.device())
+}
+
+/// The weights of a Transformer-XL relative-position attention (the Conformer's): for scores
+/// `ac` `[b, h, t, t]` (content) and `bd` `[b, h, t, 2t - 1]` (position, before the shift),
+/// `softmax((ac[..][i][j] + bd[..][i][t - 1 - i + j]) * scale + key_bias[b][j])` over `j`, with
+/// the keys whose `key_bias` (`[b, 1, 1, t]`) is `-inf` at exactly zero and an all-masked row
+/// all zeros. Computed in f32.
+pub fn rel_position_softmax(
+    ac: &Tensor,
+    bd: &Tensor,
+    key_bias: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, h, t, t2) = ac.dims4()?;
+    if t2 != t
+        || bd.dims() != [b, h, t, (2 * t).saturating_sub(1)]
+        || key_bias.dims() != [b, 1, 1, t]
+    {
+        candle_core::bail!(
+            "rel_position_softmax: ac {:?}, bd {:?}, key_bias {:?}",
+            ac.dims(),
+            bd.dims(),
+            key_bias.dims()
+        );
+    }
+    if !on_cpu_f32(&[ac, bd, key_bias]) {
+        return generic::rel_position_softmax(ac, bd, key_bias, scale);
+    }
+    let y = cpu::with_f32(&[ac, bd, key_bias], |v| {
+        cpu::attention::rel_position_softmax(v[0], v[1], v[2], b, h, t, scale as f32)
+    })?;
+    Tensor::from_vec(y, (b, h, t, t), ac.device())
+}

@@ -129,3 +129,92 @@ fn linear_attention_matches() {
     eprintln!("linear attention: max rel err {:.2e} (tol 1e-5)", d / m);
     assert!(d / m < 1e-5);
 }
+
+#[test]
+fn seq_depthwise_glu_matches() {
+    use acestep_kernels::seq_depthwise_conv;
+    let (b, s, c, k) = (2usize, 9usize, 38usize, 3usize);
+    let x = rand(&[b, s, c]);
+    let w = rand(&[k, c]);
+    let bias = rand(&[c]);
+    let xp = x.pad_with_zeros(1, 1, 1).unwrap();
+    let mut y = bias
+        .reshape((1, 1, c))
+        .unwrap()
+        .broadcast_as((b, s, c))
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    for kk in 0..k {
+        y = (y + xp
+            .narrow(1, kk, s)
+            .unwrap()
+            .broadcast_mul(&w.get(kk).unwrap())
+            .unwrap())
+        .unwrap();
+    }
+    let d = max_diff(&seq_depthwise_conv(&x, &w, &bias, 1, None).unwrap(), &y);
+    eprintln!("seq depthwise: max abs diff {d:.2e} (tol 1e-5)");
+    assert!(d < 1e-5);
+    let want = (y.narrow(2, 0, c / 2).unwrap()
+        * y.narrow(2, c / 2, c / 2).unwrap().silu().unwrap())
+    .unwrap();
+    let d = max_diff(
+        &seq_depthwise_conv(&x, &w, &bias, 1, Some(Activation::Silu)).unwrap(),
+        &want,
+    );
+    eprintln!("seq depthwise + GLU: max abs diff {d:.2e} (tol 1e-5)");
+    assert!(d < 1e-5);
+}
+
+#[test]
+fn rel_position_softmax_matches() {
+    use acestep_kernels::rel_position_softmax;
+    let (b, h, t) = (2usize, 3usize, 5usize);
+    let ac = rand(&[b, h, t, t]);
+    let bd = rand(&[b, h, t, 2 * t - 1]);
+    // Item 1 has its last two keys masked out; item 0 none.
+    let mut bias = vec![0f32; b * t];
+    bias[t + 3] = f32::NEG_INFINITY;
+    bias[t + 4] = f32::NEG_INFINITY;
+    let key_bias = Tensor::from_vec(bias.clone(), (b, 1, 1, t), &Device::Cpu).unwrap();
+    let got = rel_position_softmax(&ac, &bd, &key_bias, 0.7).unwrap();
+    let (acv, bdv, gv) = (
+        ac.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        bd.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+    );
+    let mut worst = 0f64;
+    for bi in 0..b {
+        for hh in 0..h {
+            for i in 0..t {
+                let row = (bi * h + hh) * t + i;
+                // The Transformer-XL shift: out[i][j] = bd[i][t - 1 - i + j].
+                let s: Vec<f64> = (0..t)
+                    .map(|j| {
+                        (acv[row * t + j] as f64 + bdv[row * (2 * t - 1) + t - 1 - i + j] as f64)
+                            * 0.7
+                            + bias[bi * t + j] as f64
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for j in 0..t {
+                    let want = if bias[bi * t + j] == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        e[j] / z
+                    };
+                    let g = gv[row * t + j] as f64;
+                    if want == 0.0 {
+                        assert_eq!(g, 0.0);
+                    }
+                    worst = worst.max((g - want).abs());
+                }
+            }
+        }
+    }
+    eprintln!("rel-position softmax: max abs err {worst:.2e} (tol 1e-6)");
+    assert!(worst < 1e-6);
+}

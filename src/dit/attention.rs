@@ -1,7 +1,7 @@
 //! DiT blocks: ReLU linear self-attention, softmax cross-attention, GLUMBConv feed-forward,
 //! AdaLN-single modulation, and the reference's rotary embedding.
 
-use acestep_kernels::Linear;
+use acestep_kernels::{seq_depthwise_conv, Activation, Linear};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -234,7 +234,6 @@ pub struct GluMbConv {
     depth_w: Tensor,
     depth_b: Tensor,
     point: Linear,
-    hidden: usize,
 }
 
 impl GluMbConv {
@@ -257,24 +256,14 @@ impl GluMbConv {
             depth_w,
             depth_b,
             point: Linear::new(point_w, None),
-            hidden,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, s, _) = x.dims3()?;
-        let y = self.inverted.forward(x)?.silu()?; // [b, s, 2h]
-        let padded = y.pad_with_zeros(1, 1, 1)?;
-        let w = |k: usize| self.depth_w.get(k);
-        let z = padded
-            .narrow(1, 0, s)?
-            .broadcast_mul(&w(0)?)?
-            .add(&padded.narrow(1, 1, s)?.broadcast_mul(&w(1)?)?)?
-            .add(&padded.narrow(1, 2, s)?.broadcast_mul(&w(2)?)?)?
-            .broadcast_add(&self.depth_b)?;
-        let x = z.narrow(2, 0, self.hidden)?;
-        let gate = z.narrow(2, self.hidden, self.hidden)?.silu()?;
-        self.point.forward(&(x * gate)?)
+        let y = self.inverted.forward_act(x, Activation::Silu)?; // [b, s, 2h]
+                                                                 // Depthwise k = 3 along the sequence, bias, then the SiLU-gated GLU: one pass.
+        let g = seq_depthwise_conv(&y, &self.depth_w, &self.depth_b, 1, Some(Activation::Silu))?;
+        self.point.forward(&g)
     }
 }
 

@@ -6,6 +6,7 @@
 //! `pos_bias_v`, `rel_shift`) and a Swish feed-forward, no macaron feed-forward, no convolution
 //! module, full (non-chunked) attention masked on padded keys, and a final LayerNorm.
 
+use acestep_kernels::{rel_position_softmax, Activation};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
 
@@ -89,23 +90,11 @@ impl RelPositionAttention {
         })
     }
 
-    /// Transformer-XL shift: `[b, h, t, 2t-1]` -> `[b, h, t, t]` with `out[i][j] = x[i][t-1-i+j]`.
-    fn rel_shift(x: &Tensor) -> Result<Tensor> {
-        let (b, h, t, n) = x.dims4()?;
-        let zero = Tensor::zeros((b, h, t, 1), x.dtype(), x.device())?;
-        let padded = Tensor::cat(&[&zero, x], 3)?.reshape((b, h, n + 1, t))?;
-        padded
-            .narrow(2, 1, n)?
-            .reshape((b, h, t, n))?
-            .narrow(3, 0, t)
-    }
-
-    /// `x`: `[b, t, d]`; `key_valid`: `[b, 1, 1, t]` u8; `key_bias`: `[b, 1, 1, t]` (0 / -inf);
+    /// `x`: `[b, t, d]`; `key_bias`: `[b, 1, 1, t]` (0 / -inf);
     /// `pos_emb`: `[1, 2t-1, d]`.
     fn forward(
         &self,
         x: &Tensor,
-        key_valid: &Tensor,
         key_bias: &Tensor,
         pos_emb: &Tensor,
         q_scale: f64,
@@ -140,18 +129,10 @@ impl RelPositionAttention {
             .contiguous()?;
         let ac = q_u.matmul(&k.t()?)?;
         let bd = q_v.broadcast_matmul(&p.t()?)?;
-        let bd = if bd.dims() != ac.dims() {
-            Self::rel_shift(&bd)?
-        } else {
-            bd
-        };
-        let scores = ((ac + bd)? / (self.d_k as f64).sqrt())?.broadcast_add(key_bias)?;
-        let attn = candle_nn::ops::softmax_last_dim(&scores)?;
-        // masked_fill(mask, 0): padded keys get exactly zero weight (and a fully padded sequence
-        // gives zeros rather than NaN, as in the reference).
-        let attn = key_valid
-            .broadcast_as(attn.shape())?
-            .where_cond(&attn, &attn.zeros_like()?)?;
+        // Shift, scale, key bias, softmax and masked_fill(mask, 0) in one pass: padded keys get
+        // exactly zero weight (and a fully padded sequence zeros rather than NaN, as in the
+        // reference).
+        let attn = rel_position_softmax(&ac, &bd, key_bias, 1.0 / (self.d_k as f64).sqrt())?;
         let out = attn
             .matmul(&v)?
             .transpose(1, 2)?
@@ -184,22 +165,19 @@ impl ConformerLayer {
     fn forward(
         &self,
         x: &Tensor,
-        key_valid: &Tensor,
         key_bias: &Tensor,
         pos_emb: &Tensor,
         q_scale: f64,
     ) -> Result<Tensor> {
-        let a = self.self_attn.forward(
-            &self.norm_mha.forward(x)?,
-            key_valid,
-            key_bias,
-            pos_emb,
-            q_scale,
-        )?;
+        let a = self
+            .self_attn
+            .forward(&self.norm_mha.forward(x)?, key_bias, pos_emb, q_scale)?;
         let x = (x + a)?;
-        let f = self
-            .w_2
-            .forward(&self.w_1.forward(&self.norm_ff.forward(&x)?)?.silu()?)?;
+        let f = self.w_2.forward(
+            &self
+                .w_1
+                .forward_act(&self.norm_ff.forward(&x)?, Activation::Silu)?,
+        )?;
         x + f
     }
 }
@@ -269,7 +247,7 @@ impl ConformerEncoder {
         let mut x = x;
         for (i, layer) in self.layers.iter().enumerate() {
             let s = erg.map(|e| e.scale_for(i)).unwrap_or(1.0);
-            x = layer.forward(&x, &valid, &key_bias, &pos_emb, s)?;
+            x = layer.forward(&x, &key_bias, &pos_emb, s)?;
         }
         self.after_norm.forward(&x)
     }
@@ -278,30 +256,6 @@ impl ConformerEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rel_shift_aligns_relative_positions() {
-        // x[i][m] = 100 * i + m; after the shift out[i][j] = x[i][t-1-i+j].
-        let t = 4usize;
-        let n = 2 * t - 1;
-        let v: Vec<f32> = (0..t)
-            .flat_map(|i| (0..n).map(move |m| (100 * i + m) as f32))
-            .collect();
-        let x = Tensor::from_vec(v, (1, 1, t, n), &Device::Cpu).unwrap();
-        let out: Vec<Vec<f32>> = RelPositionAttention::rel_shift(&x)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2()
-            .unwrap();
-        for (i, row) in out.iter().enumerate() {
-            for (j, val) in row.iter().enumerate() {
-                assert_eq!(*val, (100 * i + (t - 1 - i + j)) as f32);
-            }
-        }
-    }
 
     #[test]
     fn positional_encoding_is_centred() {

@@ -105,3 +105,88 @@ pub(crate) fn relu_linear_attention(
     );
     y
 }
+
+#[inline(always)]
+unsafe fn rel_row<S: super::simd::Simd>(
+    ac: &[f32],
+    bd: &[f32],
+    bias: &[f32],
+    scale: f32,
+    out: &mut [f32],
+) {
+    use super::epilogue::{load_n, store_n};
+    let t = out.len();
+    let sv = S::splat(scale);
+    // Scores, and their maximum over the keys that are not masked out (bias -inf).
+    let mut mx = f32::NEG_INFINITY;
+    let mut j = 0;
+    while j < t {
+        let n = (t - j).min(S::LANES);
+        let v = S::fma(
+            S::add(
+                load_n::<S>(ac.as_ptr().add(j), n),
+                load_n::<S>(bd.as_ptr().add(j), n),
+            ),
+            sv,
+            load_n::<S>(bias.as_ptr().add(j), n),
+        );
+        store_n::<S>(out.as_mut_ptr().add(j), v, n);
+        j += S::LANES;
+    }
+    for &v in out.iter() {
+        if v > mx {
+            mx = v;
+        }
+    }
+    if mx == f32::NEG_INFINITY {
+        // Every key masked: zero weights, as the reference's masked_fill after the softmax.
+        out.fill(0.0);
+        return;
+    }
+    let mut sum = 0f32;
+    let mut j = 0;
+    while j < t {
+        let n = (t - j).min(S::LANES);
+        let e = super::simd::exp::<S>(S::sub(load_n::<S>(out.as_ptr().add(j), n), S::splat(mx)));
+        store_n::<S>(out.as_mut_ptr().add(j), e, n);
+        j += S::LANES;
+    }
+    for &v in out.iter() {
+        sum += v;
+    }
+    let inv = 1.0 / sum;
+    for (v, &b) in out.iter_mut().zip(bias) {
+        *v = if b == f32::NEG_INFINITY {
+            0.0
+        } else {
+            *v * inv
+        };
+    }
+}
+
+super::simd::dispatch!(fn rel_row_isa = rel_row(ac: &[f32], bd: &[f32], bias: &[f32], scale: f32, out: &mut [f32]));
+
+/// Transformer-XL relative-position attention weights: per row `i` of `[rows = b h t, t]`,
+/// `softmax((ac[i][j] + bd[i][t - 1 - i + j]) * scale + bias[j])` with keys whose bias is
+/// `-inf` at exactly zero (all-masked rows all zero). `bd` is `[b h t, 2t - 1]`, `bias`
+/// `[b][t]`, heads `h`.
+pub(crate) fn rel_position_softmax(
+    ac: &[f32],
+    bd: &[f32],
+    bias: &[f32],
+    b: usize,
+    h: usize,
+    t: usize,
+    scale: f32,
+) -> Vec<f32> {
+    let n = 2 * t - 1;
+    let mut y = vec![0f32; b * h * t * t];
+    y.par_chunks_mut(t).enumerate().for_each(|(row, out)| {
+        let i = row % t;
+        let bi = row / (h * t);
+        let a = &ac[row * t..(row + 1) * t];
+        let d = &bd[row * n + (t - 1 - i)..row * n + (t - 1 - i) + t];
+        rel_row_isa(a, d, &bias[bi * t..(bi + 1) * t], scale, out);
+    });
+    y
+}

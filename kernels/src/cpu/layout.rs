@@ -115,3 +115,78 @@ pub(crate) fn shuffle_repeat(
     });
     y
 }
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn seq_dw_row<S: Simd>(
+    rows: &[Option<&[f32]>],
+    w: &[f32],
+    c: usize,
+    bias: &[f32],
+    glu: Option<Activation>,
+    out: &mut [f32],
+) {
+    // out[ch] = bias[ch] + sum_k w[k][ch] * rows[k][ch] (missing rows are zero padding), then
+    // the GLU over the two channel halves if asked.
+    let k = rows.len();
+    let half = c / 2;
+    let width = if glu.is_some() { half } else { c };
+    let mut i = 0;
+    while i < width {
+        let n = (width - i).min(S::LANES);
+        let conv = |ch: usize| {
+            let mut acc = load_n::<S>(bias.as_ptr().add(ch), n);
+            for (kk, r) in rows.iter().enumerate().take(k) {
+                if let Some(r) = r {
+                    acc = S::fma(
+                        load_n::<S>(w.as_ptr().add(kk * c + ch), n),
+                        load_n::<S>(r.as_ptr().add(ch), n),
+                        acc,
+                    );
+                }
+            }
+            acc
+        };
+        let v = match glu {
+            Some(act) => S::mul(conv(i), apply_v::<S>(act, conv(half + i))),
+            None => conv(i),
+        };
+        store_n::<S>(out.as_mut_ptr().add(i), v, n);
+        i += S::LANES;
+    }
+}
+
+dispatch!(fn seq_dw_row_isa = seq_dw_row(rows: &[Option<&[f32]>], w: &[f32], c: usize, bias: &[f32], glu: Option<Activation>, out: &mut [f32]));
+
+/// A depthwise convolution along the sequence of a channel-last `[b, s, c]` tensor (`w`
+/// `[k][c]`, zero padding `pad` before, same length out), plus bias, then optionally
+/// `out[..c/2] * act(out[c/2..])`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn seq_depthwise(
+    x: &[f32],
+    b: usize,
+    s: usize,
+    c: usize,
+    w: &[f32],
+    k: usize,
+    pad: usize,
+    bias: &[f32],
+    glu: Option<Activation>,
+) -> Vec<f32> {
+    let width = if glu.is_some() { c / 2 } else { c };
+    let mut y = vec![0f32; b * s * width];
+    y.par_chunks_mut(width).enumerate().for_each(|(row, out)| {
+        let (bi, t) = (row / s, row % s);
+        let rows: Vec<Option<&[f32]>> = (0..k)
+            .map(|kk| {
+                let src = t as isize + kk as isize - pad as isize;
+                (src >= 0 && (src as usize) < s).then(|| {
+                    let r = bi * s + src as usize;
+                    &x[r * c..(r + 1) * c]
+                })
+            })
+            .collect();
+        seq_dw_row_isa(&rows, w, c, bias, glu, out);
+    });
+    y
+}

@@ -266,17 +266,18 @@ pub(crate) fn matmul(
             }
         }
     });
-    // Row blocks of MC (a multiple of 12): a block of x stays in L2 while a thread sweeps
-    // consecutive panels.
-    const MC: usize = 192;
-    let mblocks = m.div_ceil(MC);
+    // Row blocks of at most about 384 rows (a multiple of 12, as even as possible): a block of x
+    // stays in cache while a thread sweeps consecutive panels, and each panel streams from
+    // memory once per block.
+    let mblocks = m.div_ceil(384);
+    let mc = m.div_ceil(mblocks).next_multiple_of(12);
     (0..mblocks * panels).into_par_iter().for_each(|task| {
         let (mb, p) = (task / panels, task % panels);
         let a = Args {
             x,
             xp: &xp,
-            r0: mb * MC,
-            r1: ((mb + 1) * MC).min(m),
+            r0: mb * mc,
+            r1: ((mb + 1) * mc).min(m),
             k,
             n,
             panel: &w.data[p * k * NR..(p + 1) * k * NR],
