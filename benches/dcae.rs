@@ -1,7 +1,7 @@
 //! Latents -> 44.1 kHz stereo audio at the full `music_dcae_f8c8` + `music_vocoder` configs with
 //! random weights (f32, CPU): `decode` (DCAE decoder + vocoder, as the reference's
 //! `MusicDCAE.decode`) for 10 s (T = 107 latent frames) and 60 s (T = 646), and
-//! `decode_overlap` (the windowed path used past 48 s) for 60 s.
+//! `decode_overlap` (the windowed path used past 48 s) for 60 s; `encode` of 10 s of audio.
 //!
 //! Compare with `tools/bench_reference.py dcae --threads 2` (PyTorch, same shapes), run back to
 //! back: `RAYON_NUM_THREADS=2 cargo bench --bench dcae`.
@@ -47,6 +47,11 @@ fn bench_dcae(c: &mut Criterion) {
             });
         }
     }
+    // encode: 10 s of 44.1 kHz stereo (used by repaint / extend / edit / audio2audio).
+    let audio = Tensor::randn(0f32, 0.1, (1, 2, 441_000), &dev).expect("audio");
+    group.bench_function("encode/10s", |b| {
+        b.iter(|| model.encode(&audio, None).expect("encode"))
+    });
     group.finish();
 }
 

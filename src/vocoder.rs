@@ -6,10 +6,9 @@
 //! upsampling, multi-receptive-field residual blocks, SiLU, tanh). Weight norm
 //! (`weight_g`, `weight_v`) is folded into plain weights at load time.
 
-use acestep_kernels::Linear;
-use acestep_kernels::{Activation, Conv1d, ConvSpec, ConvTranspose1d, Fused};
+use acestep_kernels::{layer_norm_channels, Activation, Conv1d, ConvSpec, ConvTranspose1d, Fused};
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 /// `music_vocoder/config.json` (the reference `ADaMoSHiFiGANV1` arguments, with its defaults).
@@ -147,6 +146,7 @@ fn wn_conv1d(cin: usize, cout: usize, k: usize, dilation: usize, vb: VarBuilder)
 }
 
 /// LayerNorm over the channels of `[b, c, l]`.
+/// LayerNorm over the channels of `[b, c, l]` (eps 1e-6).
 #[derive(Debug, Clone)]
 struct ChannelsFirstNorm {
     weight: Tensor,
@@ -156,28 +156,25 @@ struct ChannelsFirstNorm {
 impl ChannelsFirstNorm {
     fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            weight: vb.get(dim, "weight")?.reshape((1, dim, 1))?,
-            bias: vb.get(dim, "bias")?.reshape((1, dim, 1))?,
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let u = x.mean_keepdim(1)?;
-        let xc = x.broadcast_sub(&u)?;
-        let s = xc.sqr()?.mean_keepdim(1)?;
-        xc.broadcast_div(&(s + 1e-6)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        layer_norm_channels(x, &self.weight, Some(&self.bias), 1e-6, None)
     }
 }
 
+/// A ConvNeXt block, computed channels-first throughout: the norm is over the channels and the
+/// two point-wise layers are 1x1 convolutions (no transposes), the layer scale `gamma` is
+/// folded into the second one and the residual added in its epilogue.
 #[derive(Debug, Clone)]
 struct ConvNextBlock {
     dwconv: Conv1d,
-    norm: LayerNorm,
-    pwconv1: Linear,
-    pwconv2: Linear,
-    gamma: Tensor,
+    norm: ChannelsFirstNorm,
+    pwconv1: Conv1d,
+    pwconv2: Conv1d,
 }
 
 impl ConvNextBlock {
@@ -189,30 +186,39 @@ impl ConvNextBlock {
             groups: dim,
             ..Default::default()
         };
+        // nn.Linear weights [out, in] as 1x1 convolutions [out, in, 1].
+        let pw1_w = vb.get((4 * dim, dim), "pwconv1.weight")?.unsqueeze(2)?;
+        let pw1_b = vb.get(4 * dim, "pwconv1.bias")?;
+        let gamma = vb.get(dim, "gamma")?;
+        let pw2_w = vb
+            .get((dim, 4 * dim), "pwconv2.weight")?
+            .broadcast_mul(&gamma.unsqueeze(1)?)?
+            .unsqueeze(2)?;
+        let pw2_b = (vb.get(dim, "pwconv2.bias")? * &gamma)?;
         Ok(Self {
             dwconv: Conv1d::new(dw_w, Some(dw_b), spec),
-            norm: layer_norm(
-                dim,
-                LayerNormConfig {
-                    eps: 1e-6,
-                    ..Default::default()
-                },
-                vb.pp("norm"),
-            )?,
-            pwconv1: crate::weights::linear(dim, 4 * dim, true, vb.pp("pwconv1"))?,
-            pwconv2: crate::weights::linear(4 * dim, dim, true, vb.pp("pwconv2"))?,
-            gamma: vb.get(dim, "gamma")?,
+            norm: ChannelsFirstNorm::new(dim, vb.pp("norm"))?,
+            pwconv1: Conv1d::new(pw1_w, Some(pw1_b), ConvSpec::default()),
+            pwconv2: Conv1d::new(pw2_w, Some(pw2_b), ConvSpec::default()),
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.dwconv.forward(x)?.transpose(1, 2)?.contiguous()?;
-        let h = self.norm.forward(&h)?;
-        let h = self
-            .pwconv2
-            .forward(&self.pwconv1.forward_act(&h, Activation::Gelu)?)?;
-        let h = h.broadcast_mul(&self.gamma)?.transpose(1, 2)?;
-        x + h
+        let h = self.norm.forward(&self.dwconv.forward(x)?)?;
+        let h = self.pwconv1.forward_fused(
+            &h,
+            Fused {
+                act_out: Activation::Gelu,
+                ..Default::default()
+            },
+        )?;
+        self.pwconv2.forward_fused(
+            &h,
+            Fused {
+                residual: Some(x),
+                ..Default::default()
+            },
+        )
     }
 }
 

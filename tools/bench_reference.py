@@ -6,6 +6,7 @@ our criterion benches (same machine, same thread count, same shapes).
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dit --threads 2 --reps 3
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dcae --threads 2 --reps 3
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py lyrics --reps 10
+    python tools/bench_reference.py kernels --threads 2 --reps 5
 """
 
 import argparse
@@ -103,8 +104,8 @@ def bench_dit_lora(reps):
 
 
 def bench_dcae(reps):
-    """MusicDCAE.decode for 10 s (T=107) and 60 s (T=646), and decode_overlap for 60 s; full
-    configs, random weights (default init)."""
+    """MusicDCAE.decode for 10 s (T=107) and 60 s (T=646), decode_overlap for 60 s and encode
+    of 10 s of audio; full configs, random weights (default init)."""
     import sys
     import tempfile
     ref = os.environ.get("ACESTEP_REFERENCE")
@@ -133,6 +134,9 @@ def bench_dcae(reps):
             if length > 516:
                 t = _timeit(lambda: m.decode_overlap(lat), reps)
                 print(f"music_dcae_full_f32/decode_overlap/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
+        audio = torch.randn(1, 2, 441000) * 0.1
+        t = _timeit(lambda: m.encode(audio), reps)
+        print(f"music_dcae_full_f32/encode/10s: {t * 1e3:.1f} ms (median of {reps})")
 
 
 def bench_lyrics(reps):
@@ -161,16 +165,59 @@ def bench_lyrics(reps):
     print(f"lyrics_corpus_403_lines/tokenize_lyrics: {t * 1e3:.1f} ms (median of {reps})")
 
 
+def bench_kernels(reps):
+    """PyTorch's own ops at the shapes of benches/kernels.rs (as the reference model runs them:
+    separate activations, channel-last RMSNorm between movedims)."""
+    import torch.nn.functional as F
+
+    def report(name, fn, amount, unit="GFLOP/s"):
+        t = _timeit(fn, reps)
+        print(f"{name}: {t * 1e3:.2f} ms, {amount / t / 1e9:.1f} {unit} (median of {reps})")
+
+    with torch.no_grad():
+        for ch, length, k, d in ((512, 3424, 13, 1), (256, 13696, 11, 3), (128, 27392, 7, 5),
+                                 (512, 3424, 3, 1), (64, 54784, 13, 1), (8, 438272, 3, 1)):
+            x = torch.randn(2, ch, length)
+            w = torch.randn(ch, ch, k) * 0.02
+            b = torch.randn(ch) * 0.02
+            report(f"conv1d/c{ch}_k{k}_d{d}_l{length}x2",
+                   lambda: F.silu(F.conv1d(F.silu(x), w, b, padding=d * (k - 1) // 2, dilation=d)),
+                   2 * 2 * ch * ch * k * length)
+        x = torch.randn(2, 1024, 856)
+        w = torch.randn(1024, 512, 8) * 0.02
+        b = torch.randn(512) * 0.02
+        report("conv_transpose1d/c1024to512_k8_s4_l856x2",
+               lambda: F.conv_transpose1d(F.silu(x), w, b, stride=4, padding=2), 2 * 2 * 1024 * 512 * 8 * 856)
+        for cin, cout, h, wd, k, stride, groups in ((128, 128, 128, 856, 3, 1, 1), (512, 512, 32, 214, 3, 1, 1),
+                                                     (128, 256, 128, 856, 3, 2, 1), (8192, 8192, 16, 107, 3, 1, 8192),
+                                                     (1024, 8192, 16, 107, 1, 1, 1)):
+            x = torch.randn(1, cin, h, wd)
+            w = torch.randn(cout, cin // groups, k, k) * 0.02
+            b = torch.randn(cout) * 0.02
+            report(f"conv2d/{cin}to{cout}_k{k}_s{stride}_g{groups}_{h}x{wd}",
+                   lambda: F.conv2d(x, w, b, stride=stride, padding=k // 2, groups=groups),
+                   2 * cout * (cin // groups) * k * k * (h // stride) * (wd // stride))
+        for m, k, n in ((64, 768, 2048), (256, 1024, 4096), (107, 2560, 2560), (646, 2560, 2560)):
+            x = torch.randn(1, m, k)
+            lin = torch.nn.Linear(k, n)
+            report(f"linear/{m}x{k}x{n}", lambda: lin(x), 2 * m * k * n)
+        x = torch.randn(1, 128, 128, 856)
+        norm = torch.nn.RMSNorm(128, eps=1e-5) if hasattr(torch.nn, "RMSNorm") else None
+        if norm is not None:
+            report("rms_norm_channels/128_128x856", lambda: norm(x.movedim(1, -1)).movedim(-1, 1),
+                   2 * 4 * 128 * 128 * 856, unit="GB/s")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae", "lyrics"])
+    ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae", "lyrics", "kernels"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora, "dcae": bench_dcae,
-     "lyrics": bench_lyrics}[args.what](args.reps)
+     "lyrics": bench_lyrics, "kernels": bench_kernels}[args.what](args.reps)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 use rustfft::{num_complex::Complex, Fft, FftPlanner};
 
 use crate::vocoder::VocoderConfig;
@@ -95,24 +96,41 @@ impl LogMelSpectrogram {
         p.extend((0..right).map(|i| y[n - 2 - i] as f64));
         let frames = self.frames(n);
         let bins = self.n_fft / 2 + 1;
-        let mut out = vec![0f32; self.n_mels * frames];
-        let mut buf = vec![Complex::new(0f64, 0f64); self.n_fft];
-        let mut mag = vec![0f64; bins];
-        for f in 0..frames {
-            let start = f * self.hop;
-            for (i, c) in buf.iter_mut().enumerate() {
-                *c = Complex::new(p[start + i] * self.window[i], 0.0);
-            }
-            self.fft.process(&mut buf);
-            for (k, m) in mag.iter_mut().enumerate() {
-                *m = (buf[k].re * buf[k].re + buf[k].im * buf[k].im + 1e-6).sqrt();
-            }
-            for m in 0..self.n_mels {
-                let mut acc = 0f64;
-                for (k, v) in mag.iter().enumerate() {
-                    acc += v * self.fb[k * self.n_mels + m];
+        // Frames in parallel; per frame the filterbank sums run over the bins in order (the
+        // mel accumulators side by side, so the loop vectorises) as before.
+        let n_mels = self.n_mels;
+        let mut by_frame = vec![0f32; n_mels * frames];
+        by_frame.par_chunks_mut(n_mels).enumerate().for_each_init(
+            || {
+                (
+                    vec![Complex::new(0f64, 0f64); self.n_fft],
+                    vec![0f64; n_mels],
+                )
+            },
+            |(buf, acc), (f, dst)| {
+                let start = f * self.hop;
+                for (i, c) in buf.iter_mut().enumerate() {
+                    *c = Complex::new(p[start + i] * self.window[i], 0.0);
                 }
-                out[m * frames + f] = acc.max(1e-5).ln() as f32;
+                self.fft.process(buf);
+                acc.fill(0.0);
+                for (k, b) in buf.iter().take(bins).enumerate() {
+                    let v = (b.re * b.re + b.im * b.im + 1e-6).sqrt();
+                    let row = &self.fb[k * n_mels..(k + 1) * n_mels];
+                    for (a, w) in acc.iter_mut().zip(row) {
+                        *a += v * w;
+                    }
+                }
+                for (d, a) in dst.iter_mut().zip(acc.iter()) {
+                    *d = a.max(1e-5).ln() as f32;
+                }
+            },
+        );
+        // [frames][n_mels] -> [n_mels][frames]
+        let mut out = vec![0f32; n_mels * frames];
+        for (f, row) in by_frame.chunks_exact(n_mels).enumerate() {
+            for (m, &v) in row.iter().enumerate() {
+                out[m * frames + f] = v;
             }
         }
         Ok(out)

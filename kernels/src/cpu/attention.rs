@@ -23,7 +23,7 @@ pub(crate) fn relu_linear_attention(
     eps: f32,
 ) -> Vec<f32> {
     let total: usize = parts.iter().map(|p| p.groups).sum();
-    let mut y = vec![0f32; b * total * hd * n];
+    let mut y = super::output_vec(b * total * hd * n);
     let yp = SendPtr::new(y.as_mut_ptr());
     // (batch item, part, group within the part, output group index)
     let mut tasks = Vec::with_capacity(b * total);
@@ -180,7 +180,7 @@ pub(crate) fn rel_position_softmax(
     scale: f32,
 ) -> Vec<f32> {
     let n = 2 * t - 1;
-    let mut y = vec![0f32; b * h * t * t];
+    let mut y = super::output_vec(b * h * t * t);
     y.par_chunks_mut(t).enumerate().for_each(|(row, out)| {
         let i = row % t;
         let bi = row / (h * t);

@@ -231,7 +231,7 @@ fn depthwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     }
     // Vector loads read up to 16 values past the last output.
     let rowlen = lout + s.dilation * (g.k - 1) + 16;
-    let mut y = vec![0f32; g.b * g.cout * lout];
+    let mut y = super::output_vec(g.b * g.cout * lout);
     y.par_chunks_mut(lout)
         .enumerate()
         .for_each_init(Vec::new, |xp, (row, yr)| {
@@ -362,7 +362,7 @@ fn direct(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     // Tiles read up to 32 samples (two AVX-512 vectors) past the chunk.
     let rowlen = CHUNK + d * (k - 1) + 32;
     let nchunks = lout.div_ceil(CHUNK);
-    let mut y = vec![0f32; g.b * cout * lout];
+    let mut y = super::output_vec(g.b * cout * lout);
     let yptr = SendPtr::new(y.as_mut_ptr());
     let rptr = ep.residual.map(|r| SendPtr::new(r.as_ptr() as *mut f32));
     (0..g.b * nchunks)
@@ -667,7 +667,7 @@ fn fft(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     drop(yf);
 
     // Scatter the phases back with the epilogue.
-    let mut y = vec![0f32; g.b * cout * lout];
+    let mut y = super::output_vec(g.b * cout * lout);
     y.par_chunks_mut(lout).enumerate().for_each(|(row, yr)| {
         let (b, co) = (row / cout, row % cout);
         for sg in segs.iter().filter(|sg| sg.b == b) {

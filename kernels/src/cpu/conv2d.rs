@@ -90,9 +90,16 @@ pub(crate) fn applies(algo: Algo, g: &Geom) -> bool {
     }
 }
 
-/// The algorithm for a shape.
+/// The algorithm for a shape: F(4x4, 3x3) where there are enough 4x4 tiles to amortise its
+/// larger transforms (measured: faster from a few hundred tiles on), F(2x2, 3x3) below.
 pub(crate) fn plan(g: &Geom) -> Algo {
-    [Algo::Pointwise, Algo::Depthwise, Algo::Winograd]
+    let tiles4 = g.h.div_ceil(4) * g.w.div_ceil(4);
+    let wino = if tiles4 >= 256 {
+        Algo::Winograd4
+    } else {
+        Algo::Winograd
+    };
+    [Algo::Pointwise, Algo::Depthwise, wino]
         .into_iter()
         .find(|a| applies(*a, g))
         .unwrap_or(Algo::Taps)
@@ -142,7 +149,7 @@ fn pointwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     let hw = g.h * g.w;
     let groups = g.spec.groups;
     let (cig, cog) = (g.cin / groups, g.cout / groups);
-    let mut y = vec![0f32; g.b * g.cout * hw];
+    let mut y = super::output_vec(g.b * g.cout * hw);
     let yp = SendPtr::new(y.as_mut_ptr());
     let threads = if groups > 1 {
         Threads::One
@@ -216,7 +223,7 @@ fn depthwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     let hp = h + 2 * p;
     // 16 values of slack after each row for the vector loads.
     let wp = w + 2 * p + 16;
-    let mut y = vec![0f32; g.b * g.cout * ho * wo];
+    let mut y = super::output_vec(g.b * g.cout * ho * wo);
     y.par_chunks_mut(ho * wo).enumerate().for_each_init(
         Vec::new,
         |xp: &mut Vec<f32>, (plane, yp)| {
@@ -273,7 +280,7 @@ fn taps(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
     let hpp = hph.max(ho + qmax) + 2 * m + 1;
     let plane = hpp * wpp;
     let ncol = ho * wpp;
-    let mut y = vec![0f32; g.b * g.cout * ho * wo];
+    let mut y = super::output_vec(g.b * g.cout * ho * wo);
     let mut xp = Scratch::uninit(g.cin * nph * plane + wpp);
     let mut grid = Scratch::uninit(g.cout * ncol);
     for b in 0..g.b {
@@ -614,7 +621,7 @@ fn winograd(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue, m: usize) -> Vec<f32
     let threads = rayon::current_num_threads();
     let per_chunk_parallel = nchunks < 2 * threads;
     let maxt = rows_per_chunk * tw;
-    let mut y = vec![0f32; g.b * cout * h * w];
+    let mut y = super::output_vec(g.b * cout * h * w);
     // ph[ci][q][plane], with 16 values of slack for the vector loads.
     let mut ph = Scratch::uninit(cin * m * plane + 16);
     ph[cin * m * plane..].fill(0.0);

@@ -37,7 +37,7 @@ pub(crate) fn conv_transpose1d(
 ) -> Vec<f32> {
     let (cin, cout, k, l) = (g.cin, g.cout, g.k, g.l);
     let lout = g.lout();
-    let mut y = vec![0f32; g.b * cout * lout];
+    let mut y = super::output_vec(g.b * cout * lout);
     let mut xa = Vec::new();
     let x = if act_in == Activation::Identity {
         x

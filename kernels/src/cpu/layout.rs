@@ -24,7 +24,7 @@ dispatch!(fn glu_row_isa = glu_row(a: &[f32], gate: &[f32], act: Activation, y: 
 
 /// `x[:, :c] * act(x[:, c:])` for `x` `[b, 2c, n]`.
 pub(crate) fn glu(x: &[f32], b: usize, c: usize, n: usize, act: Activation) -> Vec<f32> {
-    let mut y = vec![0f32; b * c * n];
+    let mut y = super::output_vec(b * c * n);
     y.par_chunks_mut(n).enumerate().for_each(|(row, yr)| {
         let (bi, ch) = (row / c, row % c);
         let a = &x[(bi * 2 * c + ch) * n..(bi * 2 * c + ch + 1) * n];
@@ -36,7 +36,7 @@ pub(crate) fn glu(x: &[f32], b: usize, c: usize, n: usize, act: Activation) -> V
 
 /// Nearest-neighbour 2x upsampling of `[planes, h, w]`.
 pub(crate) fn upsample2x(x: &[f32], planes: usize, h: usize, w: usize) -> Vec<f32> {
-    let mut y = vec![0f32; planes * 4 * h * w];
+    let mut y = super::output_vec(planes * 4 * h * w);
     y.par_chunks_mut(2 * w).enumerate().for_each(|(row, yr)| {
         // Output row `row` of plane p is input row (row % 2h) / 2.
         let (p, r) = (row / (2 * h), (row % (2 * h)) / 2);
@@ -99,7 +99,7 @@ pub(crate) fn shuffle_repeat(
 ) -> Vec<f32> {
     let cout = c * r / 4;
     let (ho, wo) = (2 * h, 2 * w);
-    let mut y = vec![0f32; b * cout * ho * wo];
+    let mut y = super::output_vec(b * cout * ho * wo);
     y.par_chunks_mut(wo).enumerate().for_each(|(row, yr)| {
         let plane = row / ho;
         let (bi, o, yy) = (plane / cout, plane % cout, row % ho);
@@ -174,7 +174,7 @@ pub(crate) fn seq_depthwise(
     glu: Option<Activation>,
 ) -> Vec<f32> {
     let width = if glu.is_some() { c / 2 } else { c };
-    let mut y = vec![0f32; b * s * width];
+    let mut y = super::output_vec(b * s * width);
     y.par_chunks_mut(width).enumerate().for_each(|(row, out)| {
         let (bi, t) = (row / s, row % s);
         let rows: Vec<Option<&[f32]>> = (0..k)

@@ -234,15 +234,16 @@ pub(crate) fn matmul(
     act: Activation,
 ) -> Vec<f32> {
     let (n, k) = (w.n, w.k);
-    let mut y = vec![0f32; m * n];
+    let mut y = super::output_vec(m * n);
     if m == 0 || n == 0 {
         return y;
     }
     if k == 0 {
         // No inputs: the bias alone.
         for row in y.chunks_mut(n) {
-            if let Some(b) = bias {
-                row.copy_from_slice(b);
+            match bias {
+                Some(b) => row.copy_from_slice(b),
+                None => row.fill(0.0),
             }
         }
         crate::cpu::act::apply_par(act, &mut y);

@@ -112,7 +112,7 @@ pub(crate) fn norm_channels(
     eps: f32,
     res: Option<&[f32]>,
 ) -> Vec<f32> {
-    let mut y = vec![0f32; batch * c * n];
+    let mut y = super::output_vec(batch * c * n);
     let yp = SendPtr::new(y.as_mut_ptr());
     let nblk = n.div_ceil(BLOCK);
     (0..batch * nblk).into_par_iter().for_each(|task| {
