@@ -64,7 +64,13 @@ impl Packed {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Args<'a> {
+    /// The packed weight (all panels).
+    w: &'a [f32],
+    /// Panels `[p0, p1)` of this task.
+    p0: usize,
+    p1: usize,
     x: &'a [f32],
     /// `x` packed in 12-row tiles `[tile][k][12]`, zero rows past `m` (AVX-512 and `m >= 8`;
     /// empty otherwise).
@@ -74,8 +80,8 @@ struct Args<'a> {
     r1: usize,
     k: usize,
     n: usize,
+    /// The current panel and its first output column (set per panel).
     panel: &'a [f32],
-    /// First output column of the panel.
     j0: usize,
     bias: Option<&'a [f32]>,
     act: Activation,
@@ -190,11 +196,32 @@ unsafe fn tile<S: Simd, const MR: usize, const VN: usize, const PACKED: bool>(
     }
 }
 
+/// The task's panels, inputs in blocks of `KC` outermost: a block of `x` (all of the task's
+/// rows x `KC` inputs) stays in L2 while the panels sweep over it.
 #[inline(always)]
-unsafe fn panel_body<S: Simd>(a: &Args) {
+unsafe fn panels_body<S: Simd>(a: &Args) {
     let mut k0 = 0;
     loop {
         let k1 = (k0 + KC).min(a.k);
+        for p in a.p0..a.p1 {
+            let ap = Args {
+                panel: &a.w[p * a.k * NR..(p + 1) * a.k * NR],
+                j0: p * NR,
+                ..*a
+            };
+            panel_block::<S>(&ap, k0, k1);
+        }
+        if k1 == a.k {
+            break;
+        }
+        k0 = k1;
+    }
+}
+
+/// Inputs `[k0, k1)` of one panel over the task's rows.
+#[inline(always)]
+unsafe fn panel_block<S: Simd>(a: &Args, k0: usize, k1: usize) {
+    {
         let (first, last) = (k0 == 0, k1 == a.k);
         let mut i = a.r0;
         if !a.xp.is_empty() {
@@ -216,14 +243,10 @@ unsafe fn panel_body<S: Simd>(a: &Args) {
                 i += rows;
             }
         }
-        if last {
-            break;
-        }
-        k0 = k1;
     }
 }
 
-dispatch!(fn panel_isa = panel_body(a: &Args));
+dispatch!(fn panels_isa = panels_body(a: &Args));
 
 /// `act(x W^T + b)` for `x` `[m, k]`: `[m, n]`.
 pub(crate) fn matmul(
@@ -272,22 +295,30 @@ pub(crate) fn matmul(
     // memory once per block.
     let mblocks = m.div_ceil(384);
     let mc = m.div_ceil(mblocks).next_multiple_of(12);
-    (0..mblocks * panels).into_par_iter().for_each(|task| {
-        let (mb, p) = (task / panels, task % panels);
+    // Groups of panels per task: enough tasks to balance the threads, few enough that each
+    // task's block of x is reused across several panels.
+    let threads = rayon::current_num_threads().max(1);
+    let group = (panels * mblocks).div_ceil(4 * threads).clamp(1, 8);
+    let groups = panels.div_ceil(group);
+    (0..mblocks * groups).into_par_iter().for_each(|task| {
+        let (mb, gi) = (task / groups, task % groups);
         let a = Args {
+            w: &w.data,
+            p0: gi * group,
+            p1: ((gi + 1) * group).min(panels),
             x,
             xp: &xp,
             r0: mb * mc,
             r1: ((mb + 1) * mc).min(m),
             k,
             n,
-            panel: &w.data[p * k * NR..(p + 1) * k * NR],
-            j0: p * NR,
+            panel: &[],
+            j0: 0,
             bias,
             act,
             y: yp.get(),
         };
-        panel_isa(&a);
+        panels_isa(&a);
     });
     y
 }
