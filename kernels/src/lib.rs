@@ -72,10 +72,26 @@ pub struct Fused<'a> {
     pub residual: Option<&'a Tensor>,
 }
 
-/// True when `t` runs on this crate's CPU kernels.
+thread_local! {
+    static FORCE_GENERIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every call on this thread taking the candle-op formulation that other devices
+/// and dtypes run, instead of the CPU kernels: the tests compare both paths on the CPU, which
+/// proves the formulations that run on CUDA and Metal.
+pub fn with_generic<R>(f: impl FnOnce() -> R) -> R {
+    let before = FORCE_GENERIC.with(|c| c.replace(true));
+    let r = f();
+    FORCE_GENERIC.with(|c| c.set(before));
+    r
+}
+
+/// True when `ts` run on this crate's CPU kernels.
 fn on_cpu_f32(ts: &[&Tensor]) -> bool {
-    ts.iter()
-        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
+    !FORCE_GENERIC.with(|c| c.get())
+        && ts
+            .iter()
+            .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
 }
 
 /// Applies `act` to a tensor.
@@ -128,7 +144,7 @@ impl Conv1d {
     /// The weight, `[cout, cin / groups, k]`.
     pub fn weight(&self) -> Result<Tensor> {
         if self.tap_major {
-            self.weight.permute((1, 2, 0))
+            self.weight.permute((1, 2, 0))?.contiguous()
         } else {
             Ok(self.weight.clone())
         }

@@ -104,6 +104,20 @@ fn run(c: &Case, algo: Conv1dAlgo, tol: f32) {
             c.b, c.cin, c.cout, c.l, c.k, c.s, r.is_some()
         );
         assert!(e < tol, "{algo:?}: {e}");
+        // The candle-op formulation that other devices run, on the same inputs.
+        let generic = acestep_kernels::with_generic(|| {
+            conv.forward_fused(
+                &x,
+                Fused {
+                    act_in: ai,
+                    act_out: ao,
+                    residual: r,
+                },
+            )
+        })
+        .unwrap();
+        let e = rel_err(&generic, &want);
+        assert!(e < tol, "generic formulation: {e}");
     }
 }
 

@@ -87,6 +87,20 @@ fn run(
         let e = rel_err(&got, &want);
         eprintln!("{algo:?} b={b} cin={cin} cout={cout} {h}x{w} k={k} {s:?} {ai:?}/{ao:?}/res={}: max rel err {e:.2e} (tol {tol:.0e})", r.is_some());
         assert!(e < tol, "{algo:?}: {e}");
+        // The candle-op formulation that other devices run, on the same inputs.
+        let generic = acestep_kernels::with_generic(|| {
+            conv.forward_fused(
+                &x,
+                Fused {
+                    act_in: ai,
+                    act_out: ao,
+                    residual: r,
+                },
+            )
+        })
+        .unwrap();
+        let e = rel_err(&generic, &want);
+        assert!(e < tol, "generic formulation: {e}");
     }
 }
 

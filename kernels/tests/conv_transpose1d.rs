@@ -52,5 +52,18 @@ fn conv_transpose1d_matches_plain() {
             .unwrap();
         eprintln!("b={b} cin={cin} cout={cout} l={l} k={k} stride={stride} padding={padding}: max rel err {:.2e} (tol 1e-5)", d / m);
         assert!(d / m < 1e-5);
+        let generic = acestep_kernels::with_generic(|| {
+            layer.forward_act(&x, Activation::Silu, Activation::Identity)
+        })
+        .unwrap();
+        let d = (&generic - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d / m < 1e-5, "generic formulation: {}", d / m);
     }
 }

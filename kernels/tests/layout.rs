@@ -27,6 +27,8 @@ fn glu_matches() {
     let x = rand(&[2, 10, 7, 5]);
     let want = (x.narrow(1, 0, 5).unwrap() * x.narrow(1, 5, 5).unwrap().silu().unwrap()).unwrap();
     let d = max_diff(&glu(&x, Activation::Silu).unwrap(), &want);
+    let g = acestep_kernels::with_generic(|| glu(&x, Activation::Silu)).unwrap();
+    assert!(max_diff(&g, &want) < 1e-6, "generic formulation");
     eprintln!("glu: max abs diff {d:.2e} (tol 1e-6)");
     assert!(d < 1e-6);
 }
@@ -70,6 +72,8 @@ fn shortcuts_match() {
         let u = pixel_unshuffle(&x);
         let want = u.reshape((2, 4 * c / g, g, 3, 5)).unwrap().mean(2).unwrap();
         let d = max_diff(&pixel_unshuffle_mean(&x, g).unwrap(), &want);
+        let gen = acestep_kernels::with_generic(|| pixel_unshuffle_mean(&x, g)).unwrap();
+        assert!(max_diff(&gen, &want) < 1e-6, "generic formulation");
         eprintln!("unshuffle mean c={c} g={g}: max abs diff {d:.2e} (tol 1e-6)");
         assert!(d < 1e-6);
     }
@@ -127,6 +131,8 @@ fn linear_attention_matches() {
         .to_scalar::<f32>()
         .unwrap();
     eprintln!("linear attention: max rel err {:.2e} (tol 1e-5)", d / m);
+    let gen = acestep_kernels::with_generic(|| relu_linear_attention(&refs, hd, 1e-15)).unwrap();
+    assert!(max_diff(&gen, &want) / m < 1e-5, "generic formulation");
     assert!(d / m < 1e-5);
 }
 
@@ -179,6 +185,9 @@ fn rel_position_softmax_matches() {
     bias[t + 4] = f32::NEG_INFINITY;
     let key_bias = Tensor::from_vec(bias.clone(), (b, 1, 1, t), &Device::Cpu).unwrap();
     let got = rel_position_softmax(&ac, &bd, &key_bias, 0.7).unwrap();
+    let gen =
+        acestep_kernels::with_generic(|| rel_position_softmax(&ac, &bd, &key_bias, 0.7)).unwrap();
+    assert!(max_diff(&gen, &got) < 1e-6, "generic formulation");
     let (acv, bdv, gv) = (
         ac.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         bd.flatten_all().unwrap().to_vec1::<f32>().unwrap(),

@@ -50,6 +50,8 @@ fn linear_matches_candle() {
         let got = lin.forward_act(&x, Activation::GeluTanh).unwrap();
         let e = rel_err(&got, &want.gelu().unwrap());
         assert!(e < 1e-5, "gelu_tanh {e}");
+        let generic = acestep_kernels::with_generic(|| lin.forward(&x)).unwrap();
+        assert!(rel_err(&generic, &want) < 1e-5, "generic formulation");
         // The weight round-trips through the packed form.
         assert_eq!(rel_err(&lin.weight().unwrap(), &w), 0.0);
         // Without bias, non-contiguous input.

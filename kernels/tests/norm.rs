@@ -51,6 +51,10 @@ fn channel_norms_match() {
         let e = rel_err(&got, &want);
         eprintln!("rms {dims:?}: max rel err {e:.2e} (tol 1e-6)");
         assert!(e < 1e-6);
+        let generic =
+            acestep_kernels::with_generic(|| rms_norm_channels(&x, &w, Some(&b), 1e-5, None))
+                .unwrap();
+        assert!(rel_err(&generic, &want) < 1e-6, "generic formulation");
         let got = rms_norm_channels(&x, &w, Some(&b), 1e-5, Some(&res)).unwrap();
         let e = rel_err(&got, &(&want + &res).unwrap());
         assert!(e < 1e-6, "{e}");
@@ -66,6 +70,10 @@ fn channel_norms_match() {
             .unwrap();
         let got = layer_norm_channels(&x, &w, Some(&b), 1e-6, None).unwrap();
         let e = rel_err(&got, &want);
+        let generic =
+            acestep_kernels::with_generic(|| layer_norm_channels(&x, &w, Some(&b), 1e-6, None))
+                .unwrap();
+        assert!(rel_err(&generic, &want) < 1e-6, "generic formulation");
         eprintln!("layer {dims:?}: max rel err {e:.2e} (tol 1e-6)");
         assert!(e < 1e-6);
     }
