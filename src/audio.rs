@@ -188,7 +188,148 @@ impl Audio {
 }
 
 /// Decodes an audio file (wav, flac, mp3, ogg/vorbis, ...) to planar f32 at its own rate.
+/// A file the decoder cannot read is an [`Error::Audio`], never a panic.
 pub fn read(path: impl AsRef<Path>) -> Result<Audio> {
+    let path = path.as_ref();
+    let (interleaved, n_ch, sample_rate, _) = decode(path, true, None)?;
+    let frames = interleaved.len() / n_ch;
+    let channels = (0..n_ch)
+        .map(|c| (0..frames).map(|i| interleaved[i * n_ch + c]).collect())
+        .collect();
+    Ok(Audio {
+        channels,
+        sample_rate,
+    })
+}
+
+/// What [`probe`] learns of an audio file without keeping its samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AudioInfo {
+    /// Channels.
+    pub channels: usize,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Length in seconds (of the part decoded: at most a little past `max_seconds`).
+    pub seconds: f64,
+}
+
+/// Sample rates an input file may have (Hz).
+pub const INPUT_SAMPLE_RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
+/// Channels an input file may have.
+pub const INPUT_CHANNELS: std::ops::RangeInclusive<usize> = 1..=2;
+
+/// Decodes `path` through without keeping the samples, stopping once more than `max_seconds`
+/// were read: its format, channels, rate and length (a truncated or damaged file is an error).
+pub fn probe(path: impl AsRef<Path>, max_seconds: f64) -> Result<AudioInfo> {
+    let path = path.as_ref();
+    let (_, channels, sample_rate, frames) = decode(path, false, Some(max_seconds))?;
+    Ok(AudioInfo {
+        channels,
+        sample_rate,
+        seconds: frames as f64 / sample_rate as f64,
+    })
+}
+
+/// Checks an input clip of a request (`name`: its field): decodable audio with 1 or 2
+/// channels, a rate in [`INPUT_SAMPLE_RATES`], and at most
+/// [`crate::pipeline::MAX_DURATION_SECONDS`] long. The error names the field and the range.
+pub fn probe_input(name: &'static str, path: &Path) -> Result<AudioInfo> {
+    let max = crate::pipeline::MAX_DURATION_SECONDS;
+    let file = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bad = |value: String, expected: String| Error::InvalidArgument {
+        name,
+        value,
+        expected,
+    };
+    let info = probe(path, max).map_err(|e| match e {
+        Error::Audio { message, .. } => {
+            bad(file.clone(), format!("a readable audio file ({message})"))
+        }
+        other => other,
+    })?;
+    if !INPUT_CHANNELS.contains(&info.channels) {
+        return Err(bad(
+            format!("{} channels", info.channels),
+            "audio with 1 or 2 channels".into(),
+        ));
+    }
+    if !INPUT_SAMPLE_RATES.contains(&info.sample_rate) {
+        return Err(bad(
+            format!("{} Hz", info.sample_rate),
+            "a sample rate of 8000 to 192000 Hz".into(),
+        ));
+    }
+    if info.seconds > max {
+        return Err(bad(
+            format!("longer than {max} s"),
+            format!("audio of at most {max} s (the longest song the model makes)"),
+        ));
+    }
+    Ok(info)
+}
+
+/// The sample rate a RIFF/WAVE file's `fmt ` chunk states, when the file is one.
+fn wav_header_rate(path: &Path) -> Option<u32> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut head)
+        .ok()?;
+    if head.len() < 12 || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut pos = 12;
+    while pos + 8 <= head.len() {
+        let id = &head[pos..pos + 4];
+        let size = u32::from_le_bytes(head[pos + 4..pos + 8].try_into().ok()?) as usize;
+        if id == b"fmt " {
+            let rate = head.get(pos + 12..pos + 16)?;
+            return Some(u32::from_le_bytes(rate.try_into().ok()?));
+        }
+        pos = pos.checked_add(8 + size + (size & 1))?;
+    }
+    None
+}
+
+/// Decodes `path`: the interleaved samples (when `keep`), channels, rate and frames decoded;
+/// stops after `max_seconds` (plus a packet) when given. Panics inside the decoder (which some
+/// malformed headers cause) are turned into [`Error::Audio`].
+fn decode(
+    path: &Path,
+    keep: bool,
+    max_seconds: Option<f64>,
+) -> Result<(Vec<f32>, usize, u32, u64)> {
+    if wav_header_rate(path) == Some(0) {
+        return Err(audio_err(path, "the WAV header states a sample rate of 0"));
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unchecked(path, keep, max_seconds)
+    })) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown error".into());
+            Err(audio_err(
+                path,
+                format!("corrupt audio (the decoder failed: {msg})"),
+            ))
+        }
+    }
+}
+
+fn decode_unchecked(
+    path: &Path,
+    keep: bool,
+    max_seconds: Option<f64>,
+) -> Result<(Vec<f32>, usize, u32, u64)> {
     use symphonia::core::audio::SampleBuffer;
     use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
     use symphonia::core::errors::Error as SymError;
@@ -197,7 +338,6 @@ pub fn read(path: impl AsRef<Path>) -> Result<Audio> {
     use symphonia::core::meta::MetadataOptions;
     use symphonia::core::probe::Hint;
 
-    let path = path.as_ref();
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -225,11 +365,18 @@ pub fn read(path: impl AsRef<Path>) -> Result<Audio> {
         .ok_or_else(|| audio_err(path, "no audio track"))?;
     let track_id = track.id;
     let mut sample_rate = track.codec_params.sample_rate.unwrap_or(0);
+    // Refuse absurd layouts before any buffer is sized by them.
+    if let Some(ch) = track.codec_params.channels {
+        if ch.count() == 0 || ch.count() > 32 {
+            return Err(audio_err(path, format!("{} channels", ch.count())));
+        }
+    }
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
         .map_err(|e| audio_err(path, format!("unsupported codec ({e})")))?;
     let mut interleaved: Vec<f32> = Vec::new();
     let mut n_ch = 0usize;
+    let mut frames = 0u64;
     let mut bad_packets = 0usize;
     loop {
         let packet = match format.next_packet() {
@@ -246,16 +393,25 @@ pub fn read(path: impl AsRef<Path>) -> Result<Audio> {
                 let spec = *buf.spec();
                 n_ch = spec.channels.count();
                 sample_rate = spec.rate;
-                let mut sb = SampleBuffer::<f32>::new(buf.capacity() as u64, spec);
-                sb.copy_interleaved_ref(buf);
-                interleaved.extend_from_slice(sb.samples());
+                if sample_rate == 0 {
+                    return Err(audio_err(path, "a sample rate of 0"));
+                }
+                frames += buf.frames() as u64;
+                if keep {
+                    let mut sb = SampleBuffer::<f32>::new(buf.capacity() as u64, spec);
+                    sb.copy_interleaved_ref(buf);
+                    interleaved.extend_from_slice(sb.samples());
+                }
+                if max_seconds.is_some_and(|m| frames as f64 > m * sample_rate as f64) {
+                    break;
+                }
             }
             // A damaged frame inside an otherwise good stream is skipped, as players do.
             Err(SymError::DecodeError(_)) => bad_packets += 1,
             Err(e) => return Err(audio_err(path, format!("corrupt audio ({e})"))),
         }
     }
-    if n_ch == 0 || interleaved.is_empty() {
+    if n_ch == 0 || frames == 0 {
         return Err(audio_err(
             path,
             format!("no decodable audio ({bad_packets} damaged packets)"),
@@ -264,14 +420,7 @@ pub fn read(path: impl AsRef<Path>) -> Result<Audio> {
     if bad_packets > 0 {
         tracing::warn!("{}: skipped {bad_packets} damaged packets", path.display());
     }
-    let frames = interleaved.len() / n_ch;
-    let channels = (0..n_ch)
-        .map(|c| (0..frames).map(|i| interleaved[i * n_ch + c]).collect())
-        .collect();
-    Ok(Audio {
-        channels,
-        sample_rate,
-    })
+    Ok((interleaved, n_ch, sample_rate, frames))
 }
 
 fn clamp_i(x: f32, max: f32) -> i32 {

@@ -146,7 +146,7 @@ pub enum Error {
         message: String,
     },
 
-    #[error("invalid {name} `{value}`: {expected}")]
+    #[error("invalid {name} `{}`: {expected}", short(.value))]
     InvalidArgument {
         /// The parameter.
         name: &'static str,
@@ -214,9 +214,38 @@ pub enum Error {
     #[error("the job manager is shutting down")]
     ShuttingDown,
 
+    /// A request body or upload is larger than the server accepts.
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// What was too large (`the JSON body`, `the multipart body`, ...).
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// The data directory cannot be written (read-only, full, gone): nothing can be accepted
+    /// until it can.
+    #[error("storage unavailable: {path} cannot be written ({message})")]
+    StorageUnavailable {
+        /// The folder or file that failed.
+        path: PathBuf,
+        /// The system's message.
+        message: String,
+    },
+
     /// A numerical error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+/// At most 200 characters of `s` (values echoed in errors stay small, whatever was sent).
+pub(crate) fn short(s: &str) -> String {
+    if s.chars().count() <= 200 {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(200).collect();
+        format!("{head}... ({} bytes)", s.len())
+    }
 }
 
 impl Error {

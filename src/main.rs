@@ -338,6 +338,23 @@ struct ServeArgs {
     /// LoRA ids are accepted.
     #[arg(long)]
     allow_local_paths: bool,
+    /// Deliver completion callbacks to loopback, private and link-local addresses too (off:
+    /// such `callback_url`s are refused).
+    #[arg(long)]
+    allow_private_callbacks: bool,
+    /// Largest JSON, text or x-www-form-urlencoded request body, in KiB (413 beyond it).
+    #[arg(long, default_value_t = 1024)]
+    max_body_kb: usize,
+    /// Largest multipart/form-data request (uploads included), in MiB (413 beyond it).
+    #[arg(long, default_value_t = 100)]
+    max_upload_mb: usize,
+    /// Seconds a client may take to send a request's headers, and (x6) its body.
+    #[arg(long, default_value_t = 10)]
+    request_timeout: u64,
+    /// Seconds a stop (Ctrl-C, SIGTERM) waits for requests in flight and for a running job to
+    /// finish decoding before the job is put back in the queue.
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace: u64,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -656,6 +673,11 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
         sync_timeout,
         public_url,
         allow_local_paths,
+        allow_private_callbacks,
+        max_body_kb,
+        max_upload_mb,
+        request_timeout,
+        shutdown_grace,
         model,
     } = args;
     setup_threads(model.threads)?;
@@ -680,35 +702,55 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
     let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype);
     spinner.finish_and_clear();
     let generator = acestep::jobs::PipelineGenerator::new(pipe?);
-    let mut config = acestep::jobs::ManagerConfig::new(&data_dir);
-    config.workers = workers;
-    config.max_active_per_owner = quota;
-    config.retention = std::time::Duration::from_secs_f64(retention_hours * 3600.0);
-    let jobs = Arc::new(acestep::jobs::JobManager::open(
-        config,
-        Arc::new(generator),
-    )?);
-    let server_config = acestep::server::ServerConfig {
-        api_keys,
-        sync_timeout: std::time::Duration::from_secs(sync_timeout),
-        public_url,
-        allow_local_paths,
-        ..Default::default()
-    };
-    let auth = !server_config.api_keys.is_empty();
-    let state = acestep::server::AppState::new(jobs.clone(), server_config);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| acestep::Error::io("tokio runtime", e))?;
     let addr = format!("{host}:{port}");
+    // Bound first, so that links and callbacks can name the address actually listened on.
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(&addr))
+        .map_err(|e| acestep::Error::io(&addr, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| acestep::Error::io(&addr, e))?;
+    let link_host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let base_url = public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{link_host}:{}", local.port()));
+    let mut config = acestep::jobs::ManagerConfig::new(&data_dir);
+    config.workers = workers;
+    config.max_active_per_owner = quota;
+    config.retention = std::time::Duration::from_secs_f64(retention_hours * 3600.0);
+    config.callback.allow_private = allow_private_callbacks;
+    config.callback.public_url = Some(base_url);
+    let jobs = Arc::new(acestep::jobs::JobManager::open(
+        config,
+        Arc::new(generator),
+    )?);
+    let grace = std::time::Duration::from_secs(shutdown_grace);
+    let server_config = acestep::server::ServerConfig {
+        api_keys,
+        sync_timeout: std::time::Duration::from_secs(sync_timeout),
+        public_url,
+        allow_local_paths,
+        limits: acestep::server::BodyLimits {
+            max_body_bytes: max_body_kb.saturating_mul(1024),
+            max_upload_bytes: max_upload_mb.saturating_mul(1 << 20),
+            ..Default::default()
+        },
+        header_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
+        body_timeout: std::time::Duration::from_secs(request_timeout.max(1).saturating_mul(6)),
+        shutdown_grace: grace,
+        ..Default::default()
+    };
+    let auth = !server_config.api_keys.is_empty();
+    let state = acestep::server::AppState::new(jobs.clone(), server_config);
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .map_err(|e| acestep::Error::io(&addr, e))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| acestep::Error::io(&addr, e))?;
         println!(
             "acestep serve: listening on http://{local} (data dir {}, {})",
             data_dir.display(),
@@ -720,16 +762,42 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!(
-                "acestep serve: shutting down (running jobs are re-queued for the next start)"
-            );
-        };
-        acestep::server::serve(listener, state, shutdown).await
+        acestep::server::serve(listener, state, stop_signal()).await
     })?;
-    drop(jobs);
+    eprintln!(
+        "acestep serve: stopping (a job decoding gets {shutdown_grace} s to finish; others are \
+         re-queued for the next start)"
+    );
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match Arc::try_unwrap(jobs) {
+        Ok(jobs) => jobs.shutdown(grace),
+        Err(jobs) => drop(jobs),
+    }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: both stop the server gracefully.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("acestep serve: shutting down");
 }
 
 fn main() -> ExitCode {

@@ -469,7 +469,11 @@ fn flaky_listener() -> (String, Arc<Mutex<Vec<String>>>) {
 fn callbacks_are_delivered_with_a_retry_after_a_500() {
     let dir = tempfile::tempdir().unwrap();
     let (url, bodies) = flaky_listener();
-    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+    let mut c = config(dir.path());
+    // The test's receiver is on loopback.
+    c.callback.allow_private = true;
+    c.callback.public_url = Some("https://music.example".into());
+    let m = JobManager::open(c, Fake::new(1)).unwrap();
     let mut r = request("hooked", 3);
     r.callback_url = Some(url);
     let id = m.submit(r, "jack").unwrap();
@@ -487,8 +491,16 @@ fn callbacks_are_delivered_with_a_retry_after_a_500() {
     let rec: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
     assert_eq!(rec["id"], id.as_str());
     assert_eq!(rec["state"], "succeeded");
-    assert_eq!(rec["owner"], "jack");
-    assert!(rec["result"]["files"][0]["path"].is_string());
+    // No owner digest and no server path leave in a callback: files are links.
+    assert!(rec.get("owner").is_none(), "{rec}");
+    assert!(rec["result"]["files"][0].get("path").is_none(), "{rec}");
+    let file_id = rec["result"]["files"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        rec["result"]["files"][0]["url"],
+        format!("https://music.example/files/{id}/{file_id}.wav?d=async_task").as_str()
+    );
+    let dir_text = dir.path().to_string_lossy().into_owned();
+    assert!(!got[1].contains(&dir_text), "{}", got[1]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(bodies.lock().unwrap().len(), 2, "no delivery after a 200");
 }

@@ -34,6 +34,7 @@ fn server(step_ms: u64, quota: usize, retention: Duration) -> Server {
     let config = ServerConfig {
         api_keys: vec![KEY.into(), OTHER.into()],
         sync_timeout: Duration::from_secs(20),
+        public_url: Some("http://music.local:8001".into()),
         ..Default::default()
     };
     Server {

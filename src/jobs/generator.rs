@@ -120,6 +120,54 @@ pub struct OutputFile {
     pub sample_rate: u32,
     /// `wav`, `wav16`, `flac` or `mp3`.
     pub format: String,
+    /// Its size in bytes, recorded by the job manager when the job finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Its CRC-32, recorded by the job manager when the job finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32: Option<u32>,
+}
+
+impl OutputFile {
+    /// The size and CRC-32 of the file on disk now.
+    pub fn measure(path: &Path) -> std::io::Result<(u64, u32)> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path)?;
+        let mut h = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        loop {
+            let k = f.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+            h.update(&buf[..k]);
+        }
+        Ok((n, h.finalize()))
+    }
+
+    /// Checks that the file is still there, whole: its size and CRC-32 are those recorded (what
+    /// was not recorded is not checked). The error says what differs.
+    pub fn verify(&self) -> std::result::Result<(), String> {
+        let (size, crc) = match Self::measure(&self.path) {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err("the file was deleted".into())
+            }
+            Err(e) => return Err(format!("the file cannot be read: {}", e.kind())),
+        };
+        if self.size_bytes.is_some_and(|s| s != size) {
+            return Err(format!(
+                "the file is damaged: {size} bytes, {} written",
+                self.size_bytes.unwrap_or_default()
+            ));
+        }
+        if self.crc32.is_some_and(|c| c != crc) {
+            return Err("the file is damaged: its checksum differs from the one written".into());
+        }
+        Ok(())
+    }
 }
 
 /// What a finished generation returns to the manager.
@@ -194,6 +242,11 @@ impl PipelineGenerator {
 }
 
 impl Generator for PipelineGenerator {
+    fn validate(&self, params: &GenerationParams) -> Result<()> {
+        params.validate()?;
+        self.pipeline.check_lengths(params)
+    }
+
     fn step_cost(&self, params: &GenerationParams) -> f64 {
         // The DiT's linear attention is linear in frames; one unit = one 10 s song.
         (params.batch_size * params.frame_length()).max(1) as f64 / 107.0
@@ -222,8 +275,8 @@ impl Generator for PipelineGenerator {
         let output = out_dir.join(format!("output.{}", format.extension()));
         let info = serde_json::json!({ "generate_seconds": generate_seconds });
         let written = crate::pipeline::write_songs(&songs, params, &output, &info)?;
-        let mut info = serde_json::to_value(params).unwrap_or_default();
-        info["generate_seconds"] = serde_json::json!(generate_seconds);
+        // The parameters are in the job's request already: not copied again here.
+        let info = serde_json::json!({ "generate_seconds": generate_seconds });
         Ok(GenerationOutput {
             seeds: written.iter().map(|w| w.seed).collect(),
             files: written
@@ -236,6 +289,8 @@ impl Generator for PipelineGenerator {
                     duration_seconds: w.duration_seconds,
                     sample_rate: w.sample_rate,
                     format: params.format.clone(),
+                    size_bytes: None,
+                    crc32: None,
                 })
                 .collect(),
             info,

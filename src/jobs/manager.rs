@@ -105,7 +105,12 @@ impl JobManager {
             });
         }
         let outputs = config.data_dir.join("outputs");
-        std::fs::create_dir_all(&outputs).map_err(|e| Error::io(&outputs, e))?;
+        std::fs::create_dir_all(&outputs).map_err(|e| Error::StorageUnavailable {
+            path: outputs.clone(),
+            message: e.to_string(),
+        })?;
+        check_writable(&outputs)?;
+        check_writable(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("jobs.sqlite"))?;
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -126,8 +131,9 @@ impl JobManager {
         let mut threads = Vec::new();
         let weak = Arc::downgrade(&shared);
         let cb_config = shared.config.callback.clone();
+        let cb_tx = lock(&shared.callbacks).clone();
         threads.push(spawn("acestep-callbacks", move || {
-            callback_thread(rx, cb_config, weak)
+            callback_thread(rx, cb_tx, cb_config, weak)
         })?);
         for i in 0..shared.config.workers {
             let s = shared.clone();
@@ -155,14 +161,9 @@ impl JobManager {
         let sh = &self.shared;
         sh.generator.validate(&request.params)?;
         if let Some(url) = &request.callback_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(Error::InvalidArgument {
-                    name: "callback_url",
-                    value: url.clone(),
-                    expected: "an http:// or https:// URL".into(),
-                });
-            }
+            callback::check_url(url, sh.config.callback.allow_private)?;
         }
+        check_writable(&sh.output_dir(""))?;
         let steps = sh.generator.diffusion_steps(&request.params);
         let cost = sh.generator.step_cost(&request.params);
         let id = uuid::Uuid::new_v4().to_string();
@@ -215,8 +216,22 @@ impl JobManager {
     pub fn poll(&self, id: &str) -> Result<JobRecord> {
         let st = lock(&self.shared.state);
         let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
+        // An output deleted behind the manager's back reads as expired, as its download does.
+        if let Some(r) = rec.result.as_mut() {
+            if !r.expired && r.files.iter().any(|f| !f.path.exists()) {
+                st.store.mark_expired(id)?;
+                r.expired = true;
+            }
+        }
         self.shared.overlay(&st, &mut rec);
         Ok(rec)
+    }
+
+    /// Records that the outputs of `id` are gone or damaged (found so by a download): its
+    /// record then says `expired`, as the download does.
+    pub fn mark_output_lost(&self, id: &str) -> Result<()> {
+        let st = lock(&self.shared.state);
+        st.store.mark_expired(id)
     }
 
     /// The records of `ids` that exist, in the order given (unknown ids are left out).
@@ -321,6 +336,56 @@ impl JobManager {
         self.shared.output_dir(id)
     }
 
+    /// Stops gracefully within `grace`: no new job starts, a job in its diffusion stops at its
+    /// next step and goes back to the queue (its attempt not used up), and a job already decoding
+    /// or writing its audio is let finish, so that finished work is kept. A job still running when
+    /// `grace` runs out is put back in the queue too (its thread is left to stop on its own at
+    /// its next progress report, without touching the database).
+    pub fn shutdown(mut self, grace: Duration) {
+        {
+            let mut st = lock(&self.shared.state);
+            st.stopping = SHUTDOWN;
+            for r in st.running.values() {
+                r.abort.store(SHUTDOWN, Ordering::SeqCst);
+            }
+        }
+        self.shared.wake.notify_all();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && !lock(&self.shared.state).running.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let any_late = {
+            let mut st = lock(&self.shared.state);
+            let late: Vec<(String, Arc<AtomicU8>)> = st
+                .running
+                .iter()
+                .map(|(id, r)| (id.clone(), r.abort.clone()))
+                .collect();
+            let any_late = !late.is_empty();
+            for (id, abort) in late {
+                abort.store(HALT, Ordering::SeqCst);
+                st.running.remove(&id);
+                tracing::warn!("job {id} did not stop within {grace:?}; queued again");
+                if let Err(e) = st.store.requeue(&id, true) {
+                    tracing::error!("re-queueing job {id}: {e}");
+                }
+            }
+            any_late
+        };
+        let _ = lock(&self.shared.callbacks).send(Message::Stop);
+        // Worker threads still inside a generation are not waited for (they stop at their
+        // next progress report); the others are joined.
+        for t in self.threads.drain(..) {
+            let worker = t
+                .thread()
+                .name()
+                .is_some_and(|n| n.starts_with("acestep-worker"));
+            if !any_late || !worker || t.is_finished() {
+                let _ = t.join();
+            }
+        }
+    }
+
     /// Stops the workers without touching the database, as a crash would (running jobs stay
     /// `running` on disk). For recovery tests only.
     #[doc(hidden)]
@@ -359,12 +424,28 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::io(name, e))
 }
 
+/// Checks that `dir` can be written now (a file created and removed).
+fn check_writable(dir: &std::path::Path) -> Result<()> {
+    let probe = dir.join(format!(".write-check-{}", uuid::Uuid::new_v4().simple()));
+    let unavailable = |e: std::io::Error| Error::StorageUnavailable {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    };
+    std::fs::write(&probe, b"").map_err(unavailable)?;
+    std::fs::remove_file(&probe).map_err(unavailable)
+}
+
 fn not_found(id: &str) -> Error {
     Error::JobNotFound { id: id.to_string() }
 }
 
-fn callback_thread(rx: Receiver<Message>, config: super::CallbackConfig, shared: Weak<Shared>) {
-    callback::run(rx, config, |id, delivered| {
+fn callback_thread(
+    rx: Receiver<Message>,
+    tx: Sender<Message>,
+    config: super::CallbackConfig,
+    shared: Weak<Shared>,
+) {
+    callback::run(rx, tx, config, |id, delivered| {
         if let Some(sh) = shared.upgrade() {
             let state = if delivered {
                 CallbackState::Delivered
@@ -395,6 +476,22 @@ impl Shared {
         self.config.data_dir.join("outputs").join(id)
     }
 
+    /// `text` without the data directory's absolute path (job errors are shown to clients).
+    fn scrub(&self, text: &str) -> String {
+        let dir = &self.config.data_dir;
+        let mut out = text.to_string();
+        for d in [dir.canonicalize().ok(), Some(dir.clone())]
+            .into_iter()
+            .flatten()
+        {
+            let d = d.to_string_lossy().trim_end_matches('/').to_string();
+            if !d.is_empty() {
+                out = out.replace(&format!("{d}/"), "").replace(&d, "<data-dir>");
+            }
+        }
+        out
+    }
+
     fn emit(&self, id: &str, state: JobState, at: f64) {
         let ev = JobEvent {
             id: id.to_string(),
@@ -406,7 +503,9 @@ impl Shared {
 
     fn send_callback(&self, rec: &JobRecord) {
         if let Some(url) = &rec.request.callback_url {
-            let body = serde_json::to_string(rec).unwrap_or_default();
+            let body = rec
+                .public_json(self.config.callback.public_url.as_deref())
+                .to_string();
             let _ = lock(&self.callbacks).send(Message::Deliver(Delivery {
                 id: rec.id.clone(),
                 url: url.clone(),
@@ -448,6 +547,25 @@ impl Shared {
             let Some(rec) = st.store.get(&id)? else {
                 continue;
             };
+            // A record stored before today's bounds must not size work at start.
+            if let Err(e) = self.generator.validate(&rec.request.params) {
+                let failure = JobFailure {
+                    code: "invalid_request".into(),
+                    message: self.scrub(&e.to_string()),
+                };
+                st.store.finish(
+                    &id,
+                    &Finish {
+                        state: JobState::Failed,
+                        finished_at: now(),
+                        expires_at: None,
+                        progress: &rec.progress,
+                        result: None,
+                        error: Some(&failure),
+                    },
+                )?;
+                continue;
+            }
             let steps = self.generator.diffusion_steps(&rec.request.params);
             let cost = self.generator.step_cost(&rec.request.params);
             st.queue.push_back(Queued { id, steps, cost });
@@ -564,7 +682,7 @@ impl Shared {
         let outcome = match std::fs::create_dir_all(&out_dir) {
             Err(e) => Err(Some(JobFailure {
                 code: "output_failed".into(),
-                message: Error::io(&out_dir, e).to_string(),
+                message: format!("the outputs folder cannot be written ({e})"),
             })),
             Ok(()) => {
                 let mut on_progress = |p: JobProgress| self.on_progress(&id, p, &abort);
@@ -577,7 +695,7 @@ impl Shared {
                     Ok(Err(Error::Cancelled { .. })) => Err(None),
                     Ok(Err(e)) => Err(Some(JobFailure {
                         code: "generation_failed".into(),
-                        message: e.to_string(),
+                        message: self.scrub(&e.to_string()),
                     })),
                     Err(p) => Err(Some(JobFailure {
                         code: "panic".into(),
@@ -586,6 +704,19 @@ impl Shared {
                 }
             }
         };
+        let outcome = outcome.map(|mut out| {
+            // Size and checksum, so that a download can tell a damaged or truncated file.
+            for f in &mut out.files {
+                match super::OutputFile::measure(&f.path) {
+                    Ok((size, crc)) => {
+                        f.size_bytes = Some(size);
+                        f.crc32 = Some(crc);
+                    }
+                    Err(e) => tracing::warn!("measuring {}: {e}", f.path.display()),
+                }
+            }
+            out
+        });
         let elapsed = t0.elapsed().as_secs_f64();
         let flag = abort.load(Ordering::SeqCst);
         let mut st = lock(&self.state);
@@ -684,10 +815,13 @@ impl Shared {
                 }
             }
         }
-        if abort.load(Ordering::SeqCst) == RUN {
-            Control::Continue
-        } else {
-            Control::Cancel
+        match abort.load(Ordering::SeqCst) {
+            RUN => Control::Continue,
+            // A graceful stop lets a job that finished its diffusion decode and write its audio.
+            SHUTDOWN if matches!(p.stage, super::Stage::Decoding | super::Stage::Writing) => {
+                Control::Continue
+            }
+            _ => Control::Cancel,
         }
     }
 

@@ -194,6 +194,77 @@ pub struct JobRecord {
     pub cancel_requested: bool,
 }
 
+impl JobRecord {
+    /// What may leave the server about this job (callback bodies, records in responses): no
+    /// owner, no server paths (uploads are named by their file name, outputs by their download
+    /// link under `base_url`, when given).
+    pub fn public_json(&self, base_url: Option<&str>) -> serde_json::Value {
+        let dialect = self.request.metadata["dialect"]
+            .as_str()
+            .unwrap_or("async_task");
+        let files: Vec<serde_json::Value> = self
+            .result
+            .iter()
+            .flat_map(|r| r.files.iter())
+            .map(|f| {
+                let ext = f.path.extension().and_then(|e| e.to_str()).unwrap_or("bin");
+                serde_json::json!({
+                    "id": f.id,
+                    "url": base_url.map(|b| format!("{}/files/{}/{}.{ext}?d={dialect}", b.trim_end_matches('/'), self.id, f.id)),
+                    "seed": f.seed,
+                    "duration_seconds": f.duration_seconds,
+                    "sample_rate": f.sample_rate,
+                    "format": f.format,
+                    "size_bytes": f.size_bytes,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "id": self.id,
+            "state": self.state,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "expires_at": self.expires_at,
+            "progress": self.progress,
+            "parameters": public_params(&self.request.params),
+            "metadata": self.request.metadata,
+            "result": self.result.as_ref().map(|r| serde_json::json!({
+                "files": files,
+                "seeds": r.seeds,
+                "audio_duration": r.audio_duration,
+                "elapsed_seconds": r.elapsed_seconds,
+                "expired": r.expired,
+            })),
+            "error": self.error,
+            "attempts": self.attempts,
+        })
+    }
+}
+
+/// The parameters of a request as they may leave the server: uploaded inputs by file name.
+pub fn public_params(params: &GenerationParams) -> serde_json::Value {
+    let mut v = serde_json::to_value(params).unwrap_or_default();
+    for key in ["src_audio_path", "ref_audio_input", "lora_name_or_path"] {
+        if let Some(s) = v[key].as_str() {
+            let p = std::path::Path::new(s);
+            if p.is_absolute() {
+                // Uploads are saved as `<uuid>-<original name>`.
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let name = match name.get(36..37) {
+                    Some("-") => name[37..].to_string(),
+                    _ => name,
+                };
+                v[key] = serde_json::Value::String(name);
+            }
+        }
+    }
+    v
+}
+
 /// An owner's concurrency quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quota {
@@ -236,6 +307,12 @@ pub struct CallbackConfig {
     pub initial_backoff: Duration,
     /// Per-request timeout (default 10 s).
     pub timeout: Duration,
+    /// Deliver to loopback, private and link-local addresses too (default false: such targets
+    /// are refused at submit and at connect time).
+    pub allow_private: bool,
+    /// The server's base URL, for the download links in callback bodies (None: files are
+    /// named by id only).
+    pub public_url: Option<String>,
 }
 
 impl Default for CallbackConfig {
@@ -244,6 +321,8 @@ impl Default for CallbackConfig {
             max_attempts: 6,
             initial_backoff: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
+            allow_private: false,
+            public_url: None,
         }
     }
 }

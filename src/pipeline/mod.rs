@@ -264,6 +264,34 @@ impl Pipeline {
         Ok(tok)
     }
 
+    /// Checks at submit what only the loaded models can tell: the prompts fit the text
+    /// encoder's 256 tokens (the reference silently cuts longer ones; a service refuses them)
+    /// and the lyrics the DiT's lyric positions.
+    pub fn check_lengths(&self, params: &GenerationParams) -> Result<()> {
+        let tok = self.text.tokenizer();
+        for (name, text) in [
+            ("prompt", Some(params.prompt.as_str())),
+            ("edit_target_prompt", params.edit_target_prompt.as_deref()),
+        ] {
+            let Some(text) = text else { continue };
+            if !tok.fits(text)? {
+                return Err(Error::InvalidArgument {
+                    name,
+                    value: format!("{} bytes", text.len()),
+                    expected: format!(
+                        "at most {} tokens (the text encoder's limit)",
+                        crate::text_encoder::TEXT_MAX_LENGTH
+                    ),
+                });
+            }
+        }
+        self.lyric_token_ids(params)?;
+        if let Some(l) = params.edit_target_lyrics.as_deref() {
+            self.lyric_ids_of(l, params)?;
+        }
+        Ok(())
+    }
+
     /// The lyric token ids of `params.lyrics` as the reference's `tokenize_lyrics` (None for no
     /// lyrics), checked against the DiT's lyric vocabulary and position range.
     pub fn lyric_token_ids(&self, params: &GenerationParams) -> Result<Option<Vec<u32>>> {
@@ -344,6 +372,16 @@ impl Pipeline {
             value: path.to_string(),
             expected: format!("a readable audio file ({e})"),
         })?;
+        if audio.duration() > params::MAX_DURATION_SECONDS {
+            return Err(Error::InvalidArgument {
+                name,
+                value: format!("{path} ({:.1} s)", audio.duration()),
+                expected: format!(
+                    "audio of at most {} s (the longest song the model makes)",
+                    params::MAX_DURATION_SECONDS
+                ),
+            });
+        }
         let (lat, _) = self.dcae.encode_audio(&[audio])?;
         if lat.dim(3)? == 0 {
             return Err(Error::InvalidArgument {

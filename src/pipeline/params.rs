@@ -11,6 +11,23 @@ use crate::schedulers::SchedulerType;
 
 /// Longest audio the model generates (seconds), as the reference's frame limit.
 pub const MAX_DURATION_SECONDS: f64 = 240.0;
+/// Most diffusion steps (`infer_step`, and every `oss_steps` position).
+pub const MAX_STEPS: usize = 1000;
+/// Longest prompt (and `edit_target_prompt`) in bytes; the text encoder reads at most 256
+/// tokens of it (a service also refuses longer token counts).
+pub const MAX_PROMPT_BYTES: usize = 16 << 10;
+/// Longest lyrics (and `edit_target_lyrics`) in bytes; the DiT reads at most 32 768 lyric
+/// tokens.
+pub const MAX_LYRICS_BYTES: usize = 32 << 10;
+
+/// A list for an error message: its first items and its length.
+fn list_text(v: &[impl std::fmt::Debug]) -> String {
+    if v.len() <= 8 {
+        format!("{v:?}")
+    } else {
+        format!("{:?}... ({} items)", &v[..8], v.len())
+    }
+}
 
 /// The task of a generation (the reference's `task`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -287,7 +304,7 @@ fn check_seed_count(name: &'static str, given: &[u64], b: usize) -> Result<()> {
     if given.len() > 1 && given.len() != b {
         return Err(bad(
             name,
-            format!("{given:?}"),
+            list_text(given),
             "none, one seed, or one per batch item",
         ));
     }
@@ -313,8 +330,37 @@ impl GenerationParams {
                 "at least 0.093 s (one latent frame)",
             ));
         }
-        if self.infer_step == 0 || self.infer_step > 1000 {
+        if self.infer_step == 0 || self.infer_step > MAX_STEPS {
             return Err(bad("infer_step", self.infer_step, "1 to 1000"));
+        }
+        for (name, text, max) in [
+            ("prompt", Some(&self.prompt), MAX_PROMPT_BYTES),
+            (
+                "edit_target_prompt",
+                self.edit_target_prompt.as_ref(),
+                MAX_PROMPT_BYTES,
+            ),
+            ("lyrics", Some(&self.lyrics), MAX_LYRICS_BYTES),
+            (
+                "edit_target_lyrics",
+                self.edit_target_lyrics.as_ref(),
+                MAX_LYRICS_BYTES,
+            ),
+        ] {
+            if let Some(t) = text.filter(|t| t.len() > max) {
+                return Err(bad(
+                    name,
+                    format!("{} bytes", t.len()),
+                    format!("at most {max} bytes"),
+                ));
+            }
+        }
+        if self.lora_name_or_path.len() > 1024 {
+            return Err(bad(
+                "lora_name_or_path",
+                format!("{} bytes", self.lora_name_or_path.len()),
+                "a hub repo id or path of at most 1024 bytes",
+            ));
         }
         for (name, v) in [
             ("guidance_scale", self.guidance_scale),
@@ -341,17 +387,19 @@ impl GenerationParams {
             return Err(bad("batch_size", self.batch_size, "1 to 64"));
         }
         check_seed_count("manual_seeds", &self.manual_seeds, self.batch_size)?;
-        if self.oss_steps.contains(&0) {
+        if self.oss_steps.len() > MAX_STEPS
+            || self.oss_steps.iter().any(|&s| s == 0 || s > MAX_STEPS)
+        {
             return Err(bad(
                 "oss_steps",
-                format!("{:?}", self.oss_steps),
-                "1-based step positions",
+                list_text(&self.oss_steps),
+                "at most 1000 1-based step positions, each 1 to 1000",
             ));
         }
         if !self.oss_steps.is_empty() && self.scheduler_type == SchedulerType::Heun {
             return Err(bad(
                 "oss_steps",
-                format!("{:?}", self.oss_steps),
+                list_text(&self.oss_steps),
                 "the euler or pingpong scheduler",
             ));
         }
@@ -445,7 +493,7 @@ impl GenerationParams {
                 if !self.oss_steps.is_empty() {
                     return Err(bad(
                         "oss_steps",
-                        format!("{:?}", self.oss_steps),
+                        list_text(&self.oss_steps),
                         "none with task edit (FlowEdit runs its own Euler schedule)",
                     ));
                 }

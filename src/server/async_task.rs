@@ -30,6 +30,8 @@ impl Dialect for AsyncTask {
             Class::Conflict => "task_finished",
             Class::Quota => "quota_exceeded",
             Class::Gone => "expired",
+            Class::TooLarge => "payload_too_large",
+            Class::MethodNotAllowed => "method_not_allowed",
             Class::Unavailable => "unavailable",
             Class::Internal => "internal_error",
         };
@@ -205,8 +207,10 @@ pub async fn record(
         .map(|rec| {
             let mut v = task_json(&state, &headers, &rec);
             v["request"] = rec.request.metadata["request"].clone();
-            v["parameters"] = serde_json::to_value(&rec.request.params).unwrap_or_default();
-            v["result"] = serde_json::to_value(&rec.result).unwrap_or_default();
+            // No server paths: inputs by file name, outputs by their links.
+            let public = rec.public_json(Some(&state.base_url(&headers)));
+            v["parameters"] = public["parameters"].clone();
+            v["result"] = public["result"].clone();
             v["attempts"] = json!(rec.attempts);
             v["expires_at"] = json!(rec.expires_at);
             Json(v).into_response()

@@ -5,21 +5,73 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{short, Error, Result};
 use crate::pipeline::GenerationParams;
 
 /// The fields of a request body, and the files it uploaded.
+///
+/// The uploaded files belong to the request until [`Fields::keep`] is called (after a job that
+/// reads them was accepted): when the last clone of a request's fields is dropped without it,
+/// its files are deleted, so nothing of a refused or broken request stays on disk.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Fields {
     /// Text fields (JSON values as sent; form values as strings).
     pub map: Map<String, Value>,
     /// Uploaded files: field name -> saved path.
     pub files: HashMap<String, PathBuf>,
+    /// The saved uploads, deleted on drop unless kept.
+    uploads: Arc<Uploads>,
+}
+
+/// The files a request saved; deleted when dropped unless kept.
+#[derive(Debug, Default)]
+struct Uploads {
+    paths: Mutex<Vec<PathBuf>>,
+    kept: AtomicBool,
+}
+
+impl Drop for Uploads {
+    fn drop(&mut self) {
+        if self.kept.load(Ordering::SeqCst) {
+            return;
+        }
+        let paths = self.paths.get_mut().unwrap_or_else(|e| e.into_inner());
+        for p in paths.drain(..) {
+            if let Err(e) = std::fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("removing the upload {}: {e}", p.display());
+                }
+            }
+        }
+    }
+}
+
+/// Size limits of request bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// JSON, text and x-www-form-urlencoded bodies (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// A whole multipart/form-data body, files included (default 100 MiB).
+    pub max_upload_bytes: usize,
+    /// File parts in one multipart body (default 4).
+    pub max_files: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            max_upload_bytes: 100 << 20,
+            max_files: 4,
+        }
+    }
 }
 
 fn bad_body(expected: &str, detail: impl ToString) -> Error {
@@ -30,9 +82,60 @@ fn bad_body(expected: &str, detail: impl ToString) -> Error {
     }
 }
 
-/// Reads the body of `req` by its content type (JSON when none is given); uploaded files are
-/// saved under `uploads`.
-pub(crate) async fn read(req: Request, uploads: &Path) -> Result<Fields> {
+/// The error of a failed multipart read: 413 for the size limit, else 400.
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> Error {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge {
+            what: "the multipart/form-data body".into(),
+            limit: limit as u64,
+        }
+    } else {
+        bad_body("a complete multipart/form-data body", e.body_text())
+    }
+}
+
+/// The whole of a non-multipart body, at most `limit` bytes.
+async fn body_bytes(req: Request, limit: usize, what: &str) -> Result<axum::body::Bytes> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge {
+            what: format!("the {what} body"),
+            limit: limit as u64,
+        }),
+        Err(e) => Err(bad_body(
+            "a body sent in full (the connection broke or was too slow)",
+            e,
+        )),
+    }
+}
+
+/// Writes an upload's chunks to `path` as they arrive (never the whole file in memory).
+async fn save_upload(
+    field: &mut axum::extract::multipart::Field<'_>,
+    path: &Path,
+    limit: usize,
+) -> Result<()> {
+    use std::io::Write;
+    let storage = |e: std::io::Error| Error::StorageUnavailable {
+        path: PathBuf::from("uploads"),
+        message: e.to_string(),
+    };
+    let file = std::fs::File::create(path).map_err(storage)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        out.write_all(&chunk).map_err(storage)?;
+    }
+    out.flush().map_err(storage)?;
+    Ok(())
+}
+
+/// Reads the body of `req` by its content type (JSON when none is given), within `limits`;
+/// uploaded files are streamed to disk under `uploads`.
+pub(crate) async fn read(req: Request, uploads: &Path, limits: BodyLimits) -> Result<Fields> {
     let ctype = req
         .headers()
         .get(CONTENT_TYPE)
@@ -41,62 +144,83 @@ pub(crate) async fn read(req: Request, uploads: &Path) -> Result<Fields> {
         .to_ascii_lowercase();
     let mut fields = Fields::default();
     if ctype.starts_with("multipart/form-data") {
+        let limit = limits.max_upload_bytes;
         let mut mp = Multipart::from_request(req, &())
             .await
             .map_err(|e| bad_body("a multipart/form-data body", e.body_text()))?;
-        while let Some(field) = mp
+        while let Some(mut field) = mp
             .next_field()
             .await
-            .map_err(|e| bad_body("a multipart/form-data body", e.body_text()))?
+            .map_err(|e| multipart_error(e, limit))?
         {
             let name = field.name().unwrap_or_default().to_string();
             match field.file_name().map(sanitize) {
                 Some(file_name) => {
-                    let bytes = field
-                        .bytes()
-                        .await
-                        .map_err(|e| bad_body("a readable file upload", e.body_text()))?;
-                    std::fs::create_dir_all(uploads).map_err(|e| Error::io(uploads, e))?;
+                    if fields.files.contains_key(&name) {
+                        return Err(Error::InvalidArgument {
+                            name: "request body",
+                            value: format!("file field `{name}` given twice"),
+                            expected: "each file field at most once".into(),
+                        });
+                    }
+                    if fields.files.len() >= limits.max_files {
+                        return Err(Error::InvalidArgument {
+                            name: "request body",
+                            value: format!("more than {} files", limits.max_files),
+                            expected: format!("at most {} uploaded files", limits.max_files),
+                        });
+                    }
+                    std::fs::create_dir_all(uploads).map_err(|e| Error::StorageUnavailable {
+                        path: PathBuf::from("uploads"),
+                        message: e.to_string(),
+                    })?;
                     let path = uploads.join(format!("{}-{file_name}", uuid::Uuid::new_v4()));
-                    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+                    lock(&fields.uploads.paths).push(path.clone());
+                    save_upload(&mut field, &path, limit).await?;
                     fields.files.insert(name, path);
                 }
                 None => {
-                    let text = field
-                        .text()
-                        .await
-                        .map_err(|e| bad_body("UTF-8 form fields", e.body_text()))?;
+                    let text = field.text().await.map_err(|e| {
+                        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                            multipart_error(e, limit)
+                        } else {
+                            bad_body("UTF-8 form fields", e.body_text())
+                        }
+                    })?;
                     fields.map.insert(name, Value::String(text));
                 }
             }
         }
     } else if ctype.starts_with("application/x-www-form-urlencoded") {
-        let axum::Form(pairs) = axum::Form::<Vec<(String, String)>>::from_request(req, &())
-            .await
-            .map_err(|e| bad_body("an x-www-form-urlencoded body", e.body_text()))?;
+        let bytes = body_bytes(req, limits.max_body_bytes, "x-www-form-urlencoded").await?;
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&bytes)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         for (k, v) in pairs {
             fields.map.insert(k, Value::String(v));
         }
     } else if ctype.starts_with("application/json") || ctype.starts_with("text/plain") {
-        let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
-            .await
-            .map_err(|e| bad_body("a readable body", e))?;
+        let bytes = body_bytes(req, limits.max_body_bytes, "JSON").await?;
         if !bytes.iter().all(u8::is_ascii_whitespace) {
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(m)) => fields.map = m,
-                Ok(other) => return Err(bad_body("a JSON object", other)),
+                Ok(other) => return Err(bad_body("a JSON object", short(&other.to_string()))),
                 Err(e) => return Err(bad_body("a JSON object", e)),
             }
         }
     } else {
         return Err(Error::InvalidArgument {
             name: "Content-Type",
-            value: ctype,
+            value: short(&ctype),
             expected: "application/json, application/x-www-form-urlencoded or multipart/form-data"
                 .into(),
         });
     }
     Ok(fields)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A file name without directories or odd characters.
@@ -129,6 +253,11 @@ fn is_unset(v: &Value) -> bool {
 }
 
 impl Fields {
+    /// Keeps the request's uploads on disk (a job that reads them was accepted).
+    pub fn keep(&self) {
+        self.uploads.kept.store(true, Ordering::SeqCst);
+    }
+
     /// The value of `name`, unless unset.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.map.get(name).filter(|v| !is_unset(v))
@@ -161,10 +290,10 @@ impl Fields {
 fn invalid(name: &'static str, v: &Value, expected: &str) -> Error {
     Error::InvalidArgument {
         name,
-        value: match v {
+        value: short(&match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
-        },
+        }),
         expected: expected.into(),
     }
 }

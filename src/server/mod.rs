@@ -29,6 +29,9 @@ pub mod async_task;
 mod form;
 pub mod producer;
 
+pub(crate) use crate::error::short;
+pub use form::BodyLimits;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +62,15 @@ pub struct ServerConfig {
     /// Accept server-side paths for source / reference audio and LoRA (the ACE-Step API's
     /// `src_audio_path`, `reference_audio_path`); off: only uploads and hub LoRA ids.
     pub allow_local_paths: bool,
+    /// Request body size limits (413 beyond them).
+    pub limits: BodyLimits,
+    /// How long a client may take to send a request's headers (default 10 s).
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body (default 60 s).
+    pub body_timeout: Duration,
+    /// How long a stop waits for requests in flight before closing their connections
+    /// (default 10 s).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +81,10 @@ impl Default for ServerConfig {
             public_url: None,
             model_name: "ACE-Step-v1-3.5B".into(),
             allow_local_paths: false,
+            limits: BodyLimits::default(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -80,17 +96,44 @@ pub struct AppState {
     /// The settings.
     pub config: ServerConfig,
     uploads: PathBuf,
+    /// The base URL of the listening socket (set by [`serve`]), for links when no
+    /// `public_url` is configured.
+    listen_url: std::sync::OnceLock<String>,
+    /// Absolute forms of the data directory, removed from every error that leaves the server.
+    data_dirs: Vec<String>,
 }
 
 impl AppState {
     /// The state of a server over `jobs`.
     pub fn new(jobs: Arc<JobManager>, config: ServerConfig) -> Arc<Self> {
-        let uploads = jobs.config().data_dir.join("uploads");
+        let data_dir = jobs.config().data_dir.clone();
+        let uploads = data_dir.join("uploads");
+        let mut data_dirs: Vec<String> = [Some(data_dir.clone()), data_dir.canonicalize().ok()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string_lossy().trim_end_matches('/').to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        data_dirs.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        data_dirs.dedup();
         Arc::new(Self {
             jobs,
             config,
             uploads,
+            listen_url: std::sync::OnceLock::new(),
+            data_dirs,
         })
+    }
+
+    /// `text` without the data directory's absolute path (server paths never leave the server).
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for d in &self.data_dirs {
+            out = out
+                .replace(&format!("{d}/"), "")
+                .replace(d.as_str(), "<data-dir>");
+        }
+        out
     }
 
     /// The quota owner of a request: [`owner_of_key`] of its API key, `local` when no keys are configured; None when
@@ -104,11 +147,12 @@ impl AppState {
             .to_str()
             .ok()?
             .trim();
-        let key = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or(value)
-            .trim();
+        // `Bearer <key>`, the scheme in any case; a bare key is refused.
+        let (scheme, key) = value.split_once(char::is_whitespace)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let key = key.trim();
         // The owner is a digest of the key, so that records and callbacks never carry the key.
         self.config
             .api_keys
@@ -157,26 +201,32 @@ impl AppState {
     ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
         let headers = req.headers().clone();
         let owner = self.authorize::<D>(&headers)?;
-        let fields = form::read(req, &self.uploads)
+        let fields = form::read(req, &self.uploads, self.config.limits)
             .await
-            .map_err(|e| D::from_error(&e))?;
+            .map_err(|e| self.error::<D>(&e))?;
         Ok((headers, owner, fields))
     }
 
-    /// Submits a job built from `fields`; the request's uploads are deleted when it is refused.
-    /// Each submission also deletes uploads older than the retention that no queued or running
-    /// job reads.
+    /// `D`'s response for a crate error, without server paths.
+    pub(crate) fn error<D: Dialect>(&self, e: &Error) -> Response {
+        D::error(Class::of(e), &self.scrub(&e.to_string()))
+    }
+
+    /// Submits a job built from `fields` after probing its audio inputs; the request's uploads
+    /// stay only when the job was accepted. Each submission also deletes uploads older than the
+    /// retention that no queued or running job reads.
     pub(crate) fn submit_with_uploads(
         &self,
         fields: &form::Fields,
         build: impl FnOnce() -> Result<crate::jobs::JobRequest>,
         owner: &str,
     ) -> Result<String> {
-        let submitted = build().and_then(|req| self.jobs.submit(req, owner));
-        if submitted.is_err() {
-            for path in fields.files.values() {
-                let _ = std::fs::remove_file(path);
-            }
+        let submitted = build().and_then(|req| {
+            check_inputs(&req.params)?;
+            self.jobs.submit(req, owner)
+        });
+        if submitted.is_ok() {
+            fields.keep();
         }
         self.sweep_uploads();
         submitted
@@ -234,16 +284,16 @@ impl AppState {
         }
     }
 
-    /// The base URL for links in responses to a request with `headers`.
-    pub(crate) fn base_url(&self, headers: &HeaderMap) -> String {
+    /// The base URL for links: the configured `public_url`, else the listening address (never
+    /// the request's `Host` header, which a client chooses).
+    pub(crate) fn base_url(&self, _headers: &HeaderMap) -> String {
         if let Some(u) = &self.config.public_url {
             return u.trim_end_matches('/').to_string();
         }
-        let host = headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1:8001");
-        format!("http://{host}")
+        self.listen_url
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1:8001".into())
     }
 
     /// Download URLs of a job's files (`?d=` picks the error dialect of the download).
@@ -265,6 +315,19 @@ impl AppState {
     }
 }
 
+/// Probes the source and reference audio of `params` (format, channels, rate, length within
+/// the task's cap), so that a request with an unusable file is refused at submit.
+fn check_inputs(params: &crate::pipeline::GenerationParams) -> Result<()> {
+    for (name, path) in [
+        ("src_audio", &params.src_audio_path),
+        ("ref_audio", &params.ref_audio_input),
+    ] {
+        let Some(path) = path else { continue };
+        crate::audio::probe_input(name, std::path::Path::new(path))?;
+    }
+    Ok(())
+}
+
 /// The quota owner of an API key: `key-` and a SHA-1 based UUID of it (stable, not the key).
 pub fn owner_of_key(key: &str) -> String {
     format!(
@@ -282,6 +345,8 @@ pub(crate) enum Class {
     Conflict,
     Quota,
     Gone,
+    TooLarge,
+    MethodNotAllowed,
     Unavailable,
     Internal,
 }
@@ -295,6 +360,8 @@ impl Class {
             Class::Conflict => StatusCode::CONFLICT,
             Class::Quota => StatusCode::TOO_MANY_REQUESTS,
             Class::Gone => StatusCode::GONE,
+            Class::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Class::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -307,7 +374,26 @@ impl Class {
             Error::JobNotFound { .. } => Class::NotFound,
             Error::JobFinished { .. } => Class::Conflict,
             Error::QuotaExceeded { .. } => Class::Quota,
-            Error::ShuttingDown => Class::Unavailable,
+            Error::ShuttingDown | Error::StorageUnavailable { .. } | Error::Store { .. } => {
+                Class::Unavailable
+            }
+            Error::PayloadTooLarge { .. } => Class::TooLarge,
+            _ => Class::Internal,
+        }
+    }
+
+    /// The class of an HTTP error status (for responses made outside the handlers).
+    fn of_status(s: StatusCode) -> Self {
+        match s {
+            StatusCode::UNAUTHORIZED => Class::Unauthorized,
+            StatusCode::NOT_FOUND => Class::NotFound,
+            StatusCode::CONFLICT => Class::Conflict,
+            StatusCode::TOO_MANY_REQUESTS => Class::Quota,
+            StatusCode::GONE => Class::Gone,
+            StatusCode::PAYLOAD_TOO_LARGE => Class::TooLarge,
+            StatusCode::METHOD_NOT_ALLOWED => Class::MethodNotAllowed,
+            StatusCode::SERVICE_UNAVAILABLE => Class::Unavailable,
+            s if s.is_client_error() => Class::BadRequest,
             _ => Class::Internal,
         }
     }
@@ -340,11 +426,10 @@ pub(crate) fn iso8601(unix: f64) -> String {
 
 /// Builds the router of all three dialects and the file downloads.
 pub fn router(state: Arc<AppState>) -> Router {
+    let upload_limit = state.config.limits.max_upload_bytes;
+    let body_timeout = state.config.body_timeout;
     Router::new()
-        .route(
-            "/v1/async/music/generations",
-            post(async_task::submit),
-        )
+        .route("/v1/async/music/generations", post(async_task::submit))
         .route("/api/v1/task/{id}", get(async_task::query))
         .route("/api/v1/task/{id}/cancel", post(async_task::cancel))
         .route("/v1/task/{id}/status", get(async_task::status))
@@ -355,31 +440,162 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/music/generate", post(acestep_api::generate))
         .route("/v1/jobs/{id}", get(acestep_api::job))
         .route("/files/{job}/{file}", get(download))
-        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint"}})),
-            )
-        })
-        .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            dialect_errors,
+        ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
+        ))
+        // Multipart bodies are bounded by this (JSON and form bodies by their own, smaller limit).
+        .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves.
+/// Which dialect a request path belongs to, for errors made outside its handlers.
+fn dialect_of(path: &str, query: Option<&str>) -> &'static str {
+    if path.starts_with("/producer/") {
+        "producer"
+    } else if path.starts_with("/v1/music/") || path.starts_with("/v1/jobs/") {
+        "acestep"
+    } else if path.starts_with("/files/") {
+        match query
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("d="))
+        {
+            Some("producer") => "producer",
+            Some("acestep") => "acestep",
+            _ => "async_task",
+        }
+    } else {
+        "async_task"
+    }
+}
+
+/// An error response in the named dialect's format.
+fn dialect_error(dialect: &str, class: Class, message: &str) -> Response {
+    match dialect {
+        "producer" => producer::Producer::error(class, message),
+        "acestep" => acestep_api::AceStepApi::error(class, message),
+        _ => async_task::AsyncTask::error(class, message),
+    }
+}
+
+/// Every error leaves in its dialect's JSON format (axum's own rejections, a 405, an unknown
+/// route, a body limit) and without server paths.
+async fn dialect_errors(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let dialect = dialect_of(req.uri().path(), req.uri().query());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || status == StatusCode::RANGE_NOT_SATISFIABLE
+    {
+        return resp;
+    }
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    if json {
+        let mut resp = Response::from_parts(parts, axum::body::Body::from(state.scrub(&text)));
+        resp.headers_mut()
+            .remove(axum::http::header::CONTENT_LENGTH);
+        return resp;
+    }
+    let message = match text.trim() {
+        "" => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string(),
+        t => t.to_string(),
+    };
+    let mut out = dialect_error(dialect, Class::of_status(status), &state.scrub(&message));
+    *out.status_mut() = status;
+    for (k, v) in parts.headers.iter() {
+        if k == axum::http::header::ALLOW {
+            out.headers_mut().insert(k, v.clone());
+        }
+    }
+    out
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves: each connection must send its
+/// headers within `header_timeout` and its body within `body_timeout`; on shutdown, requests in
+/// flight get `shutdown_grace` to finish before their connections are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     let addr = listener
         .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .map_err(|e| Error::io("listening socket", e))?;
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let _ = state
+        .listen_url
+        .set(format!("http://{host}:{}", addr.port()));
+    let header_timeout = state.config.header_timeout;
+    let grace = state.config.shutdown_grace;
+    let app = router(state);
+    // HTTP/1.1 only: its header timer starts as soon as a connection is accepted, so an idle
+    // or half-open connection is closed after `header_timeout` too.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
-        .map_err(|e| Error::io(addr, e))
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {grace:?}: their connections are closed");
+    }
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]
@@ -387,22 +603,20 @@ struct DownloadQuery {
     d: Option<String>,
 }
 
-/// `GET /files/{job}/{file}`: a job's output file, with range support.
+/// `GET /files/{job}/{file}`: a job's output file, with range support, checked against the size
+/// and checksum recorded when it was written.
 async fn download(
     State(state): State<Arc<AppState>>,
     UrlPath((job, file)): UrlPath<(String, String)>,
     Query(q): Query<DownloadQuery>,
     req: Request,
 ) -> Response {
-    let error = |class: Class, msg: &str| match q.d.as_deref() {
-        Some("producer") => producer::Producer::error(class, msg),
-        Some("acestep") => acestep_api::AceStepApi::error(class, msg),
-        _ => async_task::AsyncTask::error(class, msg),
-    };
+    let dialect = q.d.as_deref().unwrap_or("async_task");
+    let error = |class: Class, msg: &str| dialect_error(dialect, class, msg);
     let file_id = file.split('.').next().unwrap_or_default().to_string();
     let rec = match state.jobs.poll(&job) {
         Ok(r) => r,
-        Err(e) => return error(Class::of(&e), &e.to_string()),
+        Err(e) => return error(Class::of(&e), &state.scrub(&e.to_string())),
     };
     let Some(result) = rec.result else {
         return error(
@@ -416,17 +630,36 @@ async fn download(
             &format!("job `{job}` has no file `{file}`"),
         );
     };
-    if result.expired || !f.path.exists() {
+    if result.expired {
         return error(
             Class::Gone,
             &format!("the output of job `{job}` expired and was deleted"),
         );
+    }
+    let check = {
+        let f = f.clone();
+        tokio::task::spawn_blocking(move || f.verify()).await
+    };
+    match check {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => {
+            tracing::error!("output {} of job {job}: {why}", f.id);
+            // The record says what the download says: the output is gone.
+            if let Err(e) = state.jobs.mark_output_lost(&job) {
+                tracing::warn!("marking the output of {job} lost: {e}");
+            }
+            return error(
+                Class::Gone,
+                &format!("the output of job `{job}` is no longer available ({why})"),
+            );
+        }
+        Err(e) => return error(Class::Internal, &e.to_string()),
     }
     match tower_http::services::ServeFile::new(&f.path)
         .oneshot(req)
         .await
     {
         Ok(resp) => resp.into_response(),
-        Err(e) => error(Class::Internal, &e.to_string()),
+        Err(e) => error(Class::Internal, &state.scrub(&e.to_string())),
     }
 }

@@ -36,6 +36,8 @@ impl Dialect for Producer {
             Class::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Class::Quota => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Class::Gone => (StatusCode::GONE, "token_mismatched"),
+            Class::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Class::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "api_not_implemented"),
             Class::Unavailable | Class::Internal => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "api_error")
             }
@@ -255,6 +257,9 @@ fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value 
     })
 }
 
+/// Most ids one `retrieve_batch` may ask for.
+pub const MAX_BATCH_IDS: usize = 20;
+
 /// `POST /producer/tasks`.
 pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (headers, owner, fields) = match state.read_request::<Producer>(req).await {
@@ -292,6 +297,13 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
                     .collect(),
                 _ => return missing("ids"),
             };
+            if ids.len() > MAX_BATCH_IDS {
+                return Producer::from_error(&Error::InvalidArgument {
+                    name: "ids",
+                    value: format!("{} ids", ids.len()),
+                    expected: format!("at most {MAX_BATCH_IDS} task ids"),
+                });
+            }
             match state.jobs.retrieve_batch(&ids) {
                 Ok(recs) => {
                     let items: Vec<Value> = recs

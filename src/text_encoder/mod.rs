@@ -86,6 +86,19 @@ impl TextTokenizer {
         })
     }
 
+    /// Whether `text` fits the length limit without truncation (its tokens, end-of-sequence
+    /// token included, number at most `max_length`).
+    pub fn fits(&self, text: &str) -> Result<bool> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(enc.get_overflowing().is_empty())
+    }
+
     /// Tokenises `texts` (with the end-of-sequence token) into padded ids and mask on `device`.
     pub fn encode_batch(&self, texts: &[&str], device: &Device) -> Result<TokenizedBatch> {
         if texts.is_empty() {

@@ -78,7 +78,20 @@ impl Generator for Fake {
                 return Err(Error::Cancelled { step: i, total: n });
             }
         }
-        progress(JobProgress::decoding(0, 1, n));
+        // Prompt `slow-decode`: 1.5 s of decoding in ten reports, stopping when asked.
+        let parts = if params.prompt == "slow-decode" {
+            10
+        } else {
+            1
+        };
+        for i in 0..parts {
+            if progress(JobProgress::decoding(i, parts, n)) == Control::Cancel {
+                return Err(Error::Cancelled { step: n, total: n });
+            }
+            if parts > 1 {
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        }
         progress(JobProgress::writing(n));
         let sr = 8000;
         let len = (params.audio_duration * sr as f64) as usize;
@@ -104,6 +117,8 @@ impl Generator for Fake {
                 duration_seconds: audio.duration(),
                 sample_rate: sr,
                 format: params.format.clone(),
+                size_bytes: None,
+                crc32: None,
             }],
             seeds: vec![7],
             info: serde_json::json!({"fake": true}),
