@@ -15,7 +15,7 @@ use acestep::server::{router, AppState, BodyLimits, ServerConfig};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use common::Fake;
+use common::{multipart, Fake};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -188,27 +188,6 @@ fn wav(channels: u16, rate: u32, bits: u16, frames: usize) -> Vec<u8> {
     let silence = if bits == 8 { 128u8 } else { 0 };
     v.resize(44 + data, silence);
     v
-}
-
-/// A multipart body of text fields and files.
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "hostileboundary7d1e";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for (k, name, data) in files {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 fn files_in(dir: &Path) -> usize {
@@ -628,36 +607,9 @@ fn item07_a_slow_callback_target_does_not_delay_others() {
 #[cfg(unix)]
 #[test]
 fn item08_sigterm_stops_the_server_gracefully() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_acestep"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--threads",
-            "2",
-            "--shutdown-grace",
-            "20",
-        ])
-        .arg("--checkpoint-dir")
-        .arg(root.join("tests/fixtures/tiny"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let url = loop {
-        let line = lines.next().expect("the server prints its URL").unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let served = common::spawn_serve(&["--shutdown-grace", "20"], data.path());
+    let (mut child, url) = (served.child, served.url);
     let addr = url.trim_start_matches("http://").to_string();
     let mut ids = Vec::new();
     for _ in 0..3 {
@@ -688,13 +640,8 @@ fn item08_sigterm_stops_the_server_gracefully() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let err = served.stderr.lock().unwrap().clone();
     println!("stopped in {:?}: {err}", t0.elapsed());
     assert!(status.success(), "{status:?}: {err}");
     assert!(err.contains("shutting down"), "{err}");
@@ -1261,4 +1208,26 @@ mod fuzz {
             prop_assert!(r.body.len() < 64 << 10, "{} bytes", r.body.len());
         }
     }
+}
+
+// ---- 3. With the real pipeline, prompts are refused past the text encoder's 256 tokens ----
+
+#[test]
+fn item03_prompt_tokens_are_counted_at_submit() {
+    use acestep::jobs::{Generator, PipelineGenerator};
+    let pipe = common::tiny_pipeline();
+    let generator = PipelineGenerator::new(pipe);
+    let params = |prompt: String| GenerationParams {
+        prompt,
+        audio_duration: 1.0,
+        ..Default::default()
+    };
+    // 2.4 KB of words: far under the byte bound, over 256 tokens.
+    let long = "warm analog synth pads, ".repeat(100);
+    assert!(long.len() < acestep::pipeline::params::MAX_PROMPT_BYTES);
+    let e = generator.validate(&params(long)).unwrap_err().to_string();
+    assert!(e.contains("prompt") && e.contains("256 tokens"), "{e}");
+    generator
+        .validate(&params("warm analog synth pads, ".repeat(8)))
+        .unwrap();
 }

@@ -575,13 +575,7 @@ fn eight_threads_two_hundred_jobs_each_terminal_exactly_once() {
 #[test]
 fn the_tiny_real_checkpoint_runs_as_a_job() {
     use acestep::jobs::PipelineGenerator;
-    let ckpt_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
-    let pipe = acestep::pipeline::Pipeline::load(
-        &acestep::Checkpoint::from_dir(ckpt_dir).unwrap(),
-        &candle_core::Device::Cpu,
-        candle_core::DType::F32,
-    )
-    .unwrap();
+    let pipe = common::tiny_pipeline();
     let dir = tempfile::tempdir().unwrap();
     let m = JobManager::open(config(dir.path()), Arc::new(PipelineGenerator::new(pipe))).unwrap();
     let req = JobRequest {

@@ -11,7 +11,7 @@ use acestep::server::{router, AppState, ServerConfig};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use common::Fake;
+use common::{multipart, Fake};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -107,28 +107,6 @@ async fn post_json(app: &Router, uri: &str, key: Option<&str>, v: Value) -> Repl
         serde_json::to_vec(&v).unwrap(),
     )
     .await
-}
-
-/// A multipart body of text fields (as requests-toolbelt's MultipartEncoder sends them), plus
-/// optional files.
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "------------------------acestepboundary";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for (k, name, data) in files {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// Path and query of an absolute URL of this server.

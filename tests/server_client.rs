@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 struct Kill(Child);
 
@@ -49,45 +47,9 @@ fn the_seed_clients_work_against_acestep_serve() {
     let python = python();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_acestep"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--api-key",
-            "seed-key",
-            "--threads",
-            "2",
-        ])
-        .arg("--checkpoint-dir")
-        .arg(root.join("tests/fixtures/tiny"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Kill(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let t0 = Instant::now();
-    let url = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120).saturating_sub(t0.elapsed()))
-            .expect("the server prints its URL once ready");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-    };
+    let served = common::spawn_serve(&["--api-key", "seed-key"], data.path());
+    let url = served.url.clone();
+    let server = Kill(served.child);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let out = tempfile::tempdir().unwrap();
     let run = Command::new(&python)

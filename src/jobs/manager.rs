@@ -424,6 +424,26 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::io(name, e))
 }
 
+/// Records job `id` failed with `failure` (at start, before any worker runs).
+fn fail_stored(
+    store: &Store,
+    id: &str,
+    progress: &JobProgress,
+    failure: &JobFailure,
+) -> Result<()> {
+    store.finish(
+        id,
+        &Finish {
+            state: JobState::Failed,
+            finished_at: now(),
+            expires_at: None,
+            progress,
+            result: None,
+            error: Some(failure),
+        },
+    )
+}
+
 /// Checks that `dir` can be written now (a file created and removed).
 fn check_writable(dir: &std::path::Path) -> Result<()> {
     let probe = dir.join(format!(".write-check-{}", uuid::Uuid::new_v4().simple()));
@@ -530,17 +550,7 @@ impl Shared {
                         "the job was interrupted while running {attempts} times (process stopped)"
                     ),
                 };
-                st.store.finish(
-                    &id,
-                    &Finish {
-                        state: JobState::Failed,
-                        finished_at: now(),
-                        expires_at: None,
-                        progress: &progress,
-                        result: None,
-                        error: Some(&failure),
-                    },
-                )?;
+                fail_stored(&st.store, &id, &progress, &failure)?;
             }
         }
         for (id, _) in st.store.ids_in_state(JobState::Queued)? {
@@ -553,17 +563,7 @@ impl Shared {
                     code: "invalid_request".into(),
                     message: self.scrub(&e.to_string()),
                 };
-                st.store.finish(
-                    &id,
-                    &Finish {
-                        state: JobState::Failed,
-                        finished_at: now(),
-                        expires_at: None,
-                        progress: &rec.progress,
-                        result: None,
-                        error: Some(&failure),
-                    },
-                )?;
+                fail_stored(&st.store, &id, &rec.progress, &failure)?;
                 continue;
             }
             let steps = self.generator.diffusion_steps(&rec.request.params);

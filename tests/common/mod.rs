@@ -164,3 +164,98 @@ pub fn python_with(probe: &str, venv: &str, packages: &[&str], hint: &str) -> St
     }
     py
 }
+
+/// A multipart body of text fields (as requests-toolbelt's MultipartEncoder sends them), plus
+/// optional files: the content type and the body.
+pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "------------------------acestepboundary";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (k, name, data) in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The tiny real checkpoint (`tests/fixtures/tiny`) loaded on the CPU in f32.
+pub fn tiny_pipeline() -> acestep::pipeline::Pipeline {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
+    acestep::pipeline::Pipeline::load(
+        &acestep::Checkpoint::from_dir(dir).unwrap(),
+        &candle_core::Device::Cpu,
+        candle_core::DType::F32,
+    )
+    .unwrap()
+}
+
+/// A running `acestep serve`: the process, the URL it printed, and what it has written to
+/// stderr so far (collected by a thread, so the pipe never fills).
+pub struct Served {
+    pub child: std::process::Child,
+    pub url: String,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+/// Starts `acestep serve` on any free port over the tiny checkpoint with `args` and `data`,
+/// and waits for the URL it prints once ready.
+pub fn spawn_serve(args: &[&str], data: &Path) -> Served {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_acestep"))
+        .args(["serve", "--port", "0", "--threads", "2"])
+        .args(args)
+        .arg("--checkpoint-dir")
+        .arg(root.join("tests/fixtures/tiny"))
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let pipe = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let t0 = Instant::now();
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120).saturating_sub(t0.elapsed()))
+            .expect("the server prints its URL once ready");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+    };
+    Served { child, url, stderr }
+}
