@@ -48,6 +48,7 @@ pub mod jobs;
 pub mod lora;
 pub mod lyrics;
 pub mod pipeline;
+pub mod quant;
 pub mod schedulers;
 pub mod server;
 pub mod testing;

@@ -35,6 +35,17 @@ struct ModelArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Quantize the DiT's and the text encoder's linear layers and embedding as they load:
+    /// q8_0, q6k, q5k or q4k (a checkpoint written by `acestep quantize` is read as stored).
+    #[arg(long)]
+    quantize: Option<String>,
+}
+
+/// The pipeline options of `m`.
+fn pipeline_options(m: &ModelArgs) -> acestep::Result<acestep::pipeline::PipelineOptions> {
+    Ok(acestep::pipeline::PipelineOptions {
+        quantize: m.quantize.as_deref().map(str::parse).transpose()?,
+    })
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,6 +154,19 @@ enum Command {
     },
     /// Serve the three async-task API dialects over HTTP (job queue, persistence, downloads).
     Serve(ServeArgs),
+    /// Write a quantized copy of a checkpoint (the DiT's and the text encoder's weights as GGUF
+    /// in the same folder layout; `--checkpoint-dir OUT` then loads it).
+    Quantize {
+        /// The float checkpoint to read.
+        #[arg(long, env = "ACESTEP_CHECKPOINT_DIR")]
+        checkpoint_dir: PathBuf,
+        /// q8_0, q6k, q5k or q4k.
+        #[arg(long)]
+        to: String,
+        /// The new checkpoint folder (must not exist or be empty).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 /// The editing tasks and LoRA options of `acestep generate` (the reference's parameters).
@@ -477,7 +501,12 @@ fn run(cli: Cli) -> acestep::Result<()> {
             let spinner = indicatif::ProgressBar::new_spinner();
             spinner.set_message("loading the text encoder, DiT, DCAE and vocoder");
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-            let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype);
+            let pipe = acestep::pipeline::Pipeline::load_with(
+                &ckpt,
+                &device,
+                dtype,
+                &pipeline_options(&model)?,
+            );
             spinner.finish_and_clear();
             let mut pipe = pipe?;
             if let Some(d) = &ja_dict {
@@ -604,6 +633,22 @@ fn run(cli: Cli) -> acestep::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(args),
+        Command::Quantize {
+            checkpoint_dir,
+            to,
+            output,
+        } => {
+            let q: acestep::quant::Quantization = to.parse()?;
+            let src = Checkpoint::from_dir(&checkpoint_dir)?;
+            let t0 = Instant::now();
+            acestep::quant::quantize_checkpoint(&src, q, &output)?;
+            println!(
+                "wrote {} ({q}) in {:.1} s",
+                output.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Reconstruct {
             input,
             output,
@@ -699,7 +744,8 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.set_message("loading the text encoder, DiT, DCAE and vocoder");
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let pipe = acestep::pipeline::Pipeline::load(&ckpt, &device, dtype);
+    let pipe =
+        acestep::pipeline::Pipeline::load_with(&ckpt, &device, dtype, &pipeline_options(&model)?);
     spinner.finish_and_clear();
     let generator = acestep::jobs::PipelineGenerator::new(pipe?);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -387,19 +387,138 @@ impl Manifest {
     }
 }
 
+/// Where [`linear`] and [`embedding`] take their weights from while a model is built.
+#[derive(Clone)]
+pub(crate) enum WeightSource {
+    /// Quantize the float weights of the checkpoint as they load.
+    Quantize(crate::quant::Quantization),
+    /// A quantized checkpoint's stored blocks.
+    Stored(Arc<crate::quant::GgufStore>),
+}
+
+thread_local! {
+    static WEIGHT_SOURCE: std::cell::RefCell<Option<WeightSource>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `build` (a model constructor) with `source` answering its linear layers and embeddings.
+pub(crate) fn with_weight_source<T>(source: WeightSource, build: impl FnOnce() -> T) -> T {
+    struct Reset(Option<WeightSource>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            WEIGHT_SOURCE.with(|s| *s.borrow_mut() = prev);
+        }
+    }
+    let prev = WEIGHT_SOURCE.with(|s| s.borrow_mut().replace(source));
+    let _reset = Reset(prev);
+    build()
+}
+
+fn weight_source() -> Option<WeightSource> {
+    WEIGHT_SOURCE.with(|s| s.borrow().clone())
+}
+
+/// The checkpoint key of `name` under `vb`.
+fn key(vb: &candle_nn::VarBuilder, name: &str) -> String {
+    let p = vb.prefix();
+    if p.is_empty() {
+        name.to_string()
+    } else {
+        format!("{p}.{name}")
+    }
+}
+
 /// A linear layer `in_dim -> out_dim` from `weight` `[out, in]` (and `bias` `[out]`) under `vb`,
-/// on the engine's linear kernel (packed once on the CPU).
+/// on the engine's linear kernel (packed once on the CPU). Built under a quantized weight
+/// source (see [`crate::quant`]), the weight is block-quantized instead.
 pub fn linear(
     in_dim: usize,
     out_dim: usize,
     bias: bool,
     vb: candle_nn::VarBuilder,
 ) -> candle_core::Result<acestep_kernels::Linear> {
-    let w = vb.get((out_dim, in_dim), "weight")?;
     let b = if bias {
         Some(vb.get(out_dim, "bias")?)
     } else {
         None
     };
+    match weight_source() {
+        Some(WeightSource::Stored(store)) => {
+            if let Some(q) = store.quantized(&key(&vb, "weight"), vb.device()) {
+                let q = q?;
+                if q.shape().dims() != [out_dim, in_dim] {
+                    candle_core::bail!(
+                        "tensor `{}` has shape {:?}, expected [{out_dim}, {in_dim}]",
+                        key(&vb, "weight"),
+                        q.shape().dims()
+                    );
+                }
+                return acestep_kernels::Linear::quantized(q, b);
+            }
+        }
+        Some(WeightSource::Quantize(q)) => {
+            if let Some(dt) = q.ggml_for(in_dim) {
+                let w = vb.get((out_dim, in_dim), "weight")?;
+                let qt = candle_core::quantized::QTensor::quantize(&w.to_dtype(DType::F32)?, dt)?;
+                return acestep_kernels::Linear::quantized(Arc::new(qt), b);
+            }
+        }
+        None => {}
+    }
+    let w = vb.get((out_dim, in_dim), "weight")?;
     Ok(acestep_kernels::Linear::new(w, b))
+}
+
+/// A token embedding table: float, or block-quantized (rows dequantized as they are gathered).
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    /// A float table `[vocab, dim]`.
+    Float(candle_nn::Embedding),
+    /// A quantized table `[vocab, dim]`.
+    Quantized(Arc<candle_core::quantized::QTensor>),
+}
+
+impl Embedding {
+    /// The rows of `ids` (any shape): `[..ids, dim]` in f32 for a quantized table.
+    pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        use candle_core::Module;
+        match self {
+            Embedding::Float(e) => e.forward(ids),
+            Embedding::Quantized(q) => q.embedding(ids),
+        }
+    }
+
+    /// The table (dequantized when quantized).
+    pub fn embeddings(&self) -> candle_core::Result<Tensor> {
+        match self {
+            Embedding::Float(e) => Ok(e.embeddings().clone()),
+            Embedding::Quantized(q) => q.dequantize(&q.device()),
+        }
+    }
+}
+
+/// An embedding table `[vocab, dim]` (`weight` under `vb`), quantized under a quantized weight
+/// source as [`linear`] is.
+pub fn embedding(
+    vocab: usize,
+    dim: usize,
+    vb: candle_nn::VarBuilder,
+) -> candle_core::Result<Embedding> {
+    match weight_source() {
+        Some(WeightSource::Stored(store)) => {
+            if let Some(q) = store.quantized(&key(&vb, "weight"), vb.device()) {
+                return Ok(Embedding::Quantized(q?));
+            }
+        }
+        Some(WeightSource::Quantize(q)) => {
+            if let Some(dt) = q.ggml_for(dim) {
+                let w = vb.get((vocab, dim), "weight")?;
+                let qt = candle_core::quantized::QTensor::quantize(&w.to_dtype(DType::F32)?, dt)?;
+                return Ok(Embedding::Quantized(Arc::new(qt)));
+            }
+        }
+        None => {}
+    }
+    Ok(Embedding::Float(candle_nn::embedding(vocab, dim, vb)?))
 }

@@ -15,6 +15,7 @@
 mod cpu;
 mod generic;
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 
 pub use cpu::conv1d::Algo as Conv1dAlgo;
@@ -664,6 +665,9 @@ pub struct Linear {
 enum LinearWeight {
     Tensor(Tensor),
     Packed(std::sync::Arc<cpu::linear::Packed>),
+    /// GGML block-quantized (candle's quantized matmul: the activations are quantized to the
+    /// matching 8-bit blocks and dotted with the weight's blocks; the weight is never expanded).
+    Quantized(QMatMul, std::sync::Arc<QTensor>),
 }
 
 impl Linear {
@@ -685,6 +689,42 @@ impl Linear {
         }
     }
 
+    /// A layer over a block-quantized weight `[out, in]` (GGML formats: `Q8_0`, `Q6K`, ...).
+    pub fn quantized(weight: std::sync::Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        weight.shape().dims2()?;
+        let qm = QMatMul::from_arc(weight.clone())?;
+        Ok(Self {
+            weight: LinearWeight::Quantized(qm, weight),
+            bias,
+        })
+    }
+
+    /// This layer with its weight quantized to `dtype` (the bias stays as it is).
+    pub fn quantize(&self, dtype: GgmlDType) -> Result<Self> {
+        let w = self.weight()?.to_dtype(DType::F32)?;
+        Self::quantized(
+            std::sync::Arc::new(QTensor::quantize(&w, dtype)?),
+            self.bias.clone(),
+        )
+    }
+
+    /// The GGML format of the weight, when it is quantized.
+    pub fn quantized_dtype(&self) -> Option<GgmlDType> {
+        match &self.weight {
+            LinearWeight::Quantized(_, q) => Some(q.dtype()),
+            _ => None,
+        }
+    }
+
+    /// Bytes the weight takes in memory.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.weight {
+            LinearWeight::Tensor(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            LinearWeight::Packed(p) => p.n * p.k * 4,
+            LinearWeight::Quantized(_, q) => q.storage_size_in_bytes(),
+        }
+    }
+
     /// `(out, in)`.
     pub fn dims(&self) -> (usize, usize) {
         match &self.weight {
@@ -693,6 +733,10 @@ impl Linear {
                 (d[0], d.get(1).copied().unwrap_or(0))
             }
             LinearWeight::Packed(p) => (p.n, p.k),
+            LinearWeight::Quantized(_, q) => {
+                let d = q.shape().dims();
+                (d[0], d.get(1).copied().unwrap_or(0))
+            }
         }
     }
 
@@ -701,22 +745,25 @@ impl Linear {
         match &self.weight {
             LinearWeight::Tensor(t) => t.device().clone(),
             LinearWeight::Packed(_) => Device::Cpu,
+            LinearWeight::Quantized(_, q) => q.device(),
         }
     }
 
-    /// The weight's dtype.
+    /// The dtype of the layer's activations (f32 for a packed or quantized weight).
     pub fn dtype(&self) -> DType {
         match &self.weight {
             LinearWeight::Tensor(t) => t.dtype(),
-            LinearWeight::Packed(_) => DType::F32,
+            LinearWeight::Packed(_) | LinearWeight::Quantized(..) => DType::F32,
         }
     }
 
-    /// The weight `[out, in]` (rebuilt from the packed form on the CPU).
+    /// The weight `[out, in]` (rebuilt from the packed form on the CPU; dequantized when
+    /// quantized).
     pub fn weight(&self) -> Result<Tensor> {
         match &self.weight {
             LinearWeight::Tensor(t) => Ok(t.clone()),
             LinearWeight::Packed(p) => Tensor::from_vec(p.unpack(), (p.n, p.k), &Device::Cpu),
+            LinearWeight::Quantized(_, q) => q.dequantize(&q.device()),
         }
     }
 
@@ -740,6 +787,18 @@ impl Linear {
                 return generic::linear(x, &w, self.bias.as_ref(), act);
             }
             LinearWeight::Tensor(w) => return generic::linear(x, w, self.bias.as_ref(), act),
+            LinearWeight::Quantized(qm, _) => {
+                let dt = x.dtype();
+                let xq = match dt {
+                    DType::F32 | DType::F16 | DType::BF16 => x.contiguous()?,
+                    _ => x.to_dtype(DType::F32)?.contiguous()?,
+                };
+                let mut y = qm.forward(&xq)?.to_dtype(dt)?;
+                if let Some(b) = &self.bias {
+                    y = y.broadcast_add(&b.to_dtype(dt)?)?;
+                }
+                return activation(&y, act);
+            }
         };
         let m = x.elem_count() / k.max(1);
         let mut all = vec![x];

@@ -332,8 +332,13 @@ impl AceStepTransformer2DModel {
             path: cfg_path.clone(),
             message,
         })?;
-        let weights = vec![dir.join(Component::Transformer.weights_file())];
-        let loaded = load_safetensors(&weights, dtype, device, |vb| Self::new(&cfg, vb))?;
+        let gguf = crate::quant::gguf_path(dir, Component::Transformer);
+        let loaded = if gguf.is_file() {
+            crate::quant::load_gguf(&gguf, dtype, device, |vb| Self::new(&cfg, vb))?
+        } else {
+            let weights = vec![dir.join(Component::Transformer.weights_file())];
+            load_safetensors(&weights, dtype, device, |vb| Self::new(&cfg, vb))?
+        };
         let unexpected: Vec<&String> = loaded.unused.iter().filter(|k| !is_unused_key(k)).collect();
         if !unexpected.is_empty() {
             tracing::warn!(

@@ -196,13 +196,42 @@ fn normal(rng: &mut impl Rng, shape: &Shape, device: &Device) -> Result<Tensor> 
     Ok(Tensor::from_vec(v, shape, device)?)
 }
 
+/// How [`Pipeline::load_with`] loads the models.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineOptions {
+    /// Quantize the DiT's and the text encoder's linear layers and embedding as they load from a
+    /// float checkpoint (a quantized checkpoint, see [`crate::quant`], is read as stored
+    /// whatever this says).
+    pub quantize: Option<crate::quant::Quantization>,
+}
+
 impl Pipeline {
     /// Loads every component of `checkpoint` on `device` in `dtype`.
     pub fn load(checkpoint: &Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
+        Self::load_with(checkpoint, device, dtype, &PipelineOptions::default())
+    }
+
+    /// Loads every component of `checkpoint` on `device` in `dtype` as `options` say.
+    pub fn load_with(
+        checkpoint: &Checkpoint,
+        device: &Device,
+        dtype: DType,
+        options: &PipelineOptions,
+    ) -> Result<Self> {
         crate::device::check_dtype(device, dtype)?;
+        let load = || -> Result<(TextEncoder, AceStepTransformer2DModel)> {
+            Ok((
+                TextEncoder::load(checkpoint, device, dtype)?,
+                AceStepTransformer2DModel::load(checkpoint, device, dtype)?,
+            ))
+        };
+        let (text, dit) = match options.quantize {
+            Some(q) => crate::quant::quantizing(q, load)?,
+            None => load()?,
+        };
         Ok(Self {
-            text: TextEncoder::load(checkpoint, device, dtype)?,
-            dit: Arc::new(AceStepTransformer2DModel::load(checkpoint, device, dtype)?),
+            text,
+            dit: Arc::new(dit),
             lora: std::sync::Mutex::new(None),
             dcae: MusicDcae::load(checkpoint, device, dtype)?,
             device: device.clone(),

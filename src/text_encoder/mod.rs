@@ -168,10 +168,15 @@ impl TextEncoder {
             message,
         })?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), TEXT_MAX_LENGTH)?;
-        let weights = vec![dir.join(Component::TextEncoder.weights_file())];
-        let loaded = load_safetensors(&weights, dtype, device, |vb| {
-            Umt5EncoderModel::new(&cfg, vb)
-        })?;
+        let gguf = crate::quant::gguf_path(dir, Component::TextEncoder);
+        let loaded = if gguf.is_file() {
+            crate::quant::load_gguf(&gguf, dtype, device, |vb| Umt5EncoderModel::new(&cfg, vb))?
+        } else {
+            let weights = vec![dir.join(Component::TextEncoder.weights_file())];
+            load_safetensors(&weights, dtype, device, |vb| {
+                Umt5EncoderModel::new(&cfg, vb)
+            })?
+        };
         for k in &loaded.unused {
             tracing::debug!("umt5: unused checkpoint tensor {k}");
         }

@@ -352,7 +352,8 @@ fn clamp_f16(x: Tensor) -> Result<Tensor> {
 /// The UMT5 encoder stack.
 #[derive(Debug, Clone)]
 pub struct Umt5EncoderModel {
-    shared: Embedding,
+    shared: crate::weights::Embedding,
+    dtype: candle_core::DType,
     blocks: Vec<Block>,
     final_layer_norm: RmsNorm,
     cfg: Umt5Config,
@@ -368,9 +369,9 @@ impl Umt5EncoderModel {
         let shared = if vb.contains_tensor("shared.weight")
             || !vb.contains_tensor("encoder.embed_tokens.weight")
         {
-            embedding(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?
+            crate::weights::embedding(cfg.vocab_size, cfg.d_model, vb.pp("shared"))?
         } else {
-            embedding(cfg.vocab_size, cfg.d_model, vb.pp("encoder.embed_tokens"))?
+            crate::weights::embedding(cfg.vocab_size, cfg.d_model, vb.pp("encoder.embed_tokens"))?
         };
         let enc = vb.pp("encoder");
         let blocks = (0..cfg.num_layers)
@@ -383,6 +384,7 @@ impl Umt5EncoderModel {
         )?;
         Ok(Self {
             shared,
+            dtype: vb.dtype(),
             blocks,
             final_layer_norm,
             cfg: cfg.clone(),
@@ -406,7 +408,7 @@ impl Umt5EncoderModel {
         erg: Option<&QueryScale>,
     ) -> Result<Tensor> {
         let (_b, s) = input_ids.dims2()?;
-        let mut h = self.shared.forward(input_ids)?;
+        let mut h = self.shared.forward(input_ids)?.to_dtype(self.dtype)?;
         let dtype = h.dtype();
         let device = h.device().clone();
         let min = match dtype {
