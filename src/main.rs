@@ -39,12 +39,17 @@ struct ModelArgs {
     /// q8_0, q6k, q5k or q4k (a checkpoint written by `acestep quantize` is read as stored).
     #[arg(long)]
     quantize: Option<String>,
+    /// Keep each model in memory only while its stage runs (text encoder, DiT, DCAE + vocoder):
+    /// the smallest peak, for a reload of each model per generation.
+    #[arg(long)]
+    offload: bool,
 }
 
 /// The pipeline options of `m`.
 fn pipeline_options(m: &ModelArgs) -> acestep::Result<acestep::pipeline::PipelineOptions> {
     Ok(acestep::pipeline::PipelineOptions {
         quantize: m.quantize.as_deref().map(str::parse).transpose()?,
+        offload: m.offload,
     })
 }
 

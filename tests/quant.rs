@@ -110,7 +110,10 @@ fn pipeline_latents_error_gguf_round_trip_and_lora() {
     let lora = lora.to_str().unwrap();
     let want_lora = latents(&f32_pipe, Some(lora));
     for q in Quantization::ALL {
-        let opts = PipelineOptions { quantize: Some(q) };
+        let opts = PipelineOptions {
+            quantize: Some(q),
+            ..Default::default()
+        };
         let pipe = Pipeline::load_with(&ckpt, &Device::Cpu, DType::F32, &opts).unwrap();
         let got = latents(&pipe, None);
         let (rel, max) = errors(&got, &want);
@@ -164,6 +167,7 @@ fn pipeline_latents_error_gguf_round_trip_and_lora() {
         DType::F32,
         &PipelineOptions {
             quantize: Some(Quantization::Q8_0),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -190,4 +194,51 @@ fn quantization_names_parse() {
     assert_eq!(Quantization::Q4K.ggml_for(768), Some(GgmlDType::Q4K));
     assert_eq!(Quantization::Q4K.ggml_for(96), Some(GgmlDType::Q8_0));
     assert_eq!(Quantization::Q4K.ggml_for(20), None);
+}
+
+#[test]
+fn offload_gives_the_same_songs_and_holds_nothing_between_them() {
+    let ckpt = Checkpoint::from_dir(fixtures().join("tiny")).unwrap();
+    let resident = Pipeline::load(&ckpt, &Device::Cpu, DType::F32).unwrap();
+    assert_eq!(resident.resident_models(), ["text_encoder", "dit", "dcae"]);
+    for quantize in [None, Some(Quantization::Q4K)] {
+        let opts = PipelineOptions {
+            quantize,
+            offload: true,
+        };
+        let offload = Pipeline::load_with(&ckpt, &Device::Cpu, DType::F32, &opts).unwrap();
+        assert!(offload.resident_models().is_empty());
+        let base = match quantize {
+            None => &resident,
+            Some(_) => &Pipeline::load_with(
+                &ckpt,
+                &Device::Cpu,
+                DType::F32,
+                &PipelineOptions {
+                    quantize,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        };
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let lora = fixtures().join("lora/tiny_lora");
+        for l in [None, Some(lora.to_str().unwrap())] {
+            assert_eq!(flat(&latents(&offload, l)), flat(&latents(base, l)));
+            assert!(offload.resident_models().is_empty(), "{l:?}");
+        }
+        let params = GenerationParams {
+            prompt: "ambient".into(),
+            audio_duration: 1.0,
+            infer_step: 3,
+            manual_seeds: vec![5],
+            ..Default::default()
+        };
+        let a = offload
+            .generate(&params, &mut |_| Control::Continue)
+            .unwrap();
+        let b = base.generate(&params, &mut |_| Control::Continue).unwrap();
+        assert_eq!(a[0].audio.channels, b[0].audio.channels);
+        assert!(offload.resident_models().is_empty());
+    }
 }

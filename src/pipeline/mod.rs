@@ -108,14 +108,66 @@ pub struct GeneratedAudio {
 /// # Ok::<(), acestep::Error>(())
 /// ```
 pub struct Pipeline {
-    text: TextEncoder,
-    dit: Arc<AceStepTransformer2DModel>,
+    text: Resident<TextEncoder>,
+    /// The prompt tokenizer, kept apart from the encoder (length checks need no model).
+    text_tokenizer: crate::text_encoder::TextTokenizer,
+    dit: Resident<AceStepTransformer2DModel>,
+    dit_config: crate::dit::AceStepTransformerConfig,
     lora: std::sync::Mutex<Option<LoraSlot>>,
-    dcae: MusicDcae,
+    dcae: Resident<MusicDcae>,
+    dtype: DType,
     device: Device,
     checkpoint_root: std::path::PathBuf,
     lyric_tokenizer: std::sync::Mutex<Option<std::sync::Arc<LyricTokenizer>>>,
     ja_dict: Option<std::path::PathBuf>,
+}
+
+/// Whether a model slot holds a model.
+fn is_some<T>(slot: &std::sync::Mutex<Option<Arc<T>>>) -> bool {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+/// A model kept in memory, or with offload loaded for each stage that uses it and dropped after
+/// (memory-mapped weights make the reload cheap).
+struct Resident<T> {
+    slot: std::sync::Mutex<Option<Arc<T>>>,
+    load: Box<dyn Fn() -> Result<T> + Send + Sync>,
+    offload: bool,
+}
+
+impl<T> Resident<T> {
+    /// Loaded now, unless `offload` (then on first use).
+    fn new(load: impl Fn() -> Result<T> + Send + Sync + 'static, offload: bool) -> Result<Self> {
+        let slot = if offload {
+            None
+        } else {
+            Some(Arc::new(load()?))
+        };
+        Ok(Self {
+            slot: std::sync::Mutex::new(slot),
+            load: Box::new(load),
+            offload,
+        })
+    }
+
+    /// The model, loaded if it is not in memory.
+    fn get(&self) -> Result<Arc<T>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let m = Arc::new((self.load)()?);
+        *slot = Some(m.clone());
+        Ok(m)
+    }
+
+    /// With offload, drops the pipeline's hold on the model (it leaves memory once the stages
+    /// using it finish).
+    fn release(&self) {
+        if self.offload {
+            *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
 }
 
 /// The loaded LoRA: the adapter and the DiT copy carrying it at `weight`.
@@ -203,6 +255,10 @@ pub struct PipelineOptions {
     /// float checkpoint (a quantized checkpoint, see [`crate::quant`], is read as stored
     /// whatever this says).
     pub quantize: Option<crate::quant::Quantization>,
+    /// Keep each model in memory only while its stage runs (text encoder, then DCAE for source
+    /// audio, then the DiT, then DCAE + vocoder), as the reference's `cpu_offload`: the peak is
+    /// the largest model instead of all of them, for a reload of each per generation.
+    pub offload: bool,
 }
 
 impl Pipeline {
@@ -219,21 +275,42 @@ impl Pipeline {
         options: &PipelineOptions,
     ) -> Result<Self> {
         crate::device::check_dtype(device, dtype)?;
-        let load = || -> Result<(TextEncoder, AceStepTransformer2DModel)> {
-            Ok((
-                TextEncoder::load(checkpoint, device, dtype)?,
-                AceStepTransformer2DModel::load(checkpoint, device, dtype)?,
-            ))
-        };
-        let (text, dit) = match options.quantize {
-            Some(q) => crate::quant::quantizing(q, load)?,
-            None => load()?,
-        };
+        if options.offload {
+            checkpoint.validate()?;
+        }
+        let quantize = options.quantize;
+        let (c, d) = (checkpoint.clone(), device.clone());
+        let text = Resident::new(
+            move || match quantize {
+                Some(q) => crate::quant::quantizing(q, || TextEncoder::load(&c, &d, dtype)),
+                None => TextEncoder::load(&c, &d, dtype),
+            },
+            options.offload,
+        )?;
+        let (c, d) = (checkpoint.clone(), device.clone());
+        let dit = Resident::new(
+            move || match quantize {
+                Some(q) => {
+                    crate::quant::quantizing(q, || AceStepTransformer2DModel::load(&c, &d, dtype))
+                }
+                None => AceStepTransformer2DModel::load(&c, &d, dtype),
+            },
+            options.offload,
+        )?;
+        let (c, d) = (checkpoint.clone(), device.clone());
+        let dcae = Resident::new(move || MusicDcae::load(&c, &d, dtype), options.offload)?;
+        let text_tokenizer = crate::text_encoder::TextTokenizer::from_file(
+            &checkpoint.file(crate::Component::TextEncoder, "tokenizer.json")?,
+            crate::text_encoder::TEXT_MAX_LENGTH,
+        )?;
         Ok(Self {
             text,
-            dit: Arc::new(dit),
+            text_tokenizer,
+            dit,
+            dit_config: checkpoint.transformer_config()?,
             lora: std::sync::Mutex::new(None),
-            dcae: MusicDcae::load(checkpoint, device, dtype)?,
+            dcae,
+            dtype,
             device: device.clone(),
             checkpoint_root: checkpoint.root().to_path_buf(),
             lyric_tokenizer: std::sync::Mutex::new(None),
@@ -297,7 +374,7 @@ impl Pipeline {
     /// encoder's 256 tokens (the reference silently cuts longer ones; a service refuses them)
     /// and the lyrics the DiT's lyric positions.
     pub fn check_lengths(&self, params: &GenerationParams) -> Result<()> {
-        let tok = self.text.tokenizer();
+        let tok = &self.text_tokenizer;
         for (name, text) in [
             ("prompt", Some(params.prompt.as_str())),
             ("edit_target_prompt", params.edit_target_prompt.as_deref()),
@@ -336,7 +413,7 @@ impl Pipeline {
         let ids = tok.tokenize_lyrics(lyrics, &mut |line| {
             forced.unwrap_or_else(|| crate::lyrics::lang_segment::detect_language(line))
         })?;
-        let cfg = self.dit.config();
+        let cfg = &self.dit_config;
         if let Some(&bad) = ids
             .iter()
             .find(|&&i| i as usize >= cfg.lyric_encoder_vocab_size)
@@ -368,7 +445,7 @@ impl Pipeline {
     /// weight are kept loaded; switching builds a new copy from the untouched base.
     pub fn dit_for(&self, params: &GenerationParams) -> Result<Arc<AceStepTransformer2DModel>> {
         let Some(name) = params.lora() else {
-            return Ok(self.dit.clone());
+            return self.dit.get();
         };
         let mut slot = self.lora.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = slot.as_ref() {
@@ -383,7 +460,7 @@ impl Pipeline {
                 &crate::HubOptions::default(),
             )?),
         };
-        let model = Arc::new(self.dit.with_lora(&adapter, params.lora_weight)?);
+        let model = Arc::new(self.dit.get()?.with_lora(&adapter, params.lora_weight)?);
         *slot = Some(LoraSlot {
             name: name.to_string(),
             weight: params.lora_weight,
@@ -411,7 +488,7 @@ impl Pipeline {
                 ),
             });
         }
-        let (lat, _) = self.dcae.encode_audio(&[audio])?;
+        let (lat, _) = self.dcae.get()?.encode_audio(&[audio])?;
         if lat.dim(3)? == 0 {
             return Err(Error::InvalidArgument {
                 name,
@@ -425,7 +502,6 @@ impl Pipeline {
     /// The conditioning inputs of a prompt and lyric ids for a batch of `b`.
     fn conditions(
         &self,
-        dit: &AceStepTransformer2DModel,
         prompt: &str,
         lyric_ids: Option<Vec<u32>>,
         b: usize,
@@ -433,17 +509,16 @@ impl Pipeline {
     ) -> Result<ConditionInputs> {
         // One prompt for the whole batch: encoded once, repeated (as the reference).
         let prompt = [prompt];
-        let text = self.text.encode(&prompt)?;
+        let encoder = self.text.get()?;
+        let text = encoder.encode(&prompt)?;
         let text_null = if use_erg_tag {
-            let null = self
-                .text
-                .encode_null(&prompt, &QueryScale::text_default())?;
+            let null = encoder.encode_null(&prompt, &QueryScale::text_default())?;
             Some(null.hidden_states.repeat((b, 1, 1))?)
         } else {
             None
         };
-        let dtype = dit.dtype();
-        let speaker_dim = dit.config().speaker_embedding_dim;
+        let dtype = self.dtype;
+        let speaker_dim = self.dit_config.speaker_embedding_dim;
         // No lyrics: one token 0 with mask 0, as the reference; else the ids, all unmasked.
         let (lyric_token_ids, lyric_mask) = match lyric_ids {
             None => (
@@ -502,6 +577,14 @@ impl Pipeline {
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<(Tensor, Vec<u64>, Option<Vec<u64>>)> {
         params.validate()?;
+        // With offload, whatever way this returns, the DiT's stage is over.
+        struct ReleaseDit<'a>(&'a Pipeline);
+        impl Drop for ReleaseDit<'_> {
+            fn drop(&mut self) {
+                self.0.release_dit();
+            }
+        }
+        let _release = ReleaseDit(self);
         let task = params.effective_task();
         let lyric_ids = self.lyric_token_ids(params)?;
         let target_ids = match task {
@@ -510,7 +593,6 @@ impl Pipeline {
             }
             _ => None,
         };
-        let dit = self.dit_for(params)?;
         if progress(Progress::Encoding) == Control::Cancel {
             return Err(Error::Cancelled { step: 0, total: 0 });
         }
@@ -532,7 +614,20 @@ impl Pipeline {
         let seeds = params.seeds(|| rng.random_range(0..u32::MAX as u64));
         let retake_seeds = (task.uses_retake_noise() || task == Task::Edit)
             .then(|| params.retake_seeds(|| rng.random_range(0..u32::MAX as u64)));
-        let inputs = self.conditions(&dit, &params.prompt, lyric_ids, b, params.use_erg_tag)?;
+        let inputs = self.conditions(&params.prompt, lyric_ids, b, params.use_erg_tag)?;
+        let target = match task {
+            Task::Edit => Some(self.conditions(
+                params.edit_target_prompt.as_deref().unwrap_or(""),
+                target_ids,
+                b,
+                false,
+            )?),
+            _ => None,
+        };
+        // The encoders' stages are over: with offload only the DiT stays for the diffusion.
+        self.text.release();
+        self.dcae.release();
+        let dit = self.dit_for(params)?;
         let device = self.device.clone();
         let per_item = |seeds: &[u64]| -> Vec<rand::rngs::StdRng> {
             seeds
@@ -540,14 +635,7 @@ impl Pipeline {
                 .map(|&s| rand::rngs::StdRng::seed_from_u64(s ^ 0x5eed_5eed))
                 .collect()
         };
-        let latents = if task == Task::Edit {
-            let target = self.conditions(
-                &dit,
-                params.edit_target_prompt.as_deref().unwrap_or(""),
-                target_ids,
-                b,
-                false,
-            )?;
+        let latents = if let Some(target) = target {
             let mut rngs = per_item(retake_seeds.as_deref().unwrap_or(&seeds));
             let mut noise = |shape: &Shape| batch_normal(&mut rngs, shape, &device);
             let src = src.as_ref().ok_or_else(|| Error::InvalidArgument {
@@ -604,7 +692,30 @@ impl Pipeline {
                 &mut |p| progress(Progress::Step(p)),
             )?
         };
+        drop(dit);
         Ok((latents, seeds, retake_seeds))
+    }
+
+    /// The models the pipeline holds in memory now (`text_encoder`, `dit`, `dcae`): all of them
+    /// without offload; with it, none between generations.
+    pub fn resident_models(&self) -> Vec<&'static str> {
+        let held = |r: bool, name| r.then_some(name);
+        [
+            held(is_some(&self.text.slot), "text_encoder"),
+            held(is_some(&self.dit.slot), "dit"),
+            held(is_some(&self.dcae.slot), "dcae"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// With offload, drops the DiT (and the LoRA'd copy of it) after its stage.
+    fn release_dit(&self) {
+        if self.dit.offload {
+            self.dit.release();
+            *self.lora.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 
     /// Generates `batch_size` songs: latents, then audio (overlapping windows past 48 s).
@@ -616,13 +727,13 @@ impl Pipeline {
         let (latents, seeds, retake_seeds) = self.generate_latents(params, progress)?;
         let b = latents.dim(0)?;
         let mut out = Vec::with_capacity(b);
+        let dcae = self.dcae.get()?;
         for (i, seed) in seeds.into_iter().enumerate() {
             if progress(Progress::Decoding { item: i, of: b }) == Control::Cancel {
                 return Err(Error::Cancelled { step: i, total: b });
             }
             let lat = latents.narrow(0, i, 1)?;
-            let audio = self
-                .dcae
+            let audio = dcae
                 .decode_audio(&lat, OUTPUT_SAMPLE_RATE)?
                 .into_iter()
                 .next()
@@ -638,6 +749,8 @@ impl Pipeline {
                 latents: lat,
             });
         }
+        drop(dcae);
+        self.dcae.release();
         Ok(out)
     }
 }
