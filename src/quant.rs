@@ -123,9 +123,11 @@ pub fn gguf_path(dir: &Path, c: Component) -> PathBuf {
 }
 
 /// Whether a tensor of `shape` stored under `name` is quantized by `q`: the weights of linear
-/// layers and embeddings (rank 2, `*.weight`), when a block type fits their width.
+/// layers and embeddings (`*.weight` of rank 2) and of 1x1 convolutions (rank 3 `[out, in, 1]`,
+/// the DiT's feed-forward, stored as `[out, in]`), when a block type fits their width.
 fn quantized_type(q: Quantization, name: &str, shape: &[usize]) -> Option<GgmlDType> {
-    if shape.len() != 2 || !name.ends_with(".weight") {
+    let matrix = shape.len() == 2 || (shape.len() == 3 && shape[2] == 1);
+    if !matrix || !name.ends_with(".weight") {
         return None;
     }
     q.ggml_for(shape[1])
@@ -187,7 +189,11 @@ fn write_gguf(src: &Path, q: Quantization, c: Component, dst: &Path) -> Result<(
             .to_dtype(DType::F32)
             .map_err(st_err)?;
         let qt = match quantized_type(q, &name, t.dims()) {
-            Some(dt) => QTensor::quantize(&t, dt),
+            Some(dt) => {
+                let (out, inp) = (t.dims()[0], t.dims()[1]);
+                t.reshape((out, inp))
+                    .and_then(|m| QTensor::quantize(&m, dt))
+            }
             None => QTensor::quantize(&t, GgmlDType::F32),
         }
         .map_err(st_err)?;
@@ -277,7 +283,14 @@ impl SimpleBackend for GgufBackend {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let t = self.get_unchecked(name, dtype, dev)?;
+        let mut t = self.get_unchecked(name, dtype, dev)?;
+        // A 1x1 convolution's weight `[out, in, 1]` is stored as the matrix `[out, in]`.
+        if t.dims().len() + 1 == s.dims().len()
+            && s.dims().last() == Some(&1)
+            && t.dims() == &s.dims()[..t.dims().len()]
+        {
+            t = t.reshape(s.clone())?;
+        }
         if t.shape() != &s {
             candle_core::bail!(
                 "tensor `{name}` in {} has shape {:?}, expected {:?}",

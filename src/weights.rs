@@ -470,6 +470,46 @@ pub fn linear(
     Ok(acestep_kernels::Linear::new(w, b))
 }
 
+/// A 1x1 convolution (`weight` `[out, in, 1]`, optional `bias` under `vb`) as a linear layer over
+/// channel-last inputs, quantized under a quantized weight source as [`linear`] is.
+pub fn conv1x1_linear(
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+    vb: candle_nn::VarBuilder,
+) -> candle_core::Result<acestep_kernels::Linear> {
+    let b = if bias {
+        Some(vb.get(out_dim, "bias")?)
+    } else {
+        None
+    };
+    match weight_source() {
+        Some(WeightSource::Stored(store)) => {
+            if let Some(q) = store.quantized(&key(&vb, "weight"), vb.device()) {
+                let q = q?;
+                if q.shape().dims() != [out_dim, in_dim] {
+                    candle_core::bail!(
+                        "tensor `{}` has shape {:?}, expected [{out_dim}, {in_dim}]",
+                        key(&vb, "weight"),
+                        q.shape().dims()
+                    );
+                }
+                return acestep_kernels::Linear::quantized(q, b);
+            }
+        }
+        Some(WeightSource::Quantize(q)) => {
+            if let Some(dt) = q.ggml_for(in_dim) {
+                let w = vb.get((out_dim, in_dim, 1), "weight")?.squeeze(2)?;
+                let qt = candle_core::quantized::QTensor::quantize(&w.to_dtype(DType::F32)?, dt)?;
+                return acestep_kernels::Linear::quantized(Arc::new(qt), b);
+            }
+        }
+        None => {}
+    }
+    let w = vb.get((out_dim, in_dim, 1), "weight")?.squeeze(2)?;
+    Ok(acestep_kernels::Linear::new(w, b))
+}
+
 /// A token embedding table: float, or block-quantized (rows dequantized as they are gathered).
 #[derive(Debug, Clone)]
 pub enum Embedding {

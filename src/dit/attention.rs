@@ -238,24 +238,20 @@ pub struct GluMbConv {
 
 impl GluMbConv {
     fn new(dim: usize, hidden: usize, vb: VarBuilder) -> Result<Self> {
-        let inv_w = vb
-            .get((2 * hidden, dim, 1), "inverted_conv.conv.weight")?
-            .squeeze(2)?;
-        let inv_b = vb.get(2 * hidden, "inverted_conv.conv.bias")?;
+        let inverted =
+            crate::weights::conv1x1_linear(dim, 2 * hidden, true, vb.pp("inverted_conv.conv"))?;
         let depth_w = vb
             .get((2 * hidden, 1, 3), "depth_conv.conv.weight")?
             .squeeze(1)?
             .t()?
             .contiguous()?; // [3, 2h]
         let depth_b = vb.get(2 * hidden, "depth_conv.conv.bias")?;
-        let point_w = vb
-            .get((dim, hidden, 1), "point_conv.conv.weight")?
-            .squeeze(2)?;
+        let point = crate::weights::conv1x1_linear(hidden, dim, false, vb.pp("point_conv.conv"))?;
         Ok(Self {
-            inverted: Linear::new(inv_w, Some(inv_b)),
+            inverted,
             depth_w,
             depth_b,
-            point: Linear::new(point_w, None),
+            point,
         })
     }
 
