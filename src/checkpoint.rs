@@ -73,6 +73,12 @@ impl Component {
         }
     }
 
+    /// Whether the component's weights may be stored quantized (GGUF): the DiT and the text
+    /// encoder.
+    pub fn quantizable(self) -> bool {
+        matches!(self, Component::Transformer | Component::TextEncoder)
+    }
+
     /// Every file the component needs, relative to its folder.
     pub fn required_files(self) -> &'static [&'static str] {
         match self {
@@ -169,7 +175,21 @@ impl Checkpoint {
         for c in Component::ALL {
             for f in c.required_files() {
                 let rel = format!("{}/{}", c.folder(), f);
-                let path = repo.get(&rel).map_err(|e| hub_err(&rel, e.to_string()))?;
+                let path = match repo.get(&rel) {
+                    Ok(p) => p,
+                    // A quantized checkpoint (`acestep quantize`) holds `<stem>.gguf` instead of
+                    // the DiT's and the text encoder's safetensors.
+                    Err(e) if *f == c.weights_file() && c.quantizable() => {
+                        let gguf = format!(
+                            "{}/{}",
+                            c.folder(),
+                            std::path::Path::new(f).with_extension("gguf").display()
+                        );
+                        repo.get(&gguf)
+                            .map_err(|_| hub_err(&rel, format!("{e} (nor {gguf})")))?
+                    }
+                    Err(e) => return Err(hub_err(&rel, e.to_string())),
+                };
                 if root.is_none() {
                     // <snapshot>/<folder>/<file> -> <snapshot>
                     root = path.parent().and_then(Path::parent).map(Path::to_path_buf);
@@ -252,7 +272,12 @@ impl Checkpoint {
     pub fn validate(&self) -> Result<()> {
         for c in Component::ALL {
             for f in c.required_files() {
-                self.file(c, f)?;
+                let quantized = *f == c.weights_file()
+                    && c.quantizable()
+                    && crate::quant::gguf_path(&self.component_dir(c)?, c).is_file();
+                if !quantized {
+                    self.file(c, f)?;
+                }
             }
         }
         self.transformer_config()?;

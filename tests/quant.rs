@@ -155,10 +155,17 @@ fn pipeline_latents_error_gguf_round_trip_and_lora() {
         size(&dit_gguf) * 10 < f32_size * 8,
         "the GGUF is not smaller"
     );
-    let stored = Pipeline::load(
-        &Checkpoint::from_dir(&qdir).unwrap(),
+    let qckpt = Checkpoint::from_dir(&qdir).unwrap();
+    qckpt.validate().unwrap();
+    let stored = Pipeline::load(&qckpt, &Device::Cpu, DType::F32).unwrap();
+    let stored_offload = Pipeline::load_with(
+        &qckpt,
         &Device::Cpu,
         DType::F32,
+        &PipelineOptions {
+            offload: true,
+            ..Default::default()
+        },
     )
     .unwrap();
     let at_load = Pipeline::load_with(
@@ -174,6 +181,10 @@ fn pipeline_latents_error_gguf_round_trip_and_lora() {
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(
         flat(&latents(&stored, None)),
+        flat(&latents(&at_load, None))
+    );
+    assert_eq!(
+        flat(&latents(&stored_offload, None)),
         flat(&latents(&at_load, None))
     );
     // Writing into a folder that is not empty is refused.
