@@ -438,36 +438,9 @@ pub fn linear(
     bias: bool,
     vb: candle_nn::VarBuilder,
 ) -> candle_core::Result<acestep_kernels::Linear> {
-    let b = if bias {
-        Some(vb.get(out_dim, "bias")?)
-    } else {
-        None
-    };
-    match weight_source() {
-        Some(WeightSource::Stored(store)) => {
-            if let Some(q) = store.quantized(&key(&vb, "weight"), vb.device()) {
-                let q = q?;
-                if q.shape().dims() != [out_dim, in_dim] {
-                    candle_core::bail!(
-                        "tensor `{}` has shape {:?}, expected [{out_dim}, {in_dim}]",
-                        key(&vb, "weight"),
-                        q.shape().dims()
-                    );
-                }
-                return acestep_kernels::Linear::quantized(q, b);
-            }
-        }
-        Some(WeightSource::Quantize(q)) => {
-            if let Some(dt) = q.ggml_for(in_dim) {
-                let w = vb.get((out_dim, in_dim), "weight")?;
-                let qt = candle_core::quantized::QTensor::quantize(&w.to_dtype(DType::F32)?, dt)?;
-                return acestep_kernels::Linear::quantized(Arc::new(qt), b);
-            }
-        }
-        None => {}
-    }
-    let w = vb.get((out_dim, in_dim), "weight")?;
-    Ok(acestep_kernels::Linear::new(w, b))
+    linear_from(in_dim, out_dim, bias, vb, |vb| {
+        vb.get((out_dim, in_dim), "weight")
+    })
 }
 
 /// A 1x1 convolution (`weight` `[out, in, 1]`, optional `bias` under `vb`) as a linear layer over
@@ -477,6 +450,21 @@ pub fn conv1x1_linear(
     out_dim: usize,
     bias: bool,
     vb: candle_nn::VarBuilder,
+) -> candle_core::Result<acestep_kernels::Linear> {
+    linear_from(in_dim, out_dim, bias, vb, |vb| {
+        vb.get((out_dim, in_dim, 1), "weight")?.squeeze(2)
+    })
+}
+
+/// A linear layer whose float weight `[out, in]` `float_weight` reads from `vb`: the stored
+/// blocks of a quantized checkpoint, the float weight quantized, or the float weight as it is,
+/// by the weight source in force.
+fn linear_from(
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+    vb: candle_nn::VarBuilder,
+    float_weight: impl FnOnce(&candle_nn::VarBuilder) -> candle_core::Result<Tensor>,
 ) -> candle_core::Result<acestep_kernels::Linear> {
     let b = if bias {
         Some(vb.get(out_dim, "bias")?)
@@ -499,15 +487,14 @@ pub fn conv1x1_linear(
         }
         Some(WeightSource::Quantize(q)) => {
             if let Some(dt) = q.ggml_for(in_dim) {
-                let w = vb.get((out_dim, in_dim, 1), "weight")?.squeeze(2)?;
-                let qt = candle_core::quantized::QTensor::quantize(&w.to_dtype(DType::F32)?, dt)?;
+                let w = float_weight(&vb)?.to_dtype(DType::F32)?;
+                let qt = candle_core::quantized::QTensor::quantize(&w, dt)?;
                 return acestep_kernels::Linear::quantized(Arc::new(qt), b);
             }
         }
         None => {}
     }
-    let w = vb.get((out_dim, in_dim, 1), "weight")?.squeeze(2)?;
-    Ok(acestep_kernels::Linear::new(w, b))
+    Ok(acestep_kernels::Linear::new(float_weight(&vb)?, b))
 }
 
 /// A token embedding table: float, or block-quantized (rows dequantized as they are gathered).
