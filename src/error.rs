@@ -201,6 +201,15 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The queue holds as many jobs as it may: try again later.
+    #[error("the queue is full: {depth} jobs waiting (limit {limit}); try again later")]
+    QueueFull {
+        /// Jobs waiting now.
+        depth: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// The job store (SQLite database) failed.
     #[error("job store {path}: {message}")]
     Store {

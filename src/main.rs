@@ -353,6 +353,9 @@ struct ServeArgs {
     /// Maximum queued + running jobs per API key.
     #[arg(long, default_value_t = 10)]
     quota: usize,
+    /// Most jobs waiting in the queue, all keys together (429 beyond it; 0: no limit).
+    #[arg(long, default_value_t = 1000)]
+    max_queue: usize,
     /// Hours outputs are kept (download links expire after it).
     #[arg(long, default_value_t = 24.0)]
     retention_hours: f64,
@@ -719,6 +722,7 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
         api_keys,
         workers,
         quota,
+        max_queue,
         retention_hours,
         sync_timeout,
         public_url,
@@ -776,6 +780,7 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
     let mut config = acestep::jobs::ManagerConfig::new(&data_dir);
     config.workers = workers;
     config.max_active_per_owner = quota;
+    config.max_queue = max_queue;
     config.retention = std::time::Duration::from_secs_f64(retention_hours * 3600.0);
     config.callback.allow_private = allow_private_callbacks;
     config.callback.public_url = Some(base_url);

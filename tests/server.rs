@@ -1005,3 +1005,100 @@ async fn editing_tasks_map_in_every_dialect() {
         "task_type cover or repaint",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bounded_queue_request_ids_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = ManagerConfig::new(dir.path());
+    c.max_queue = 1;
+    c.max_active_per_owner = 100;
+    let jobs = Arc::new(JobManager::open(c, Fake::new(100)).unwrap());
+    let config = ServerConfig {
+        api_keys: vec![KEY.into()],
+        public_url: Some("http://music.local:8001".into()),
+        ..Default::default()
+    };
+    let app = router(AppState::new(jobs.clone(), config));
+    // A bounded queue: at most one waiting (plus one running); the rest get 429 in each
+    // dialect's format, with the depth in the message.
+    let mut accepted = 0;
+    let mut refused = Vec::new();
+    for i in 0..6 {
+        let (uri, body) = match i % 3 {
+            0 => (
+                "/v1/async/music/generations",
+                json!({"prompt": "q", "duration": 0.5, "infer_steps": 20}),
+            ),
+            1 => (
+                "/producer/audios",
+                json!({"prompt": "q", "duration": 0.5, "infer_steps": 20, "async": true}),
+            ),
+            _ => (
+                "/v1/music/generate",
+                json!({"caption": "q", "audio_duration": 0.5, "inference_steps": 20}),
+            ),
+        };
+        let r = post_json(&app, uri, Some(KEY), body).await;
+        match r.status {
+            StatusCode::OK => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused.push((uri, r)),
+            s => panic!("{uri}: {s}"),
+        }
+    }
+    assert!(accepted <= 2 && refused.len() >= 4, "{accepted} accepted");
+    for (uri, r) in &refused {
+        let v = r.json();
+        let msg = v["detail"]
+            .as_str()
+            .or_else(|| v["error"]["message"].as_str())
+            .unwrap_or_default();
+        assert!(
+            msg.contains("queue is full") && msg.contains("limit 1"),
+            "{uri}: {v}"
+        );
+        // Every error carries the request id of its header.
+        let id = r.headers["x-request-id"].to_str().unwrap();
+        assert_eq!(v["request_id"], id, "{uri}");
+    }
+    // A client's own request id is kept; a bad one is replaced.
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/v1/tasks/available-quota")
+                .header("authorization", format!("Bearer {KEY}"))
+                .header("x-request-id", "trace-42")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-42");
+    let r = get(&app, "/v1/jobs/nope", Some(KEY)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.json()["request_id"],
+        r.headers["x-request-id"].to_str().unwrap()
+    );
+    // Metrics.
+    let t0 = Instant::now();
+    while jobs.metrics().succeeded < accepted as u64 {
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = get(&app, "/metrics", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    for line in [
+        "acestep_queue_depth 0".to_string(),
+        "acestep_jobs_running 0".to_string(),
+        format!("acestep_jobs_submitted_total {accepted}"),
+        format!("acestep_jobs_finished_total{{state=\"succeeded\"}} {accepted}"),
+        "acestep_http_requests_total{dialect=\"acestep\",status=\"404\"} 1".to_string(),
+        format!("acestep_generation_seconds_count {accepted}"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+    assert!(text.contains("acestep_step_seconds_bucket{le=\"0.25\"}"));
+    assert!(text.contains("acestep_http_request_seconds_count{dialect=\"producer\"}"));
+}

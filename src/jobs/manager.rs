@@ -50,6 +50,8 @@ struct State {
     step_secs: VecDeque<f64>,
     /// 0 running, SHUTDOWN or HALT.
     stopping: u8,
+    /// Counters and histograms since start.
+    metrics: super::JobMetrics,
 }
 
 impl State {
@@ -122,6 +124,16 @@ impl JobManager {
                 running: HashMap::new(),
                 step_secs: VecDeque::new(),
                 stopping: RUN,
+                metrics: super::JobMetrics {
+                    queued: 0,
+                    running: 0,
+                    submitted: 0,
+                    succeeded: 0,
+                    failed: 0,
+                    cancelled: 0,
+                    step_seconds: super::Histogram::new(&super::STEP_SECONDS_BUCKETS),
+                    generation_seconds: super::Histogram::new(&super::GENERATION_SECONDS_BUCKETS),
+                },
             }),
             wake: Condvar::new(),
             events: Mutex::new(Vec::new()),
@@ -173,6 +185,13 @@ impl JobManager {
             if st.stopping != RUN {
                 return Err(Error::ShuttingDown);
             }
+            let limit = sh.config.max_queue;
+            if limit > 0 && st.queue.len() >= limit {
+                return Err(Error::QueueFull {
+                    depth: st.queue.len(),
+                    limit,
+                });
+            }
             let active = st.store.active_count(owner)?;
             let limit = sh.config.max_active_per_owner;
             if active >= limit {
@@ -200,6 +219,7 @@ impl JobManager {
                 cancel_requested: false,
             };
             st.store.insert(&rec)?;
+            st.metrics.submitted += 1;
             st.queue.push_back(Queued {
                 id: id.clone(),
                 steps,
@@ -257,6 +277,15 @@ impl JobManager {
         Ok(recs)
     }
 
+    /// Counters and histograms since start, with the queue depth and running jobs now.
+    pub fn metrics(&self) -> super::JobMetrics {
+        let st = lock(&self.shared.state);
+        let mut m = st.metrics.clone();
+        m.queued = st.queue.len();
+        m.running = st.running.len();
+        m
+    }
+
     /// `owner`'s concurrency quota.
     pub fn quota(&self, owner: &str) -> Result<Quota> {
         let st = lock(&self.shared.state);
@@ -293,6 +322,7 @@ impl JobManager {
                 )?;
                 let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
                 sh.overlay(&st, &mut rec);
+                st.metrics.cancelled += 1;
                 sh.emit(id, JobState::Cancelled, t);
                 drop(st);
                 sh.send_callback(&rec);
@@ -780,6 +810,15 @@ impl Shared {
         if let Err(e) = st.store.finish(&id, &end) {
             tracing::error!("recording the end of job {id}: {e}");
         }
+        match state {
+            JobState::Succeeded => {
+                st.metrics.succeeded += 1;
+                st.metrics.generation_seconds.observe(elapsed);
+            }
+            JobState::Failed => st.metrics.failed += 1,
+            JobState::Cancelled => st.metrics.cancelled += 1,
+            _ => {}
+        }
         let rec = st.store.get(&id).ok().flatten();
         self.emit(&id, state, t);
         drop(st);
@@ -801,6 +840,7 @@ impl Shared {
                         / (p.step - r.progress.step) as f64
                         / r.cost;
                     st.step_secs.push_back(per);
+                    st.metrics.step_seconds.observe(per);
                     if st.step_secs.len() > STEP_WINDOW {
                         st.step_secs.pop_front();
                     }

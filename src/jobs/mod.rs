@@ -265,6 +265,70 @@ pub fn public_params(params: &GenerationParams) -> serde_json::Value {
     v
 }
 
+/// Upper bounds (seconds) of the buckets of [`JobMetrics`]' histograms.
+pub const STEP_SECONDS_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Upper bounds (seconds) of the generation-time histogram's buckets.
+pub const GENERATION_SECONDS_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// A cumulative histogram (Prometheus style): counts of observations at or under each bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// The buckets' upper bounds.
+    pub bounds: Vec<f64>,
+    /// Observations at or under each bound (cumulative).
+    pub counts: Vec<u64>,
+    /// All observations.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+}
+
+impl Histogram {
+    /// An empty histogram over `bounds`.
+    pub fn new(bounds: &[f64]) -> Self {
+        Self {
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    /// Records `x`.
+    pub fn observe(&mut self, x: f64) {
+        for (b, c) in self.bounds.iter().zip(&mut self.counts) {
+            if x <= *b {
+                *c += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += x;
+    }
+}
+
+/// What the job manager has done since it started, for monitoring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobMetrics {
+    /// Jobs waiting now.
+    pub queued: usize,
+    /// Jobs running now.
+    pub running: usize,
+    /// Jobs accepted since start.
+    pub submitted: u64,
+    /// Jobs that ended in each state since start: succeeded, failed, cancelled.
+    pub succeeded: u64,
+    /// See `succeeded`.
+    pub failed: u64,
+    /// See `succeeded`.
+    pub cancelled: u64,
+    /// Seconds per diffusion step (per unit of step cost).
+    pub step_seconds: Histogram,
+    /// Seconds per generation (start to end of a run that succeeded).
+    pub generation_seconds: Histogram,
+}
+
 /// An owner's concurrency quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quota {
@@ -336,6 +400,9 @@ pub struct ManagerConfig {
     pub workers: usize,
     /// Maximum queued + running jobs per owner (default 10).
     pub max_active_per_owner: usize,
+    /// Most jobs waiting in the queue, all owners together (default 1000; 0: no limit); a submit
+    /// past it is [`crate::Error::QueueFull`].
+    pub max_queue: usize,
     /// How long outputs are kept after a job succeeds (default 24 h).
     pub retention: Duration,
     /// How often the sweeper deletes expired outputs (default 60 s).
@@ -354,6 +421,7 @@ impl ManagerConfig {
             data_dir: data_dir.into(),
             workers: 1,
             max_active_per_owner: 10,
+            max_queue: 1000,
             retention: Duration::from_secs(24 * 3600),
             sweep_interval: Duration::from_secs(60),
             initial_seconds_per_step: None,

@@ -101,7 +101,19 @@ pub struct AppState {
     listen_url: std::sync::OnceLock<String>,
     /// Absolute forms of the data directory, removed from every error that leaves the server.
     data_dirs: Vec<String>,
+    /// Requests served, per dialect: counts per status and a latency histogram.
+    requests: std::sync::Mutex<std::collections::BTreeMap<&'static str, RequestStats>>,
 }
+
+/// Requests of one dialect.
+#[derive(Debug)]
+struct RequestStats {
+    by_status: std::collections::BTreeMap<u16, u64>,
+    seconds: crate::jobs::Histogram,
+}
+
+/// Upper bounds (seconds) of the request-latency histogram's buckets.
+const REQUEST_SECONDS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
 
 impl AppState {
     /// The state of a server over `jobs`.
@@ -122,6 +134,7 @@ impl AppState {
             uploads,
             listen_url: std::sync::OnceLock::new(),
             data_dirs,
+            requests: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -373,7 +386,7 @@ impl Class {
             Error::InvalidArgument { .. } | Error::Audio { .. } => Class::BadRequest,
             Error::JobNotFound { .. } => Class::NotFound,
             Error::JobFinished { .. } => Class::Conflict,
-            Error::QuotaExceeded { .. } => Class::Quota,
+            Error::QuotaExceeded { .. } | Error::QueueFull { .. } => Class::Quota,
             Error::ShuttingDown | Error::StorageUnavailable { .. } | Error::Store { .. } => {
                 Class::Unavailable
             }
@@ -444,6 +457,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
+        .route("/metrics", get(metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -459,7 +473,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Which dialect a request path belongs to, for errors made outside its handlers.
 fn dialect_of(path: &str, query: Option<&str>) -> &'static str {
-    if path.starts_with("/producer/") {
+    if path == "/metrics" || path == "/health" {
+        "other"
+    } else if path.starts_with("/producer/") {
         "producer"
     } else if path.starts_with("/v1/music/") || path.starts_with("/v1/jobs/") {
         "acestep"
@@ -487,21 +503,73 @@ fn dialect_error(dialect: &str, class: Class, message: &str) -> Response {
     }
 }
 
-/// Every error leaves in its dialect's JSON format (axum's own rejections, a 405, an unknown
-/// route, a body limit) and without server paths.
+/// Every request gets an id (the client's `x-request-id` when it is a short token, else a new
+/// UUID), returned in the `x-request-id` header and in every error body, logged with its
+/// method, path, status and latency, and counted for `/metrics`. Every error leaves in its
+/// dialect's JSON format (axum's own rejections, a 405, an unknown route, a body limit) and
+/// without server paths.
 async fn dialect_errors(
     State(state): State<Arc<AppState>>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let t0 = std::time::Instant::now();
     let dialect = dialect_of(req.uri().path(), req.uri().query());
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let resp = next.run(req).await;
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || status == StatusCode::RANGE_NOT_SATISFIABLE
+    let mut out = if (status.is_client_error() || status.is_server_error())
+        && status != StatusCode::RANGE_NOT_SATISFIABLE
     {
-        return resp;
+        error_response(&state, dialect, resp, &request_id).await
+    } else {
+        resp
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        out.headers_mut().insert("x-request-id", v);
     }
+    let secs = t0.elapsed().as_secs_f64();
+    {
+        let mut reqs = state.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = reqs.entry(dialect).or_insert_with(|| RequestStats {
+            by_status: Default::default(),
+            seconds: crate::jobs::Histogram::new(&REQUEST_SECONDS_BUCKETS),
+        });
+        *stats.by_status.entry(status.as_u16()).or_default() += 1;
+        stats.seconds.observe(secs);
+    }
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        status = status.as_u16(),
+        latency_ms = secs * 1e3,
+        "request"
+    );
+    out
+}
+
+/// An error response in `dialect`'s JSON format, without server paths, carrying `request_id`.
+async fn error_response(
+    state: &AppState,
+    dialect: &str,
+    resp: Response,
+    request_id: &str,
+) -> Response {
+    let status = resp.status();
     let json = resp
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -512,27 +580,147 @@ async fn dialect_errors(
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(_) => String::new(),
     };
-    if json {
-        let mut resp = Response::from_parts(parts, axum::body::Body::from(state.scrub(&text)));
-        resp.headers_mut()
-            .remove(axum::http::header::CONTENT_LENGTH);
-        return resp;
-    }
-    let message = match text.trim() {
-        "" => status
-            .canonical_reason()
-            .unwrap_or("request failed")
-            .to_string(),
-        t => t.to_string(),
+    let mut value = if json {
+        serde_json::from_str::<serde_json::Value>(&state.scrub(&text)).unwrap_or_default()
+    } else {
+        let message = match text.trim() {
+            "" => status
+                .canonical_reason()
+                .unwrap_or("request failed")
+                .to_string(),
+            t => t.to_string(),
+        };
+        let made = dialect_error(dialect, Class::of_status(status), &state.scrub(&message));
+        let b = axum::body::to_bytes(made.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        serde_json::from_slice(&b).unwrap_or_default()
     };
-    let mut out = dialect_error(dialect, Class::of_status(status), &state.scrub(&message));
-    *out.status_mut() = status;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("request_id".into(), serde_json::Value::from(request_id));
+    }
+    let mut out = (status, axum::Json(value)).into_response();
     for (k, v) in parts.headers.iter() {
-        if k == axum::http::header::ALLOW {
+        if k == axum::http::header::ALLOW || k == axum::http::header::RETRY_AFTER {
             out.headers_mut().insert(k, v.clone());
         }
     }
     out
+}
+
+/// `GET /metrics`: Prometheus text: queue depth, running jobs, jobs by outcome, step and
+/// generation seconds, requests and their latency per dialect.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write;
+    let m = state.jobs.metrics();
+    let mut t = String::new();
+    let gauge = |t: &mut String, name: &str, help: &str, kind: &str| {
+        let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    gauge(
+        &mut t,
+        "acestep_queue_depth",
+        "Jobs waiting for a worker.",
+        "gauge",
+    );
+    let _ = writeln!(t, "acestep_queue_depth {}", m.queued);
+    gauge(
+        &mut t,
+        "acestep_jobs_running",
+        "Jobs a worker is generating.",
+        "gauge",
+    );
+    let _ = writeln!(t, "acestep_jobs_running {}", m.running);
+    gauge(
+        &mut t,
+        "acestep_jobs_submitted_total",
+        "Jobs accepted since start.",
+        "counter",
+    );
+    let _ = writeln!(t, "acestep_jobs_submitted_total {}", m.submitted);
+    gauge(
+        &mut t,
+        "acestep_jobs_finished_total",
+        "Jobs ended since start, by outcome.",
+        "counter",
+    );
+    for (s, n) in [
+        ("succeeded", m.succeeded),
+        ("failed", m.failed),
+        ("cancelled", m.cancelled),
+    ] {
+        let _ = writeln!(t, "acestep_jobs_finished_total{{state=\"{s}\"}} {n}");
+    }
+    let hist = |t: &mut String, name: &str, labels: &str, h: &crate::jobs::Histogram| {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, c) in h.bounds.iter().zip(&h.counts) {
+            let _ = writeln!(t, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(t, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", h.count);
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(t, "{name}_sum{braces} {}", h.sum);
+        let _ = writeln!(t, "{name}_count{braces} {}", h.count);
+    };
+    gauge(
+        &mut t,
+        "acestep_step_seconds",
+        "Seconds per diffusion step (per unit of step cost).",
+        "histogram",
+    );
+    hist(&mut t, "acestep_step_seconds", "", &m.step_seconds);
+    gauge(
+        &mut t,
+        "acestep_generation_seconds",
+        "Seconds per succeeded generation.",
+        "histogram",
+    );
+    hist(
+        &mut t,
+        "acestep_generation_seconds",
+        "",
+        &m.generation_seconds,
+    );
+    let reqs = state.requests.lock().unwrap_or_else(|e| e.into_inner());
+    gauge(
+        &mut t,
+        "acestep_http_requests_total",
+        "Requests answered, by dialect and status.",
+        "counter",
+    );
+    for (d, s) in reqs.iter() {
+        for (code, n) in &s.by_status {
+            let _ = writeln!(
+                t,
+                "acestep_http_requests_total{{dialect=\"{d}\",status=\"{code}\"}} {n}"
+            );
+        }
+    }
+    gauge(
+        &mut t,
+        "acestep_http_request_seconds",
+        "Request latency by dialect.",
+        "histogram",
+    );
+    for (d, s) in reqs.iter() {
+        hist(
+            &mut t,
+            "acestep_http_request_seconds",
+            &format!("dialect=\"{d}\""),
+            &s.seconds,
+        );
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        t,
+    )
+        .into_response()
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves: each connection must send its
