@@ -242,6 +242,13 @@ pub enum Error {
         message: String,
     },
 
+    /// A failure of the engine itself (a task that died, a broken invariant), not of the input.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What failed.
+        message: String,
+    },
+
     /// A numerical error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -248,19 +248,18 @@ pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Respo
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let submitted = state.submit_with_uploads(
-        &fields,
-        || {
-            Ok(JobRequest {
-                params: params_of(&fields, state.inputs())?,
+    let submitted = state
+        .submit(fields, owner, |fields, state| {
+            let request = JobRequest {
+                params: params_of(fields, state.inputs())?,
                 callback_url: None,
                 metadata: json!({"dialect": "acestep_api", "request": Value::Object(fields.map.clone())}),
-            })
-        },
-        &owner,
-    );
-    match submitted.and_then(|id| state.jobs.poll(&id)) {
-        Ok(rec) => Json(json!({
+            };
+            Ok((request, ()))
+        })
+        .await;
+    match submitted {
+        Ok((rec, ())) => Json(json!({
             "job_id": rec.id,
             "status": status_word(rec.state),
             "queue_position": rec.queue_position,

@@ -85,23 +85,23 @@ pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(x) => x,
         Err(resp) => return resp,
     };
-    let build = || -> crate::Result<JobRequest> {
-        check_supported(&fields)?;
-        let base = GenerationParams {
-            format: "mp3".into(),
-            ..Default::default()
-        };
-        Ok(JobRequest {
-            params: form::params(&fields, base, ALIASES, state.inputs())?,
-            callback_url: fields.str("callback_url"),
-            metadata: json!({"dialect": "async_task", "request": Value::Object(fields.map.clone())}),
+    let submitted = state
+        .submit(fields, owner, |fields, state| {
+            check_supported(fields)?;
+            let base = GenerationParams {
+                format: "mp3".into(),
+                ..Default::default()
+            };
+            let request = JobRequest {
+                params: form::params(fields, base, ALIASES, state.inputs())?,
+                callback_url: fields.str("callback_url"),
+                metadata: json!({"dialect": "async_task", "request": Value::Object(fields.map.clone())}),
+            };
+            Ok((request, ()))
         })
-    };
-    match state.submit_with_uploads(&fields, build, &owner) {
-        Ok(id) => match state.jobs.poll(&id) {
-            Ok(rec) => Json(task_json(&state, &headers, &rec)).into_response(),
-            Err(e) => AsyncTask::from_error(&e),
-        },
+        .await;
+    match submitted {
+        Ok((rec, ())) => Json(task_json(&state, &headers, &rec)).into_response(),
         Err(e) => AsyncTask::from_error(&e),
     }
 }

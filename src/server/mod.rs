@@ -225,24 +225,36 @@ impl AppState {
         D::error(Class::of(e), &self.scrub(&e.to_string()))
     }
 
-    /// Submits a job built from `fields` after probing its audio inputs; the request's uploads
-    /// stay only when the job was accepted. Each submission also deletes uploads older than the
-    /// retention that no queued or running job reads.
-    pub(crate) fn submit_with_uploads(
-        &self,
-        fields: &form::Fields,
-        build: impl FnOnce() -> Result<crate::jobs::JobRequest>,
-        owner: &str,
-    ) -> Result<String> {
-        let submitted = build().and_then(|req| {
-            check_inputs(&req.params)?;
-            self.jobs.submit(req, owner)
-        });
-        if submitted.is_ok() {
-            fields.keep();
-        }
-        self.sweep_uploads();
-        submitted
+    /// Submits a job built from `fields` by `build` after probing its audio inputs, on the
+    /// blocking pool (building, probing audio and the job store's SQLite never hold an async
+    /// thread); the request's uploads stay only when the job was accepted. Each submission also
+    /// deletes uploads older than the retention that no queued or running job reads. Returns
+    /// the new job's record and what `build` returned beside the request.
+    pub(crate) async fn submit<T: Send + 'static>(
+        self: &Arc<Self>,
+        fields: form::Fields,
+        owner: String,
+        build: impl FnOnce(&form::Fields, &AppState) -> Result<(crate::jobs::JobRequest, T)>
+            + Send
+            + 'static,
+    ) -> Result<(JobRecord, T)> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let submitted = build(&fields, &state).and_then(|(req, extra)| {
+                check_inputs(&req.params)?;
+                let id = state.jobs.submit(req, &owner)?;
+                Ok((state.jobs.poll(&id)?, extra))
+            });
+            if submitted.is_ok() {
+                fields.keep();
+            }
+            state.sweep_uploads();
+            submitted
+        })
+        .await
+        .map_err(|e| Error::Internal {
+            message: format!("the submission task failed: {e}"),
+        })?
     }
 
     /// Deletes uploads older than the retention period that no queued or running job uses.

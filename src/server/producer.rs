@@ -98,46 +98,37 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
         ));
     }
     let trace = trace_id();
-    let mut is_async = false;
-    let build = || -> crate::Result<(JobRequest, bool)> {
-        // Any `model` name is accepted and recorded (this server runs ACE-Step v1 3.5B).
-        let instrumental = fields.bool("instrumental")?.unwrap_or(false);
-        let base = GenerationParams {
-            format: "mp3".into(),
-            ..Default::default()
-        };
-        let mut params = form::params(&fields, base, ALIASES, state.inputs())?;
-        if instrumental {
-            params.lyrics.clear();
-        }
-        let callback_url = fields.str("callback_url");
-        let is_async = fields.bool("async")?.unwrap_or(false) || callback_url.is_some();
-        Ok((
-            JobRequest {
-                params,
-                callback_url,
-                metadata: json!({
-                    "dialect": "producer",
-                    "trace_id": trace,
-                    "request": Value::Object(fields.map.clone()),
-                }),
-            },
-            is_async,
-        ))
-    };
+    let trace_in = trace.clone();
     let submitted = state
-        .submit_with_uploads(
-            &fields,
-            || {
-                let (request, a) = build()?;
-                is_async = a;
-                Ok(request)
-            },
-            &owner,
-        )
-        .map(|id| (id, is_async));
+        .submit(fields, owner, move |fields, state| {
+            // Any `model` name is accepted and recorded (this server runs ACE-Step v1 3.5B).
+            let instrumental = fields.bool("instrumental")?.unwrap_or(false);
+            let base = GenerationParams {
+                format: "mp3".into(),
+                ..Default::default()
+            };
+            let mut params = form::params(fields, base, ALIASES, state.inputs())?;
+            if instrumental {
+                params.lyrics.clear();
+            }
+            let callback_url = fields.str("callback_url");
+            let is_async = fields.bool("async")?.unwrap_or(false) || callback_url.is_some();
+            Ok((
+                JobRequest {
+                    params,
+                    callback_url,
+                    metadata: json!({
+                        "dialect": "producer",
+                        "trace_id": trace_in,
+                        "request": Value::Object(fields.map.clone()),
+                    }),
+                },
+                is_async,
+            ))
+        })
+        .await;
     let (id, is_async) = match submitted {
-        Ok(x) => x,
+        Ok((rec, a)) => (rec.id, a),
         Err(e) => return Producer::from_error(&e),
     };
     if is_async {
