@@ -567,11 +567,9 @@ async fn acestep_api_dialect_json_form_multipart_and_mapping() {
         String::from_utf8_lossy(&r.body)
     );
     let v = r.json();
-    assert!(
-        ["queued", "running"].contains(&v["status"].as_str().unwrap()),
-        "{v}"
-    );
-    assert!(v["queue_position"].as_u64().is_some());
+    // As seed 002's example: `queued` with a 1-based position, whatever a worker does at once.
+    assert_eq!(v["status"], "queued", "{v}");
+    assert!(v["queue_position"].as_u64().is_some_and(|p| p >= 1), "{v}");
     let id = v["job_id"].as_str().unwrap().to_string();
     let done = poll_until(
         &s.app,

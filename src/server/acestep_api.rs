@@ -258,11 +258,13 @@ pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Respo
             Ok((request, ()))
         })
         .await;
+    // As the seed's example: a new job reads `queued` with a 1-based position, even when a
+    // worker took it at once (its record then says `running`).
     match submitted {
         Ok((rec, ())) => Json(json!({
             "job_id": rec.id,
-            "status": status_word(rec.state),
-            "queue_position": rec.queue_position,
+            "status": "queued",
+            "queue_position": rec.queue_position.max(1),
         }))
         .into_response(),
         Err(e) => AceStepApi::from_error(&e),

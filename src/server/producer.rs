@@ -134,30 +134,45 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
     if is_async {
         return Json(json!({"success": true, "task_id": id, "trace_id": trace})).into_response();
     }
-    // Synchronous: wait for the result, bounded by the configured timeout.
-    let t0 = Instant::now();
-    loop {
-        let rec = match state.jobs.poll(&id) {
-            Ok(r) => r,
-            Err(e) => return Producer::from_error(&e),
-        };
-        match rec.state {
-            JobState::Succeeded => {
-                return Json(response_json(&state, &headers, &rec)).into_response()
-            }
-            JobState::Failed | JobState::Cancelled => {
-                let msg = rec
-                    .error
-                    .as_ref()
-                    .map(|e| format!("{}: {}", e.code, e.message))
-                    .unwrap_or_else(|| format!("the task was {}", rec.state));
-                return Producer::error(Class::Internal, &msg);
-            }
-            _ if t0.elapsed() >= state.config.sync_timeout => {
-                return Json(response_json(&state, &headers, &rec)).into_response()
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+    // Synchronous: wait for the job's end on the manager's event stream (on the blocking pool),
+    // bounded by the configured timeout.
+    let events = state.jobs.subscribe();
+    let (jobs, wait_id, timeout) = (state.jobs.clone(), id.clone(), state.config.sync_timeout);
+    let waited = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + timeout;
+        // Ended before the subscription?
+        if jobs.poll(&wait_id).is_ok_and(|r| r.state.is_terminal()) {
+            return;
         }
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match events.recv_timeout(left) {
+                Ok(ev) if ev.id == wait_id && ev.state.is_terminal() => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+    if let Err(e) = waited {
+        return Producer::from_error(&Error::Internal {
+            message: format!("waiting for the task failed: {e}"),
+        });
+    }
+    let rec = match state.jobs.poll(&id) {
+        Ok(r) => r,
+        Err(e) => return Producer::from_error(&e),
+    };
+    match rec.state {
+        JobState::Failed | JobState::Cancelled => {
+            let msg = rec
+                .error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.code, e.message))
+                .unwrap_or_else(|| format!("the task was {}", rec.state));
+            Producer::error(Class::Internal, &msg)
+        }
+        // Succeeded, or still running when the timeout came: the task as it is.
+        _ => Json(response_json(&state, &headers, &rec)).into_response(),
     }
 }
 
