@@ -1,8 +1,11 @@
 //! Each 1-D convolution algorithm against candle's plain `conv1d` (+ bias, activations and a
 //! residual done with candle ops), on the shapes the models use and odd ones.
 
+mod common;
+
 use acestep_kernels::{Activation, Conv1d, Conv1dAlgo, ConvSpec, Fused};
 use candle_core::{Device, Tensor, D};
+use common::rel_err;
 
 fn reference(
     x: &Tensor,
@@ -29,26 +32,6 @@ fn reference(
         y = (y + r).unwrap();
     }
     act(y, act_out)
-}
-
-/// max |a - b| / max |b|.
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let m = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    d / m.max(1e-30)
 }
 
 struct Case {

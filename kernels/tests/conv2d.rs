@@ -1,8 +1,11 @@
 //! Each 2-D convolution algorithm against candle's plain `conv2d` (+ bias, activations and a
 //! residual with candle ops), on the DCAE's shapes and odd ones.
 
+mod common;
+
 use acestep_kernels::{Activation, Conv2d, Conv2dAlgo, ConvSpec, Fused};
 use candle_core::{Device, Tensor};
+use common::rel_err;
 
 fn act(t: Tensor, a: Activation) -> Tensor {
     match a {
@@ -12,26 +15,6 @@ fn act(t: Tensor, a: Activation) -> Tensor {
         Activation::Gelu => t.gelu_erf().unwrap(),
         Activation::GeluTanh => t.gelu().unwrap(),
     }
-}
-
-/// max |a - b| / max |b|.
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let m = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    d / m.max(1e-30)
 }
 
 #[allow(clippy::too_many_arguments)]

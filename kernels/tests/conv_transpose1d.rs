@@ -1,8 +1,11 @@
 //! The transposed convolution against candle's `conv_transpose1d` item by item (candle's batched
 //! padding-0 path is wrong past the first item), every stride / padding the vocoder uses.
 
+mod common;
+
 use acestep_kernels::{Activation, ConvTranspose1d};
 use candle_core::{Device, Tensor};
+use common::{max_abs, max_diff};
 
 #[test]
 fn conv_transpose1d_matches_plain() {
@@ -35,35 +38,15 @@ fn conv_transpose1d_matches_plain() {
             .broadcast_add(&bias.reshape((1, cout, 1)).unwrap())
             .unwrap();
         assert_eq!(got.dims(), want.dims());
-        let d = (&got - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let m = want
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_diff(&got, &want);
+        let m = max_abs(&want);
         eprintln!("b={b} cin={cin} cout={cout} l={l} k={k} stride={stride} padding={padding}: max rel err {:.2e} (tol 1e-5)", d / m);
         assert!(d / m < 1e-5);
         let generic = acestep_kernels::with_generic(|| {
             layer.forward_act(&x, Activation::Silu, Activation::Identity)
         })
         .unwrap();
-        let d = (&generic - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_diff(&generic, &want);
         assert!(d / m < 1e-5, "generic formulation: {}", d / m);
     }
 }

@@ -1,22 +1,13 @@
 //! The fused reshuffles and the linear attention against the same computations in candle ops.
 
+mod common;
+
 use acestep_kernels::{
     glu, pixel_shuffle_repeat, pixel_unshuffle_mean, relu_linear_attention, upsample_nearest2x,
     Activation,
 };
 use candle_core::{DType, Device, Tensor};
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
+use common::{max_abs, max_diff};
 
 fn rand(dims: &[usize]) -> Tensor {
     Tensor::randn(0f32, 1.0, dims, &Device::Cpu).unwrap()
@@ -123,13 +114,7 @@ fn linear_attention_matches() {
         .reshape((b, 3 * hd, h, w))
         .unwrap();
     let d = max_diff(&got, &want);
-    let m = want
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let m = max_abs(&want);
     eprintln!("linear attention: max rel err {:.2e} (tol 1e-5)", d / m);
     let gen = acestep_kernels::with_generic(|| relu_linear_attention(&refs, hd, 1e-15)).unwrap();
     assert!(max_diff(&gen, &want) / m < 1e-5, "generic formulation");

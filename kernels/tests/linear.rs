@@ -1,26 +1,10 @@
 //! The packed linear layer against `candle_nn::Linear` on odd shapes, with fused activations.
 
+mod common;
+
 use acestep_kernels::{Activation, Linear};
 use candle_core::{Device, Module, Tensor};
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let m = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    d / m.max(1e-30)
-}
+use common::rel_err;
 
 #[test]
 fn linear_matches_candle() {

@@ -1,26 +1,10 @@
 //! Channel norms against the same formulas in candle ops (over a transposed copy).
 
+mod common;
+
 use acestep_kernels::{layer_norm_channels, rms_norm_channels};
 use candle_core::{Device, Tensor};
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let d = (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    let m = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
-    d / m
-}
+use common::rel_err;
 
 #[test]
 fn channel_norms_match() {
