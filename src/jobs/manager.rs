@@ -80,6 +80,8 @@ struct Shared {
     wake: Condvar,
     events: Mutex<Vec<Sender<JobEvent>>>,
     callbacks: Mutex<CallbackSender>,
+    /// The data directory as given and resolved, longest first (removed from what is shown).
+    data_dirs: Vec<String>,
 }
 
 /// Locks a mutex, recovering the data if a thread panicked while holding it (every critical
@@ -115,6 +117,15 @@ impl JobManager {
         check_writable(&config.data_dir)?;
         let store = Store::open(&config.data_dir.join("jobs.sqlite"))?;
         let (tx, rx) = mpsc::channel();
+        let dir = &config.data_dir;
+        let mut data_dirs: Vec<String> = [Some(dir.clone()), dir.canonicalize().ok()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.to_string_lossy().trim_end_matches('/').to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        data_dirs.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        data_dirs.dedup();
         let shared = Arc::new(Shared {
             config,
             generator,
@@ -138,6 +149,7 @@ impl JobManager {
             wake: Condvar::new(),
             events: Mutex::new(Vec::new()),
             callbacks: Mutex::new(tx),
+            data_dirs,
         });
         shared.recover()?;
         let mut threads = Vec::new();
@@ -159,6 +171,12 @@ impl JobManager {
     /// The settings.
     pub fn config(&self) -> &ManagerConfig {
         &self.shared.config
+    }
+
+    /// `text` without the data directory's absolute path (what is shown to clients never names
+    /// a server path).
+    pub fn scrub(&self, text: &str) -> String {
+        self.shared.scrub(text)
     }
 
     /// The generator the workers run.
@@ -528,16 +546,11 @@ impl Shared {
 
     /// `text` without the data directory's absolute path (job errors are shown to clients).
     fn scrub(&self, text: &str) -> String {
-        let dir = &self.config.data_dir;
         let mut out = text.to_string();
-        for d in [dir.canonicalize().ok(), Some(dir.clone())]
-            .into_iter()
-            .flatten()
-        {
-            let d = d.to_string_lossy().trim_end_matches('/').to_string();
-            if !d.is_empty() {
-                out = out.replace(&format!("{d}/"), "").replace(&d, "<data-dir>");
-            }
+        for d in &self.data_dirs {
+            out = out
+                .replace(&format!("{d}/"), "")
+                .replace(d.as_str(), "<data-dir>");
         }
         out
     }

@@ -99,8 +99,9 @@ pub struct AppState {
     /// The base URL of the listening socket (set by [`serve`]), for links when no
     /// `public_url` is configured.
     listen_url: std::sync::OnceLock<String>,
-    /// Absolute forms of the data directory, removed from every error that leaves the server.
-    data_dirs: Vec<String>,
+    /// Output files whose checksum was verified, with the size and modification time they had
+    /// then (a file is read through again only when these change).
+    verified: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::SystemTime)>>,
     /// Requests served, per dialect: counts per status and a latency histogram.
     requests: std::sync::Mutex<std::collections::BTreeMap<&'static str, RequestStats>>,
 }
@@ -118,35 +119,20 @@ const REQUEST_SECONDS_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1
 impl AppState {
     /// The state of a server over `jobs`.
     pub fn new(jobs: Arc<JobManager>, config: ServerConfig) -> Arc<Self> {
-        let data_dir = jobs.config().data_dir.clone();
-        let uploads = data_dir.join("uploads");
-        let mut data_dirs: Vec<String> = [Some(data_dir.clone()), data_dir.canonicalize().ok()]
-            .into_iter()
-            .flatten()
-            .map(|p| p.to_string_lossy().trim_end_matches('/').to_string())
-            .filter(|p| !p.is_empty())
-            .collect();
-        data_dirs.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        data_dirs.dedup();
+        let uploads = jobs.config().data_dir.join("uploads");
         Arc::new(Self {
             jobs,
             config,
             uploads,
             listen_url: std::sync::OnceLock::new(),
-            data_dirs,
+            verified: Default::default(),
             requests: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
     /// `text` without the data directory's absolute path (server paths never leave the server).
     pub(crate) fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for d in &self.data_dirs {
-            out = out
-                .replace(&format!("{d}/"), "")
-                .replace(d.as_str(), "<data-dir>");
-        }
-        out
+        self.jobs.scrub(text)
     }
 
     /// The quota owner of a request: [`owner_of_key`] of its API key, `local` when no keys are configured; None when
@@ -216,13 +202,8 @@ impl AppState {
         let owner = self.authorize::<D>(&headers)?;
         let fields = form::read(req, &self.uploads, self.config.limits)
             .await
-            .map_err(|e| self.error::<D>(&e))?;
+            .map_err(|e| D::from_error(&e))?;
         Ok((headers, owner, fields))
-    }
-
-    /// `D`'s response for a crate error, without server paths.
-    pub(crate) fn error<D: Dialect>(&self, e: &Error) -> Response {
-        D::error(Class::of(e), &self.scrub(&e.to_string()))
     }
 
     /// Submits a job built from `fields` by `build` after probing its audio inputs, on the
@@ -816,7 +797,7 @@ async fn download(
     let file_id = file.split('.').next().unwrap_or_default().to_string();
     let rec = match state.jobs.poll(&job) {
         Ok(r) => r,
-        Err(e) => return error(Class::of(&e), &state.scrub(&e.to_string())),
+        Err(e) => return error(Class::of(&e), &e.to_string()),
     };
     let Some(result) = rec.result else {
         return error(
@@ -836,30 +817,52 @@ async fn download(
             &format!("the output of job `{job}` expired and was deleted"),
         );
     }
-    let check = {
-        let f = f.clone();
-        tokio::task::spawn_blocking(move || f.verify()).await
-    };
-    match check {
-        Ok(Ok(())) => {}
-        Ok(Err(why)) => {
-            tracing::error!("output {} of job {job}: {why}", f.id);
-            // The record says what the download says: the output is gone.
-            if let Err(e) = state.jobs.mark_output_lost(&job) {
-                tracing::warn!("marking the output of {job} lost: {e}");
+    // The checksum is read through once per version of the file (size and modification time),
+    // not on every range request of a player.
+    let stamp = std::fs::metadata(&f.path)
+        .ok()
+        .and_then(|m| Some((m.len(), m.modified().ok()?)));
+    let known = stamp.is_some()
+        && state
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&f.id)
+            == stamp.as_ref();
+    if !known {
+        let check = {
+            let f = f.clone();
+            tokio::task::spawn_blocking(move || f.verify()).await
+        };
+        match check {
+            Ok(Ok(())) => {
+                if let Some(st) = stamp {
+                    state
+                        .verified
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(f.id.clone(), st);
+                }
             }
-            return error(
-                Class::Gone,
-                &format!("the output of job `{job}` is no longer available ({why})"),
-            );
+            Ok(Err(why)) => {
+                tracing::error!("output {} of job {job}: {why}", f.id);
+                // The record says what the download says: the output is gone.
+                if let Err(e) = state.jobs.mark_output_lost(&job) {
+                    tracing::warn!("marking the output of {job} lost: {e}");
+                }
+                return error(
+                    Class::Gone,
+                    &format!("the output of job `{job}` is no longer available ({why})"),
+                );
+            }
+            Err(e) => return error(Class::Internal, &e.to_string()),
         }
-        Err(e) => return error(Class::Internal, &e.to_string()),
     }
     match tower_http::services::ServeFile::new(&f.path)
         .oneshot(req)
         .await
     {
         Ok(resp) => resp.into_response(),
-        Err(e) => error(Class::Internal, &state.scrub(&e.to_string())),
+        Err(e) => error(Class::Internal, &e.to_string()),
     }
 }
