@@ -131,8 +131,9 @@ fn map_task_type(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<f
                     "the clip to repaint (upload src_audio)",
                 )
             })?;
-            let seconds =
-                crate::audio::probe_input("src_audio", std::path::Path::new(&src))?.seconds;
+            let seconds = fields
+                .probe("src_audio", std::path::Path::new(&src))?
+                .seconds;
             let start = fields.f64("repainting_start")?.unwrap_or(0.0);
             let end = fields.f64("repainting_end")?.unwrap_or(seconds);
             let extend = start < 0.0 || end > seconds;

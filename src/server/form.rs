@@ -28,6 +28,8 @@ pub(crate) struct Fields {
     pub files: HashMap<String, PathBuf>,
     /// The saved uploads, deleted on drop unless kept.
     uploads: Arc<Uploads>,
+    /// Audio inputs already probed for this request (each file is decoded through once).
+    probed: Arc<Mutex<HashMap<PathBuf, crate::audio::AudioInfo>>>,
 }
 
 /// The files a request saved; deleted when dropped unless kept.
@@ -253,6 +255,17 @@ fn is_unset(v: &Value) -> bool {
 }
 
 impl Fields {
+    /// [`crate::audio::probe_input`] of the audio input `path` (field `name`), once per file
+    /// for the whole request.
+    pub fn probe(&self, name: &'static str, path: &Path) -> Result<crate::audio::AudioInfo> {
+        if let Some(info) = lock(&self.probed).get(path) {
+            return Ok(*info);
+        }
+        let info = crate::audio::probe_input(name, path)?;
+        lock(&self.probed).insert(path.to_path_buf(), info);
+        Ok(info)
+    }
+
     /// Keeps the request's uploads on disk (a job that reads them was accepted).
     pub fn keep(&self) {
         self.uploads.kept.store(true, Ordering::SeqCst);

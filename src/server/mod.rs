@@ -222,7 +222,7 @@ impl AppState {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             let submitted = build(&fields, &state).and_then(|(req, extra)| {
-                check_inputs(&req.params)?;
+                check_inputs(&fields, &req.params)?;
                 let id = state.jobs.submit(req, &owner)?;
                 Ok((state.jobs.poll(&id)?, extra))
             });
@@ -323,13 +323,13 @@ impl AppState {
 
 /// Probes the source and reference audio of `params` (format, channels, rate, length within
 /// the task's cap), so that a request with an unusable file is refused at submit.
-fn check_inputs(params: &crate::pipeline::GenerationParams) -> Result<()> {
+fn check_inputs(fields: &form::Fields, params: &crate::pipeline::GenerationParams) -> Result<()> {
     for (name, path) in [
         ("src_audio", &params.src_audio_path),
         ("ref_audio", &params.ref_audio_input),
     ] {
         let Some(path) = path else { continue };
-        crate::audio::probe_input(name, std::path::Path::new(path))?;
+        fields.probe(name, std::path::Path::new(path))?;
     }
     Ok(())
 }
