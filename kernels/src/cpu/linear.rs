@@ -164,14 +164,17 @@ unsafe fn tile<S: Simd, const MR: usize, const VN: usize, const PACKED: bool>(
             }
         }
     } else {
-        let xb = a.x.as_ptr().add(i0 * a.k);
+        // Rows past the tile's last one read that row again (their sums are dropped): reading
+        // past `x` could leave its allocation.
+        let xrow: [*const f32; MR] =
+            std::array::from_fn(|r| a.x.as_ptr().add((i0 + r.min(rows - 1)) * a.k));
         for kk in k0..k1 {
             let mut bv = [S::splat(0.0); VN];
             for (v, b) in bv.iter_mut().enumerate() {
                 *b = S::load(pb.add(kk * NR + v * S::LANES));
             }
             for r in 0..MR {
-                let xv = S::splat(*xb.add(r * a.k + kk));
+                let xv = S::splat(*xrow[r].add(kk));
                 for v in 0..VN {
                     acc[r][v] = S::fma(xv, bv[v], acc[r][v]);
                 }
@@ -321,4 +324,95 @@ pub(crate) fn matmul(
         panels_isa(&a);
     });
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `len` floats ending exactly at a page followed by an inaccessible one: a read past the
+    /// end faults.
+    struct Guarded {
+        base: *mut libc::c_void,
+        size: usize,
+        len: usize,
+    }
+
+    impl Guarded {
+        fn new(values: &[f32]) -> Self {
+            let page = 4096;
+            let bytes = std::mem::size_of_val(values);
+            let data_pages = bytes.div_ceil(page);
+            let size = (data_pages + 1) * page;
+            unsafe {
+                let base = libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(base, libc::MAP_FAILED);
+                let guard = (base as *mut u8).add(data_pages * page);
+                assert_eq!(libc::mprotect(guard.cast(), page, libc::PROT_NONE), 0);
+                let start = (guard as *mut f32).sub(values.len());
+                std::ptr::copy_nonoverlapping(values.as_ptr(), start, values.len());
+                Self {
+                    base,
+                    size,
+                    len: values.len(),
+                }
+            }
+        }
+
+        fn slice(&self) -> &[f32] {
+            let page = 4096;
+            let data_pages = (self.len * 4).div_ceil(page);
+            unsafe {
+                let end = (self.base as *const u8).add(data_pages * page) as *const f32;
+                std::slice::from_raw_parts(end.sub(self.len), self.len)
+            }
+        }
+    }
+
+    impl Drop for Guarded {
+        fn drop(&mut self) {
+            unsafe {
+                libc::munmap(self.base, self.size);
+            }
+        }
+    }
+
+    #[test]
+    fn ragged_row_tiles_read_only_their_rows() {
+        // Every row count of the unpacked tiles (m < 8) and a packed one, each with `x` ending
+        // at a guard page: a tile that read rows past `m` would fault.
+        for m in 1..=13 {
+            for (n, k) in [(32, 64), (40, 7), (64, 1024)] {
+                let x: Vec<f32> = (0..m * k)
+                    .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+                    .collect();
+                let w: Vec<f32> = (0..n * k)
+                    .map(|i| ((i * 5 % 11) as f32 - 5.0) / 16.0)
+                    .collect();
+                let guarded = Guarded::new(&x);
+                let y = matmul(
+                    guarded.slice(),
+                    m,
+                    &Packed::new(&w, n, k),
+                    None,
+                    Activation::Identity,
+                );
+                let mut err = 0f32;
+                for i in 0..m {
+                    for j in 0..n {
+                        let r: f32 = (0..k).map(|t| x[i * k + t] * w[j * k + t]).sum();
+                        err = err.max((y[i * n + j] - r).abs() / r.abs().max(1.0));
+                    }
+                }
+                assert!(err < 1e-4, "m {m} n {n} k {k}: rel err {err}");
+            }
+        }
+    }
 }
