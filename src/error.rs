@@ -210,6 +210,15 @@ pub enum Error {
         limit: usize,
     },
 
+    /// An API key sent more submissions than its rate limit allows: try again after the wait.
+    #[error("rate limit exceeded: at most {limit} per API key; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// The limit (`30/min`).
+        limit: String,
+        /// Seconds until a submission is accepted again.
+        retry_after_secs: u64,
+    },
+
     /// The job store (SQLite database) failed.
     #[error("job store {path}: {message}")]
     Store {

@@ -387,6 +387,17 @@ struct ServeArgs {
     /// finish decoding before the job is put back in the queue.
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Submissions per API key, e.g. `30/min`, `5/s`, `1000/h` (429 with Retry-After beyond
+    /// it; bursts up to the count). Default: no rate limit (the quota still holds).
+    #[arg(long, env = "ACESTEP_RATE_LIMIT")]
+    rate_limit: Option<acestep::server::RateLimit>,
+    /// Key that signs every webhook delivery (HMAC-SHA256, Standard Webhooks headers
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature`); `whsec_<base64>` or any string.
+    #[arg(long, env = "ACESTEP_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Seconds between keep-alive comments on an idle event stream (`.../events`).
+    #[arg(long, default_value_t = 15)]
+    sse_keep_alive: u64,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -723,6 +734,9 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
         workers,
         quota,
         max_queue,
+        rate_limit,
+        webhook_secret,
+        sse_keep_alive,
         retention_hours,
         sync_timeout,
         public_url,
@@ -784,6 +798,7 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
     config.retention = std::time::Duration::from_secs_f64(retention_hours * 3600.0);
     config.callback.allow_private = allow_private_callbacks;
     config.callback.public_url = Some(base_url);
+    config.callback.secret = webhook_secret;
     let jobs = Arc::new(acestep::jobs::JobManager::open(
         config,
         Arc::new(generator),
@@ -802,6 +817,8 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
         header_timeout: std::time::Duration::from_secs(request_timeout.max(1)),
         body_timeout: std::time::Duration::from_secs(request_timeout.max(1).saturating_mul(6)),
         shutdown_grace: grace,
+        sse_keep_alive: std::time::Duration::from_secs(sse_keep_alive.max(1)),
+        rate_limit,
         ..Default::default()
     };
     let auth = !server_config.api_keys.is_empty();

@@ -1,7 +1,13 @@
-//! Completion callbacks: a dispatcher that POSTs job records to their callback URLs (each
+//! Webhooks: a dispatcher that POSTs job records to their callback URLs (each
 //! delivery on its own thread, a few per target at a time), retrying with exponential backoff,
 //! so that workers never wait on the network and a slow target delays only itself. Targets are
 //! `http(s)` on public addresses unless private ones are allowed (SSRF).
+//!
+//! Every delivery carries the [Standard Webhooks](https://www.standardwebhooks.com) headers:
+//! `webhook-id` (the same for every attempt of one message), `webhook-timestamp` (Unix seconds
+//! of the attempt) and, with a secret, `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "{webhook-id}.{webhook-timestamp}.{body}">` (see [`webhook_signature`]); `x-acestep-event`
+//! names the event (`start`, `progress`, `completed`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -9,13 +15,44 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use super::CallbackConfig;
+use base64::Engine as _;
+use hmac::Mac as _;
+
+use super::{CallbackConfig, WebhookEvent};
 use crate::error::{Error, Result};
+
+/// How far a receiver should accept a delivery's `webhook-timestamp` from its own clock (the
+/// Standard Webhooks recommendation: 5 minutes), to refuse replays.
+pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// The `webhook-signature` value of a delivery: `v1,` and the base64 HMAC-SHA256 of
+/// `"{msg_id}.{timestamp}.{body}"` under `secret` (a `whsec_<base64>` secret is those bytes, any
+/// other string its UTF-8 bytes). A receiver recomputes it from the `webhook-id` and
+/// `webhook-timestamp` headers and the raw body, and compares in constant time.
+pub fn webhook_signature(secret: &str, msg_id: &str, timestamp: u64, body: &str) -> String {
+    let key = secret
+        .strip_prefix("whsec_")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .unwrap_or_else(|| secret.as_bytes().to_vec());
+    // HMAC takes keys of any length: this cannot fail.
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(format!("{msg_id}.{timestamp}.").as_bytes());
+    mac.update(body.as_bytes());
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
 
 /// One delivery to make.
 pub(crate) struct Delivery {
     /// The job.
     pub id: String,
+    /// What it is about.
+    pub event: WebhookEvent,
+    /// The message id (`webhook-id`): the same for every attempt.
+    pub msg_id: String,
     /// Where to POST.
     pub url: String,
     /// The JSON body.
@@ -119,11 +156,12 @@ pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<()> {
 /// POSTs `body` to `url`; Ok on a 2xx answer. Names resolve only to public addresses unless
 /// `allow_private` (checked at connect time, so a name that changes its address is caught too).
 fn post(
-    url: &str,
-    body: &str,
+    delivery: &Delivery,
     timeout: Duration,
     allow_private: bool,
+    secret: Option<&str>,
 ) -> std::result::Result<(), String> {
+    let (url, body) = (delivery.url.as_str(), delivery.body.as_str());
     let agent = ureq::AgentBuilder::new()
         .timeout(timeout)
         .resolver(move |addr: &str| -> std::io::Result<Vec<SocketAddr>> {
@@ -141,12 +179,21 @@ fn post(
             Ok(ok)
         })
         .build();
-    match agent
+    let timestamp = super::now() as u64;
+    let mut request = agent
         .post(url)
         .set("Content-Type", "application/json")
         .set("User-Agent", concat!("acestep/", env!("CARGO_PKG_VERSION")))
-        .send_string(body)
-    {
+        .set("webhook-id", &delivery.msg_id)
+        .set("webhook-timestamp", &timestamp.to_string())
+        .set("x-acestep-event", delivery.event.as_str());
+    if let Some(secret) = secret {
+        request = request.set(
+            "webhook-signature",
+            &webhook_signature(secret, &delivery.msg_id, timestamp, body),
+        );
+    }
+    match request.send_string(body) {
         Ok(_) => Ok(()),
         Err(ureq::Error::Status(code, _)) => Err(format!("HTTP {code}")),
         Err(e) => Err(e.to_string()),
@@ -173,7 +220,7 @@ const MAX_IN_FLIGHT: usize = 32;
 const MAX_PER_TARGET: usize = 2;
 
 /// Runs the dispatcher until [`Message::Stop`] or the channel closes; `done(id, delivered)` is
-/// called once per delivery when it succeeded or ran out of attempts. Deliveries are made
+/// called once per `completed` delivery when it succeeded or ran out of attempts. Deliveries are made
 /// concurrently on their own threads (at most [`MAX_PER_TARGET`] per target and
 /// [`MAX_IN_FLIGHT`] in all), so a slow target delays only its own deliveries; `tx` is the
 /// sender of `rx`, through which those threads report. Deliveries still waiting for a retry or
@@ -214,11 +261,18 @@ pub(crate) fn run(
                     }
                 }
                 total_in_flight = total_in_flight.saturating_sub(1);
+                let completed = p.delivery.event == WebhookEvent::Completed;
                 match outcome {
-                    Ok(()) => done(&p.delivery.id, true),
+                    Ok(()) => {
+                        if completed {
+                            done(&p.delivery.id, true)
+                        }
+                    }
                     Err(e) if p.attempt >= config.max_attempts => {
                         tracing::warn!(job = %p.delivery.id, url = %p.delivery.url, "callback failed after {} attempts: {e}", p.attempt);
-                        done(&p.delivery.id, false);
+                        if completed {
+                            done(&p.delivery.id, false);
+                        }
                     }
                     Err(e) => {
                         let backoff = config.initial_backoff * 2u32.saturating_pow(p.attempt - 1);
@@ -252,10 +306,11 @@ pub(crate) fn run(
             p.attempt += 1;
             let tx = tx.clone();
             let (timeout, allow_private) = (config.timeout, config.allow_private);
+            let secret = config.secret.clone();
             let spawned = std::thread::Builder::new()
                 .name("acestep-callback".into())
                 .spawn(move || {
-                    let outcome = post(&p.delivery.url, &p.delivery.body, timeout, allow_private);
+                    let outcome = post(&p.delivery, timeout, allow_private, secret.as_deref());
                     let _ = tx.send(Message::Finished(Box::new(p), outcome));
                 });
             if let Err(e) = spawned {
@@ -270,3 +325,26 @@ pub(crate) fn run(
 
 /// A sender handle to the dispatcher.
 pub(crate) type CallbackSender = Sender<Message>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_follow_standard_webhooks() {
+        // The example of the Standard Webhooks reference libraries.
+        let sig = webhook_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        // A plain secret is its bytes; any change of id, time or body changes the signature.
+        let a = webhook_signature("s3cret", "m1", 10, "{}");
+        assert_ne!(a, webhook_signature("s3cret", "m1", 11, "{}"));
+        assert_ne!(a, webhook_signature("s3cret", "m2", 10, "{}"));
+        assert_ne!(a, webhook_signature("s3cret", "m1", 10, "{ }"));
+        assert_ne!(a, webhook_signature("other", "m1", 10, "{}"));
+    }
+}

@@ -13,7 +13,7 @@ use super::callback::{self, CallbackSender, Delivery, Message};
 use super::store::{CallbackState, Finish, Store};
 use super::{
     now, Generator, JobEvent, JobFailure, JobProgress, JobRecord, JobRequest, JobResult, JobState,
-    ListFilter, ManagerConfig, Quota,
+    ListFilter, ManagerConfig, Quota, WebhookEvent,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::Control;
@@ -30,6 +30,12 @@ const STEP_WINDOW: usize = 32;
 struct Running {
     abort: Arc<AtomicU8>,
     progress: JobProgress,
+    /// The job's record, kept when its webhook wants `start` or `progress` deliveries.
+    webhook: Option<JobRecord>,
+    /// When the last `progress` webhook was sent.
+    last_webhook: Option<Instant>,
+    /// `progress` webhooks sent in this run (numbers their message ids).
+    webhooks_sent: u32,
     steps: usize,
     cost: f64,
     last_step_at: Instant,
@@ -58,18 +64,23 @@ impl State {
     /// The median of the recent step times (robust to one late wake-up or a page fault, which
     /// would make a mean, and every ETA with it, jump), or `initial` before any was measured.
     fn seconds_per_unit(&self, initial: Option<f64>) -> Option<f64> {
-        if self.step_secs.is_empty() {
-            return initial;
-        }
-        let mut v: Vec<f64> = self.step_secs.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        Some(if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            0.5 * (v[n / 2 - 1] + v[n / 2])
-        })
+        median(&self.step_secs).or(initial)
     }
+}
+
+/// The median of `v`; None when empty.
+fn median(v: &VecDeque<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut v: Vec<f64> = v.iter().copied().collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
 }
 
 struct Shared {
@@ -79,6 +90,8 @@ struct Shared {
     /// Wakes workers (new job, shutdown) and the sweeper (shutdown).
     wake: Condvar,
     events: Mutex<Vec<Sender<JobEvent>>>,
+    /// Every job's live events, for streaming.
+    feed: Arc<super::events::EventFeed>,
     callbacks: Mutex<CallbackSender>,
     /// The data directory as given and resolved, longest first (removed from what is shown).
     data_dirs: Vec<String>,
@@ -148,6 +161,7 @@ impl JobManager {
             }),
             wake: Condvar::new(),
             events: Mutex::new(Vec::new()),
+            feed: Arc::new(super::events::EventFeed::new()),
             callbacks: Mutex::new(tx),
             data_dirs,
         });
@@ -245,6 +259,7 @@ impl JobManager {
             });
             // Events are sent under the state lock, so that they arrive in transition order.
             sh.emit(&id, JobState::Queued, created_at);
+            sh.queue_moved(&st, st.queue.len() - 1);
         }
         sh.wake.notify_all();
         Ok(id)
@@ -325,7 +340,11 @@ impl JobManager {
         let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
         match rec.state {
             JobState::Queued => {
+                let pos = st.queue.iter().position(|q| q.id == id);
                 st.queue.retain(|q| q.id != id);
+                if let Some(pos) = pos {
+                    sh.queue_moved(&st, pos);
+                }
                 let t = now();
                 st.store.finish(
                     id,
@@ -364,6 +383,12 @@ impl JobManager {
                 state: s.as_str().to_string(),
             }),
         }
+    }
+
+    /// Every job's live events (queue position changes, start, each diffusion step, decoding,
+    /// the end), for streaming to clients.
+    pub fn events(&self) -> &Arc<super::events::EventFeed> {
+        &self.shared.feed
     }
 
     /// A channel that receives every state transition from now on.
@@ -562,19 +587,87 @@ impl Shared {
             at,
         };
         lock(&self.events).retain(|tx| tx.send(ev.clone()).is_ok());
+        if state.is_terminal() {
+            self.feed.push(
+                id,
+                state.as_str(),
+                serde_json::json!({"id": id, "state": state}),
+            );
+        }
     }
 
-    fn send_callback(&self, rec: &JobRecord) {
-        if let Some(url) = &rec.request.callback_url {
-            let body = rec
-                .public_json(self.config.callback.public_url.as_deref())
-                .to_string();
-            let _ = lock(&self.callbacks).send(Message::Deliver(Delivery {
-                id: rec.id.clone(),
-                url: url.clone(),
-                body,
-            }));
+    /// Sends a `queued` event with its new position to every queued job from index `from` on
+    /// (called under the state lock when the queue changed there).
+    fn queue_moved(&self, st: &State, from: usize) {
+        for (i, q) in st.queue.iter().enumerate().skip(from) {
+            let mut rec_eta = None;
+            if let Some(spu) = st.seconds_per_unit(self.config.initial_seconds_per_step) {
+                rec_eta = Some(self.queued_eta(st, i, spu));
+            }
+            self.feed.push(
+                &q.id,
+                "queued",
+                serde_json::json!({
+                    "id": q.id,
+                    "state": JobState::Queued,
+                    "queue_position": i + 1,
+                    "eta_seconds": rec_eta,
+                }),
+            );
         }
+    }
+
+    /// Estimated seconds until the running job `r` ends its diffusion.
+    fn running_eta(r: &Running, spu: f64) -> f64 {
+        let per_step = r.cost * spu;
+        let left = r.steps.saturating_sub(r.progress.step) as f64 * per_step;
+        (left - r.last_step_at.elapsed().as_secs_f64().min(per_step)).max(0.0)
+    }
+
+    /// Estimated seconds until the job at queue index `pos` ends its diffusion.
+    fn queued_eta(&self, st: &State, pos: usize, spu: f64) -> f64 {
+        let own = &st.queue[pos];
+        let own_secs = own.steps as f64 * own.cost * spu;
+        let workers = self.config.workers;
+        if st.running.len() + pos < workers {
+            return own_secs;
+        }
+        let ahead: f64 = st
+            .running
+            .values()
+            .map(|r| Self::running_eta(r, spu))
+            .sum::<f64>()
+            + st.queue
+                .iter()
+                .take(pos)
+                .map(|q| q.steps as f64 * q.cost * spu)
+                .sum::<f64>();
+        ahead / workers as f64 + own_secs
+    }
+
+    /// Sends the terminal record to the job's webhook (when its filter has `completed`).
+    fn send_callback(&self, rec: &JobRecord) {
+        self.send_webhook(rec, WebhookEvent::Completed, "completed".into());
+    }
+
+    /// Queues a delivery of `rec` for `event` to its webhook when its filter asks for it;
+    /// `msg_id` is the message's `webhook-id` suffix (the job id comes first).
+    fn send_webhook(&self, rec: &JobRecord, event: WebhookEvent, msg_id: String) {
+        let Some(url) = &rec.request.callback_url else {
+            return;
+        };
+        if !rec.request.wants(event) {
+            return;
+        }
+        let mut body = rec.public_json(self.config.callback.public_url.as_deref());
+        body["event"] = serde_json::json!(event);
+        let _ = lock(&self.callbacks).send(Message::Deliver(Delivery {
+            id: rec.id.clone(),
+            event,
+            msg_id: format!("{}-{msg_id}", rec.id),
+            url: url.clone(),
+            body: body.to_string(),
+        }));
     }
 
     /// Re-queues the jobs of a previous run and resends its pending callbacks.
@@ -613,6 +706,7 @@ impl Shared {
             let cost = self.generator.step_cost(&rec.request.params);
             st.queue.push_back(Queued { id, steps, cost });
         }
+        self.queue_moved(&st, 0);
         for id in st.store.pending_callbacks()? {
             if let Some(rec) = st.store.get(&id)? {
                 self.send_callback(&rec);
@@ -624,41 +718,18 @@ impl Shared {
     /// Fills in the live fields: progress, queue position, ETA, cancel flag.
     fn overlay(&self, st: &State, rec: &mut JobRecord) {
         let spu = st.seconds_per_unit(self.config.initial_seconds_per_step);
-        let remaining_running = |r: &Running, spu: f64| -> f64 {
-            let per_step = r.cost * spu;
-            let left = r.steps.saturating_sub(r.progress.step) as f64 * per_step;
-            (left - r.last_step_at.elapsed().as_secs_f64().min(per_step)).max(0.0)
-        };
         match rec.state {
             JobState::Running => {
                 if let Some(r) = st.running.get(&rec.id) {
                     rec.progress = r.progress;
                     rec.cancel_requested = r.abort.load(Ordering::SeqCst) == CANCEL;
-                    rec.eta_seconds = spu.map(|spu| remaining_running(r, spu));
+                    rec.eta_seconds = spu.map(|spu| Self::running_eta(r, spu));
                 }
             }
             JobState::Queued => {
                 if let Some(pos) = st.queue.iter().position(|q| q.id == rec.id) {
                     rec.queue_position = pos + 1;
-                    rec.eta_seconds = spu.map(|spu| {
-                        let own = &st.queue[pos];
-                        let own_secs = own.steps as f64 * own.cost * spu;
-                        let workers = self.config.workers;
-                        if st.running.len() + pos < workers {
-                            return own_secs;
-                        }
-                        let ahead: f64 = st
-                            .running
-                            .values()
-                            .map(|r| remaining_running(r, spu))
-                            .sum::<f64>()
-                            + st.queue
-                                .iter()
-                                .take(pos)
-                                .map(|q| q.steps as f64 * q.cost * spu)
-                                .sum::<f64>();
-                        ahead / workers as f64 + own_secs
-                    });
+                    rec.eta_seconds = spu.map(|spu| self.queued_eta(st, pos, spu));
                 }
             }
             _ => {}
@@ -698,16 +769,30 @@ impl Shared {
                 return (None, abort);
             }
         };
-        if let Err(e) = st.store.set_running(&q.id, t) {
-            tracing::error!("starting job {}: {e}", q.id);
-            return (None, abort);
-        }
+        let attempt = match st.store.set_running(&q.id, t) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("starting job {}: {e}", q.id);
+                return (None, abort);
+            }
+        };
         let progress = JobProgress::encoding(q.steps);
+        let mut live = rec.clone();
+        live.state = JobState::Running;
+        live.started_at = Some(t);
+        live.attempts = attempt;
+        live.progress = progress;
+        let webhook = (rec.request.wants(WebhookEvent::Start)
+            || rec.request.wants(WebhookEvent::Progress))
+        .then(|| live.clone());
         st.running.insert(
             q.id.clone(),
             Running {
                 abort: abort.clone(),
                 progress,
+                webhook,
+                last_webhook: None,
+                webhooks_sent: 0,
                 steps: q.steps,
                 cost: q.cost,
                 last_step_at: Instant::now(),
@@ -715,6 +800,13 @@ impl Shared {
             },
         );
         self.emit(&q.id, JobState::Running, t);
+        self.feed.push(
+            &q.id,
+            "running",
+            serde_json::json!({"id": q.id, "state": JobState::Running, "attempt": attempt}),
+        );
+        self.queue_moved(st, 0);
+        self.send_webhook(&live, WebhookEvent::Start, format!("start-{attempt}"));
         (Some(rec), abort)
     }
 
@@ -860,7 +952,14 @@ impl Shared {
                 }
                 r.last_step_at = now;
             }
+            let before = r.progress;
             r.progress = p;
+            let changed = p.stage != before.stage
+                || p.step != before.step
+                || (p.stage == super::Stage::Decoding && p.percent != before.percent);
+            if changed {
+                self.progressed(id, r, &st.step_secs, &before);
+            }
             if r.last_saved.elapsed() >= Duration::from_secs(1) {
                 r.last_saved = Instant::now();
                 if let Err(e) = st.store.set_progress(id, &p) {
@@ -875,6 +974,56 @@ impl Shared {
                 Control::Continue
             }
             _ => Control::Cancel,
+        }
+    }
+
+    /// Sends the event of a running job's new progress `r.progress` (a diffusion step,
+    /// decoding, writing) and, when its webhook wants progress, a delivery at most once a second
+    /// and when decoding starts.
+    fn progressed(
+        &self,
+        id: &str,
+        r: &mut Running,
+        step_secs: &VecDeque<f64>,
+        before: &JobProgress,
+    ) {
+        let p = r.progress;
+        let kind = match p.stage {
+            super::Stage::Diffusion => "progress",
+            super::Stage::Decoding => "decoding",
+            super::Stage::Writing => "writing",
+            _ => return,
+        };
+        let spu = median(step_secs).or(self.config.initial_seconds_per_step);
+        let eta = spu.map(|spu| Self::running_eta(r, spu));
+        self.feed.push(
+            id,
+            kind,
+            serde_json::json!({
+                "id": id,
+                "state": JobState::Running,
+                "stage": p.stage,
+                "step": p.step,
+                "total": p.total,
+                "percent": p.percent,
+                "eta_seconds": eta,
+            }),
+        );
+        let Some(live) = r.webhook.as_mut() else {
+            return;
+        };
+        let entering_decoding =
+            p.stage == super::Stage::Decoding && before.stage != super::Stage::Decoding;
+        let due = r
+            .last_webhook
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if live.request.wants(WebhookEvent::Progress) && (due || entering_decoding) {
+            r.last_webhook = Some(Instant::now());
+            live.progress = p;
+            live.eta_seconds = eta;
+            r.webhooks_sent += 1;
+            let n = format!("progress-{}-{}", live.attempts, r.webhooks_sent);
+            self.send_webhook(live, WebhookEvent::Progress, n);
         }
     }
 

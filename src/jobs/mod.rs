@@ -42,6 +42,7 @@
 //! ```
 
 mod callback;
+pub mod events;
 pub mod generator;
 mod manager;
 mod store;
@@ -51,6 +52,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use callback::{webhook_signature, WEBHOOK_TOLERANCE};
+pub use events::{EventFeed, FeedEvent, Follower};
 pub use generator::{
     GenerationOutput, Generator, JobProgress, OutputFile, PipelineGenerator, Stage,
 };
@@ -125,9 +128,58 @@ pub struct JobRequest {
     /// reaches a terminal state (with retries and exponential backoff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// What `callback_url` is sent: empty means `[completed]` (the terminal record only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhook_events_filter: Vec<WebhookEvent>,
     /// Free-form data kept with the job (e.g. the API dialect's original request).
     #[serde(default)]
     pub metadata: serde_json::Value,
+}
+
+impl JobRequest {
+    /// Whether `callback_url` gets deliveries for `event`.
+    pub fn wants(&self, event: WebhookEvent) -> bool {
+        self.callback_url.is_some()
+            && if self.webhook_events_filter.is_empty() {
+                event == WebhookEvent::Completed
+            } else {
+                self.webhook_events_filter.contains(&event)
+            }
+    }
+}
+
+/// What a job's webhook (`callback_url`) is sent for (its `webhook_events_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookEvent {
+    /// A worker started the job.
+    Start,
+    /// Diffusion progress: at most one delivery a second, and one when decoding starts.
+    Progress,
+    /// The job reached its terminal state (succeeded, failed, cancelled).
+    Completed,
+}
+
+impl WebhookEvent {
+    /// The lower-case name (`start`, `progress`, `completed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::Start => "start",
+            WebhookEvent::Progress => "progress",
+            WebhookEvent::Completed => "completed",
+        }
+    }
+
+    /// Parses [`WebhookEvent::as_str`]'s names.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            WebhookEvent::Start,
+            WebhookEvent::Progress,
+            WebhookEvent::Completed,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s.trim())
+    }
 }
 
 /// Why a job failed.
@@ -377,6 +429,9 @@ pub struct CallbackConfig {
     /// The server's base URL, for the download links in callback bodies (None: files are
     /// named by id only).
     pub public_url: Option<String>,
+    /// The key every delivery is signed with (HMAC-SHA256, Standard Webhooks headers); a key
+    /// written `whsec_<base64>` is those bytes, any other string its UTF-8 bytes. None: unsigned.
+    pub secret: Option<String>,
 }
 
 impl Default for CallbackConfig {
@@ -387,6 +442,7 @@ impl Default for CallbackConfig {
             timeout: Duration::from_secs(10),
             allow_private: false,
             public_url: None,
+            secret: None,
         }
     }
 }

@@ -245,15 +245,17 @@ fn params_of(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<Gener
 
 /// `POST /v1/music/generate`.
 pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (_, owner, fields) = match state.read_request::<AceStepApi>(req).await {
+    let (_, owner, fields) = match state.read_submission::<AceStepApi>(req).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
     let submitted = state
         .submit(fields, owner, |fields, state| {
+            let (callback_url, webhook_events_filter) = form::webhook(fields)?;
             let request = JobRequest {
                 params: params_of(fields, state.inputs())?,
-                callback_url: None,
+                callback_url,
+                webhook_events_filter,
                 metadata: json!({"dialect": "acestep_api", "request": Value::Object(fields.map.clone())}),
             };
             Ok((request, ()))
@@ -312,17 +314,21 @@ pub async fn job(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    let rec = match state.job_for::<AceStepApi>(&headers, &id) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let urls = state.file_urls(&headers, &rec, "acestep");
+    match state.job_for::<AceStepApi>(&headers, &id).await {
+        Ok(rec) => Json(job_json(&state, &headers, &rec)).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+/// The job object of this dialect (`GET /v1/jobs/{job_id}`).
+pub(crate) fn job_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+    let urls = state.file_urls(headers, rec, "acestep");
     let result = (rec.state == JobState::Succeeded).then(|| {
         json!({
             "first_audio_path": urls.first(),
             "second_audio_path": urls.get(1),
             "audio_paths": urls,
-            "generation_info": generation_info(&rec),
+            "generation_info": generation_info(rec),
             "status_message": "✅ Generation completed successfully!",
             "seed_value": rec.result.as_ref().map(|r| r.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",")),
         })
@@ -334,7 +340,7 @@ pub async fn job(
             .as_ref()
             .map(|e| format!("{}: {}", e.code, e.message)),
     };
-    Json(json!({
+    json!({
         "job_id": rec.id,
         "status": status_word(rec.state),
         "created_at": rec.created_at,
@@ -345,6 +351,5 @@ pub async fn job(
         "progress": rec.progress.percent,
         "result": result,
         "error": error,
-    }))
-    .into_response()
+    })
 }

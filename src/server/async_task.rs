@@ -81,7 +81,7 @@ pub(crate) fn check_supported(fields: &form::Fields) -> crate::Result<()> {
 
 /// `POST /v1/async/music/generations`.
 pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (headers, owner, fields) = match state.read_request::<AsyncTask>(req).await {
+    let (headers, owner, fields) = match state.read_submission::<AsyncTask>(req).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
@@ -92,9 +92,11 @@ pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 format: "mp3".into(),
                 ..Default::default()
             };
+            let (callback_url, webhook_events_filter) = form::webhook(fields)?;
             let request = JobRequest {
                 params: form::params(fields, base, ALIASES, state.inputs())?,
-                callback_url: fields.str("callback_url"),
+                callback_url,
+                webhook_events_filter,
                 metadata: json!({"dialect": "async_task", "request": Value::Object(fields.map.clone())}),
             };
             Ok((request, ()))
@@ -107,7 +109,7 @@ pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Respons
 }
 
 /// The task object of this dialect.
-fn task_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+pub(crate) fn task_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
     let base = state.base_url(headers);
     let files = state.file_urls(headers, rec, "async_task");
     let output = if rec.state == JobState::Succeeded {
@@ -152,6 +154,7 @@ pub async fn query(
 ) -> Response {
     state
         .job_for::<AsyncTask>(&headers, &id)
+        .await
         .map(|rec| Json(task_json(&state, &headers, &rec)).into_response())
         .unwrap_or_else(|resp| resp)
 }
@@ -162,10 +165,11 @@ pub async fn cancel(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    if let Err(resp) = state.job_for::<AsyncTask>(&headers, &id) {
+    if let Err(resp) = state.job_for::<AsyncTask>(&headers, &id).await {
         return resp;
     }
-    match state.jobs.cancel(&id) {
+    let target = id.clone();
+    match state.blocking(move |s| s.jobs.cancel(&target)).await {
         Ok(rec) => {
             let mut v = task_json(&state, &headers, &rec);
             v["cancel_requested"] = json!(true);
@@ -183,6 +187,7 @@ pub async fn status(
 ) -> Response {
     state
         .job_for::<AsyncTask>(&headers, &id)
+        .await
         .map(|rec| {
             Json(json!({
                 "task_id": rec.id,
@@ -204,6 +209,7 @@ pub async fn record(
 ) -> Response {
     state
         .job_for::<AsyncTask>(&headers, &id)
+        .await
         .map(|rec| {
             let mut v = task_json(&state, &headers, &rec);
             v["request"] = rec.request.metadata["request"].clone();
@@ -224,7 +230,7 @@ pub async fn quota(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         Ok(o) => o,
         Err(resp) => return resp,
     };
-    match state.jobs.quota(&owner) {
+    match state.blocking(move |s| s.jobs.quota(&owner)).await {
         Ok(q) => Json(json!({
             "available_quota": q.available,
             "total_quota": q.limit,

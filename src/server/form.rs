@@ -558,6 +558,47 @@ pub(crate) fn params(
     Ok(params)
 }
 
+/// The request's webhook: `callback_url` and `webhook_events_filter` (`start`, `progress`,
+/// `completed`, as a list or comma-separated; default `completed`).
+pub(crate) fn webhook(fields: &Fields) -> Result<(Option<String>, Vec<crate::jobs::WebhookEvent>)> {
+    let url = fields.str("callback_url");
+    let Some(v) = fields.get("webhook_events_filter") else {
+        return Ok((url, Vec::new()));
+    };
+    let expected = "a list of start, progress, completed";
+    let names: Vec<String> = match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| invalid("webhook_events_filter", v, expected))?,
+        Value::String(s) => {
+            // A JSON list sent as a form value, or comma-separated names.
+            match serde_json::from_str::<Vec<String>>(s) {
+                Ok(list) => list,
+                Err(_) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            }
+        }
+        _ => return Err(invalid("webhook_events_filter", v, expected)),
+    };
+    let mut events = Vec::new();
+    for n in names.iter().filter(|n| !n.trim().is_empty()) {
+        let e = crate::jobs::WebhookEvent::parse(n)
+            .ok_or_else(|| invalid("webhook_events_filter", v, expected))?;
+        if !events.contains(&e) {
+            events.push(e);
+        }
+    }
+    if url.is_none() && !events.is_empty() {
+        return Err(invalid(
+            "webhook_events_filter",
+            v,
+            "given with a callback_url",
+        ));
+    }
+    Ok((url, events))
+}
+
 /// Renames a validation error's reference field to the dialect's name for it.
 fn rename(e: Error, aliases: &[(&'static str, &'static str)]) -> Error {
     match e {

@@ -26,6 +26,7 @@
 
 pub mod acestep_api;
 pub mod async_task;
+pub mod events;
 mod form;
 pub mod producer;
 
@@ -71,6 +72,77 @@ pub struct ServerConfig {
     /// How long a stop waits for requests in flight before closing their connections
     /// (default 10 s).
     pub shutdown_grace: Duration,
+    /// How often an event stream without events gets a keep-alive comment (default 15 s).
+    pub sse_keep_alive: Duration,
+    /// Submissions per API key (None: no limit beyond the quota and the queue bound); beyond
+    /// it a submit is 429 with `Retry-After`.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A rate of submissions per API key: `count` per `period`, in bursts of up to `count`
+/// (a token bucket refilled evenly). Written `30/min`, `5/s`, `1000/h`, `10/90s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Submissions per period (at least 1).
+    pub count: u32,
+    /// The period.
+    pub period: Duration,
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.period.as_secs() {
+            1 => write!(f, "{}/s", self.count),
+            60 => write!(f, "{}/min", self.count),
+            3600 => write!(f, "{}/h", self.count),
+            s => write!(f, "{}/{s}s", self.count),
+        }
+    }
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::InvalidArgument {
+            name: "rate_limit",
+            value: short(s),
+            expected: "COUNT/PERIOD with COUNT >= 1 and PERIOD s, min, h or <seconds>s                        (e.g. 30/min)"
+                .into(),
+        }
+        };
+        let (count, period) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let period = match period.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            p => {
+                let secs: u64 = p
+                    .strip_suffix('s')
+                    .ok_or_else(bad)?
+                    .parse()
+                    .map_err(|_| bad())?;
+                Duration::from_secs(secs)
+            }
+        };
+        if count == 0 || period.is_zero() {
+            return Err(bad());
+        }
+        Ok(Self { count, period })
+    }
+}
+
+/// Submissions per owner, limited by [`ServerConfig::rate_limit`].
+type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
+fn limiter(rate: RateLimit) -> Limiter {
+    let burst = std::num::NonZeroU32::new(rate.count).unwrap_or(std::num::NonZeroU32::MIN);
+    let quota = governor::Quota::with_period(rate.period / rate.count.max(1))
+        .unwrap_or_else(|| governor::Quota::per_second(burst))
+        .allow_burst(burst);
+    governor::RateLimiter::keyed(quota)
 }
 
 impl Default for ServerConfig {
@@ -85,6 +157,8 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            sse_keep_alive: Duration::from_secs(15),
+            rate_limit: None,
         }
     }
 }
@@ -104,6 +178,8 @@ pub struct AppState {
     verified: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::SystemTime)>>,
     /// Requests served, per dialect: counts per status and a latency histogram.
     requests: std::sync::Mutex<std::collections::BTreeMap<&'static str, RequestStats>>,
+    /// Submissions per owner.
+    limiter: Option<Limiter>,
 }
 
 /// Requests of one dialect.
@@ -122,11 +198,12 @@ impl AppState {
         let uploads = jobs.config().data_dir.join("uploads");
         Arc::new(Self {
             jobs,
-            config,
             uploads,
             listen_url: std::sync::OnceLock::new(),
             verified: Default::default(),
             requests: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            limiter: config.rate_limit.map(limiter),
+            config,
         })
     }
 
@@ -179,16 +256,76 @@ impl AppState {
         self.owner(headers).ok_or_else(D::unauthorized)
     }
 
-    /// Job `id` for an authorised request, or `D`'s error.
+    /// Runs `f` (job store reads and writes: SQLite) on the blocking pool, so that it never
+    /// holds an async thread.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&AppState) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || f(&state))
+            .await
+            .map_err(|e| Error::Internal {
+                message: format!("a blocking task failed: {e}"),
+            })?
+    }
+
+    /// Job `id` for an authorised request (read on the blocking pool), or `D`'s error.
     // The error is the finished HTTP response, returned by value as handlers do.
     #[allow(clippy::result_large_err)]
-    pub(crate) fn job_for<D: Dialect>(
-        &self,
+    pub(crate) async fn job_for<D: Dialect>(
+        self: &Arc<Self>,
         headers: &HeaderMap,
         id: &str,
     ) -> std::result::Result<JobRecord, Response> {
         let owner = self.authorize::<D>(headers)?;
-        self.job_of(id, &owner).map_err(|e| D::from_error(&e))
+        let id = id.to_string();
+        self.blocking(move |s| s.job_of(&id, &owner))
+            .await
+            .map_err(|e| D::from_error(&e))
+    }
+
+    /// Takes one submission from `owner`'s rate limit, or [`Error::RateLimited`].
+    pub(crate) fn admit(&self, owner: &str) -> Result<()> {
+        let (Some(limiter), Some(rate)) = (&self.limiter, self.config.rate_limit) else {
+            return Ok(());
+        };
+        match limiter.check_key(&owner.to_string()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                use governor::clock::Clock as _;
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                Err(Error::RateLimited {
+                    limit: rate.to_string(),
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                })
+            }
+        }
+    }
+
+    /// [`AppState::read_request`] for a submission: the owner's rate limit is taken before the
+    /// body is read (429 with `Retry-After` beyond it).
+    // The error is the finished HTTP response, returned by value as handlers do.
+    #[allow(clippy::result_large_err)]
+    pub(crate) async fn read_submission<D: Dialect>(
+        &self,
+        req: Request,
+    ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
+        let owner = self.authorize::<D>(req.headers())?;
+        if let Err(e) = self.admit(&owner) {
+            let mut resp = D::from_error(&e);
+            if let Error::RateLimited {
+                retry_after_secs, ..
+            } = e
+            {
+                resp.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(retry_after_secs),
+                );
+            }
+            return Err(resp);
+        }
+        self.read_request::<D>(req).await
     }
 
     /// The headers, owner and body fields of an authorised request, or `D`'s error.
@@ -379,7 +516,9 @@ impl Class {
             Error::InvalidArgument { .. } | Error::Audio { .. } => Class::BadRequest,
             Error::JobNotFound { .. } => Class::NotFound,
             Error::JobFinished { .. } => Class::Conflict,
-            Error::QuotaExceeded { .. } | Error::QueueFull { .. } => Class::Quota,
+            Error::QuotaExceeded { .. } | Error::QueueFull { .. } | Error::RateLimited { .. } => {
+                Class::Quota
+            }
             Error::ShuttingDown | Error::StorageUnavailable { .. } | Error::Store { .. } => {
                 Class::Unavailable
             }
@@ -438,13 +577,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/async/music/generations", post(async_task::submit))
         .route("/api/v1/task/{id}", get(async_task::query))
         .route("/api/v1/task/{id}/cancel", post(async_task::cancel))
+        .route("/api/v1/task/{id}/events", get(events::async_task))
         .route("/v1/task/{id}/status", get(async_task::status))
         .route("/v1/task/{id}", get(async_task::record))
         .route("/v1/tasks/available-quota", get(async_task::quota))
         .route("/producer/audios", post(producer::audios))
         .route("/producer/tasks", post(producer::tasks))
+        .route("/producer/tasks/{id}/events", get(events::producer))
         .route("/v1/music/generate", post(acestep_api::generate))
         .route("/v1/jobs/{id}", get(acestep_api::job))
+        .route("/v1/jobs/{id}/events", get(events::acestep_api))
         .route("/files/{job}/{file}", get(download))
         .route(
             "/health",
@@ -795,7 +937,8 @@ async fn download(
     let dialect = q.d.as_deref().unwrap_or("async_task");
     let error = |class: Class, msg: &str| dialect_error(dialect, class, msg);
     let file_id = file.split('.').next().unwrap_or_default().to_string();
-    let rec = match state.jobs.poll(&job) {
+    let target = job.clone();
+    let rec = match state.blocking(move |s| s.jobs.poll(&target)).await {
         Ok(r) => r,
         Err(e) => return error(Class::of(&e), &e.to_string()),
     };
@@ -847,7 +990,11 @@ async fn download(
             Ok(Err(why)) => {
                 tracing::error!("output {} of job {job}: {why}", f.id);
                 // The record says what the download says: the output is gone.
-                if let Err(e) = state.jobs.mark_output_lost(&job) {
+                let target = job.clone();
+                if let Err(e) = state
+                    .blocking(move |s| s.jobs.mark_output_lost(&target))
+                    .await
+                {
                     tracing::warn!("marking the output of {job} lost: {e}");
                 }
                 return error(

@@ -87,7 +87,7 @@ const ALIASES: &[(&str, &str)] = &[
 
 /// `POST /producer/audios`.
 pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (headers, owner, fields) = match state.read_request::<Producer>(req).await {
+    let (headers, owner, fields) = match state.read_submission::<Producer>(req).await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
@@ -111,12 +111,13 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
             if instrumental {
                 params.lyrics.clear();
             }
-            let callback_url = fields.str("callback_url");
+            let (callback_url, webhook_events_filter) = form::webhook(fields)?;
             let is_async = fields.bool("async")?.unwrap_or(false) || callback_url.is_some();
             Ok((
                 JobRequest {
                     params,
                     callback_url,
+                    webhook_events_filter,
                     metadata: json!({
                         "dialect": "producer",
                         "trace_id": trace_in,
@@ -158,7 +159,8 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
             message: format!("waiting for the task failed: {e}"),
         });
     }
-    let rec = match state.jobs.poll(&id) {
+    let target = id.clone();
+    let rec = match state.blocking(move |s| s.jobs.poll(&target)).await {
         Ok(r) => r,
         Err(e) => return Producer::from_error(&e),
     };
@@ -242,7 +244,7 @@ fn default_title(rec: &JobRecord) -> String {
 }
 
 /// The task record of the seed's shape.
-fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+pub(crate) fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
     let meta = &rec.request.metadata;
     json!({
         "_id": rec.id.replace('-', ""),
@@ -284,7 +286,8 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
             let Some(id) = fields.str("id") else {
                 return missing("id");
             };
-            match state.job_of(&id, &owner) {
+            let who = owner.clone();
+            match state.blocking(move |s| s.job_of(&id, &who)).await {
                 Ok(rec) => Json(record_json(&state, &headers, &rec)).into_response(),
                 Err(e) => Producer::from_error(&e),
             }
@@ -310,7 +313,7 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
                     expected: format!("at most {MAX_BATCH_IDS} task ids"),
                 });
             }
-            match state.jobs.retrieve_batch(&ids) {
+            match state.blocking(move |s| s.jobs.retrieve_batch(&ids)).await {
                 Ok(recs) => {
                     let items: Vec<Value> = recs
                         .iter()
