@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::pipeline::{Control, GenerationParams, Pipeline, Progress};
 
 /// What a job is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Waiting for a worker.
@@ -28,7 +28,7 @@ pub enum Stage {
 }
 
 /// Progress of one job: stage, diffusion step `step` of `total`, overall percent.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct JobProgress {
     /// The stage.
     pub stage: Stage,

@@ -149,7 +149,7 @@ impl JobRequest {
 }
 
 /// What a job's webhook (`callback_url`) is sent for (its `webhook_events_filter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookEvent {
     /// A worker started the job.

@@ -117,7 +117,7 @@ impl Schedule {
 }
 
 /// Which scheduler (`scheduler_type` in the reference).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerType {
     /// `FlowMatchEulerDiscreteScheduler` (the default).

@@ -32,7 +32,9 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::{form, AppState, Class, Dialect};
 use crate::error::Error;
@@ -44,8 +46,71 @@ pub struct AceStepApi;
 
 impl Dialect for AceStepApi {
     fn error(class: Class, message: &str) -> Response {
-        (class.status(), Json(json!({"detail": message}))).into_response()
+        let body = AceError {
+            detail: message.into(),
+        };
+        (class.status(), Json(body)).into_response()
     }
+}
+
+/// The dialect's error body (FastAPI's).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AceError {
+    /// What was wrong.
+    pub detail: String,
+}
+
+/// `POST /v1/music/generate`'s answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AceSubmitted {
+    /// The job id.
+    pub job_id: String,
+    /// Always `queued` (the job's own record moves on).
+    pub status: &'static str,
+    /// 1-based position in the queue when it was accepted.
+    pub queue_position: usize,
+}
+
+/// `GET /v1/jobs/{job_id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AceJob {
+    /// The job id.
+    pub job_id: String,
+    /// `queued`, `running`, `succeeded` or `failed` (a cancelled job reads `failed`).
+    pub status: &'static str,
+    /// Unix seconds of submission.
+    pub created_at: f64,
+    /// Unix seconds it started.
+    pub started_at: Option<f64>,
+    /// Unix seconds it ended.
+    pub finished_at: Option<f64>,
+    /// 1-based position in the queue; 0 when running or finished.
+    pub queue_position: usize,
+    /// Estimated seconds until its diffusion ends.
+    pub eta_seconds: Option<f64>,
+    /// Overall completion, 0 to 100.
+    pub progress: f64,
+    /// The result, once it succeeded.
+    pub result: Option<AceJobResult>,
+    /// `cancelled`, or the failure's `code: message`.
+    pub error: Option<String>,
+}
+
+/// A succeeded job's result.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AceJobResult {
+    /// The first file's download link.
+    pub first_audio_path: Option<String>,
+    /// The second file's download link (batch of two or more).
+    pub second_audio_path: Option<String>,
+    /// Every file's download link.
+    pub audio_paths: Vec<String>,
+    /// Steps, scale, scheduler, guidance, duration, seeds and time, as one line.
+    pub generation_info: String,
+    /// The seed's completion message.
+    pub status_message: &'static str,
+    /// The seeds, comma-separated.
+    pub seed_value: Option<String>,
 }
 
 /// The seed's status words (a cancelled job reads `failed` with error `cancelled`).
@@ -264,11 +329,11 @@ pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Respo
     // As the seed's example: a new job reads `queued` with a 1-based position, even when a
     // worker took it at once (its record then says `running`).
     match submitted {
-        Ok((rec, ())) => Json(json!({
-            "job_id": rec.id,
-            "status": "queued",
-            "queue_position": rec.queue_position.max(1),
-        }))
+        Ok((rec, ())) => Json(AceSubmitted {
+            job_id: rec.id,
+            status: "queued",
+            queue_position: rec.queue_position.max(1),
+        })
         .into_response(),
         Err(e) => AceStepApi::from_error(&e),
     }
@@ -315,41 +380,52 @@ pub async fn job(
     UrlPath(id): UrlPath<String>,
 ) -> Response {
     match state.job_for::<AceStepApi>(&headers, &id).await {
-        Ok(rec) => Json(job_json(&state, &headers, &rec)).into_response(),
+        Ok(rec) => Json(AceJob::of(&state, &headers, &rec)).into_response(),
         Err(resp) => resp,
     }
 }
 
-/// The job object of this dialect (`GET /v1/jobs/{job_id}`).
+/// The job object of `rec` as JSON (the end of its event stream).
 pub(crate) fn job_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
-    let urls = state.file_urls(headers, rec, "acestep");
-    let result = (rec.state == JobState::Succeeded).then(|| {
-        json!({
-            "first_audio_path": urls.first(),
-            "second_audio_path": urls.get(1),
-            "audio_paths": urls,
-            "generation_info": generation_info(rec),
-            "status_message": "✅ Generation completed successfully!",
-            "seed_value": rec.result.as_ref().map(|r| r.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",")),
-        })
-    });
-    let error = match rec.state {
-        JobState::Cancelled => Some("cancelled".to_string()),
-        _ => rec
-            .error
-            .as_ref()
-            .map(|e| format!("{}: {}", e.code, e.message)),
-    };
-    json!({
-        "job_id": rec.id,
-        "status": status_word(rec.state),
-        "created_at": rec.created_at,
-        "started_at": rec.started_at,
-        "finished_at": rec.finished_at,
-        "queue_position": rec.queue_position,
-        "eta_seconds": rec.eta_seconds,
-        "progress": rec.progress.percent,
-        "result": result,
-        "error": error,
-    })
+    serde_json::to_value(AceJob::of(state, headers, rec)).unwrap_or_default()
+}
+
+impl AceJob {
+    /// The job object of `rec`.
+    pub fn of(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Self {
+        let urls = state.file_urls(headers, rec, "acestep");
+        let result = (rec.state == JobState::Succeeded).then(|| AceJobResult {
+            first_audio_path: urls.first().cloned(),
+            second_audio_path: urls.get(1).cloned(),
+            generation_info: generation_info(rec),
+            status_message: "✅ Generation completed successfully!",
+            seed_value: rec.result.as_ref().map(|r| {
+                r.seeds
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            audio_paths: urls,
+        });
+        let error = match rec.state {
+            JobState::Cancelled => Some("cancelled".to_string()),
+            _ => rec
+                .error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.code, e.message)),
+        };
+        AceJob {
+            job_id: rec.id.clone(),
+            status: status_word(rec.state),
+            created_at: rec.created_at,
+            started_at: rec.started_at,
+            finished_at: rec.finished_at,
+            queue_position: rec.queue_position,
+            eta_seconds: rec.eta_seconds,
+            progress: rec.progress.percent,
+            result,
+            error,
+        }
+    }
 }

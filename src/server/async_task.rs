@@ -11,11 +11,13 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::{form, AppState, Class, Dialect};
 use crate::error::Error;
-use crate::jobs::{JobRecord, JobRequest, JobState};
+use crate::jobs::{JobProgress, JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
 
 /// The dialect's error format.
@@ -35,11 +37,12 @@ impl Dialect for AsyncTask {
             Class::Unavailable => "unavailable",
             Class::Internal => "internal_error",
         };
-        (
-            class.status(),
-            Json(json!({"error": {"code": code, "message": message, "type": code}})),
-        )
-            .into_response()
+        let error = AsyncErrorDetail {
+            code: code.into(),
+            message: message.into(),
+            kind: code.into(),
+        };
+        (class.status(), Json(AsyncError { error })).into_response()
     }
 }
 
@@ -103,47 +106,180 @@ pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Respons
         })
         .await;
     match submitted {
-        Ok((rec, ())) => Json(task_json(&state, &headers, &rec)).into_response(),
+        Ok((rec, ())) => Json(Task::of(&state, &headers, &rec)).into_response(),
         Err(e) => AsyncTask::from_error(&e),
     }
 }
 
-/// The task object of this dialect.
+/// The task object of this dialect (submit, query and cancel answers; `GET /v1/task/{id}` adds
+/// the record fields).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = AsyncTask)]
+pub struct Task {
+    /// The task id.
+    pub task_id: String,
+    /// `waiting`, `in_progress`, `success`, `failure` or `cancelled`.
+    pub status: &'static str,
+    /// Unix seconds of submission.
+    pub created_at: f64,
+    /// Unix seconds it started.
+    pub started_at: Option<f64>,
+    /// Unix seconds it ended.
+    pub completed_at: Option<f64>,
+    /// 1-based position in the queue; 0 when running or finished.
+    pub queue_position: usize,
+    /// Estimated seconds until its diffusion ends.
+    pub eta_seconds: Option<f64>,
+    /// Progress.
+    pub progress: JobProgress,
+    /// The result, once it succeeded.
+    pub output: Option<TaskOutput>,
+    /// Why it failed.
+    pub error: Option<TaskError>,
+    /// Where to poll and cancel it.
+    pub urls: TaskUrls,
+    /// Cancel answers: a cancel was requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_requested: Option<bool>,
+    /// `GET /v1/task/{id}`: the request's fields as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    /// `GET /v1/task/{id}`: the parameters it runs with (reference names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// `GET /v1/task/{id}`: the result record (files with links, seeds, timings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// `GET /v1/task/{id}`: times a worker started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// `GET /v1/task/{id}`: Unix seconds its files expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<f64>,
+}
+
+/// A succeeded task's output.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskOutput {
+    /// The first file's download link.
+    pub file_url: Option<String>,
+    /// Every file's download link.
+    pub file_urls: Vec<String>,
+    /// The seeds used.
+    pub seeds: Option<Vec<u64>>,
+    /// Seconds of audio per file.
+    pub duration: f64,
+    /// True once the retention expired (the links answer 410).
+    pub expired: bool,
+}
+
+/// A failed task's error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskError {
+    /// A stable code (`generation_failed`, `interrupted`, ...).
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// A task's own endpoints.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskUrls {
+    /// `GET` it here.
+    pub get: String,
+    /// `POST` here to cancel it.
+    pub cancel: String,
+}
+
+/// `GET /v1/task/{id}/status`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskStatus {
+    /// The task id.
+    pub task_id: String,
+    /// As [`Task::status`].
+    pub status: &'static str,
+    /// 1-based position in the queue; 0 when running or finished.
+    pub queue_position: usize,
+    /// Estimated seconds until its diffusion ends.
+    pub eta_seconds: Option<f64>,
+    /// Overall completion, 0 to 100.
+    pub percent: f64,
+}
+
+/// `GET /v1/tasks/available-quota`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Quota {
+    /// Jobs the key may still queue.
+    pub available_quota: usize,
+    /// Queued + running jobs allowed per key.
+    pub total_quota: usize,
+    /// Queued + running jobs now.
+    pub used_quota: usize,
+}
+
+/// The dialect's error body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AsyncError {
+    /// The error.
+    pub error: AsyncErrorDetail,
+}
+
+/// See [`AsyncError`].
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AsyncErrorDetail {
+    /// `invalid_request`, `invalid_token`, `not_found`, `task_finished`, `quota_exceeded`,
+    /// `expired`, `payload_too_large`, `method_not_allowed`, `unavailable`, `internal_error`.
+    pub code: String,
+    /// What was wrong, naming the field and value.
+    pub message: String,
+    /// The same as `code`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Task {
+    /// The task object of `rec`.
+    pub fn of(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Self {
+        let base = state.base_url(headers);
+        let files = state.file_urls(headers, rec, "async_task");
+        let output = (rec.state == JobState::Succeeded).then(|| TaskOutput {
+            file_url: files.first().cloned(),
+            seeds: rec.result.as_ref().map(|r| r.seeds.clone()),
+            duration: rec.request.params.audio_duration,
+            expired: rec.result.as_ref().is_some_and(|r| r.expired),
+            file_urls: files,
+        });
+        Task {
+            task_id: rec.id.clone(),
+            status: status_word(rec.state),
+            created_at: rec.created_at,
+            started_at: rec.started_at,
+            completed_at: rec.finished_at,
+            queue_position: rec.queue_position,
+            eta_seconds: rec.eta_seconds,
+            progress: rec.progress,
+            output,
+            error: rec.error.as_ref().map(|e| TaskError {
+                code: e.code.clone(),
+                message: e.message.clone(),
+            }),
+            urls: TaskUrls {
+                get: format!("{base}/api/v1/task/{}", rec.id),
+                cancel: format!("{base}/api/v1/task/{}/cancel", rec.id),
+            },
+            cancel_requested: None,
+            request: None,
+            parameters: None,
+            result: None,
+            attempts: None,
+            expires_at: None,
+        }
+    }
+}
+
+/// The task object of `rec` as JSON (the end of its event stream).
 pub(crate) fn task_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
-    let base = state.base_url(headers);
-    let files = state.file_urls(headers, rec, "async_task");
-    let output = if rec.state == JobState::Succeeded {
-        json!({
-            "file_url": files.first(),
-            "file_urls": files,
-            "seeds": rec.result.as_ref().map(|r| r.seeds.clone()),
-            "duration": rec.request.params.audio_duration,
-            "expired": rec.result.as_ref().is_some_and(|r| r.expired),
-        })
-    } else {
-        Value::Null
-    };
-    json!({
-        "task_id": rec.id,
-        "status": status_word(rec.state),
-        "created_at": rec.created_at,
-        "started_at": rec.started_at,
-        "completed_at": rec.finished_at,
-        "queue_position": rec.queue_position,
-        "eta_seconds": rec.eta_seconds,
-        "progress": {
-            "stage": rec.progress.stage,
-            "step": rec.progress.step,
-            "total": rec.progress.total,
-            "percent": rec.progress.percent,
-        },
-        "output": output,
-        "error": rec.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
-        "urls": {
-            "get": format!("{base}/api/v1/task/{}", rec.id),
-            "cancel": format!("{base}/api/v1/task/{}/cancel", rec.id),
-        },
-    })
+    serde_json::to_value(Task::of(state, headers, rec)).unwrap_or_default()
 }
 
 /// `GET /api/v1/task/{id}`.
@@ -155,7 +291,7 @@ pub async fn query(
     state
         .job_for::<AsyncTask>(&headers, &id)
         .await
-        .map(|rec| Json(task_json(&state, &headers, &rec)).into_response())
+        .map(|rec| Json(Task::of(&state, &headers, &rec)).into_response())
         .unwrap_or_else(|resp| resp)
 }
 
@@ -171,9 +307,9 @@ pub async fn cancel(
     let target = id.clone();
     match state.blocking(move |s| s.jobs.cancel(&target)).await {
         Ok(rec) => {
-            let mut v = task_json(&state, &headers, &rec);
-            v["cancel_requested"] = json!(true);
-            Json(v).into_response()
+            let mut task = Task::of(&state, &headers, &rec);
+            task.cancel_requested = Some(true);
+            Json(task).into_response()
         }
         Err(e) => AsyncTask::from_error(&e),
     }
@@ -189,13 +325,13 @@ pub async fn status(
         .job_for::<AsyncTask>(&headers, &id)
         .await
         .map(|rec| {
-            Json(json!({
-                "task_id": rec.id,
-                "status": status_word(rec.state),
-                "queue_position": rec.queue_position,
-                "eta_seconds": rec.eta_seconds,
-                "percent": rec.progress.percent,
-            }))
+            Json(TaskStatus {
+                task_id: rec.id.clone(),
+                status: status_word(rec.state),
+                queue_position: rec.queue_position,
+                eta_seconds: rec.eta_seconds,
+                percent: rec.progress.percent,
+            })
             .into_response()
         })
         .unwrap_or_else(|resp| resp)
@@ -211,15 +347,15 @@ pub async fn record(
         .job_for::<AsyncTask>(&headers, &id)
         .await
         .map(|rec| {
-            let mut v = task_json(&state, &headers, &rec);
-            v["request"] = rec.request.metadata["request"].clone();
+            let mut task = Task::of(&state, &headers, &rec);
+            task.request = Some(rec.request.metadata["request"].clone());
             // No server paths: inputs by file name, outputs by their links.
             let public = rec.public_json(Some(&state.base_url(&headers)));
-            v["parameters"] = public["parameters"].clone();
-            v["result"] = public["result"].clone();
-            v["attempts"] = json!(rec.attempts);
-            v["expires_at"] = json!(rec.expires_at);
-            Json(v).into_response()
+            task.parameters = Some(public["parameters"].clone());
+            task.result = Some(public["result"].clone());
+            task.attempts = Some(rec.attempts);
+            task.expires_at = rec.expires_at;
+            Json(task).into_response()
         })
         .unwrap_or_else(|resp| resp)
 }
@@ -231,11 +367,11 @@ pub async fn quota(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         Err(resp) => return resp,
     };
     match state.blocking(move |s| s.jobs.quota(&owner)).await {
-        Ok(q) => Json(json!({
-            "available_quota": q.available,
-            "total_quota": q.limit,
-            "used_quota": q.active,
-        }))
+        Ok(q) => Json(Quota {
+            available_quota: q.available,
+            total_quota: q.limit,
+            used_quota: q.active,
+        })
         .into_response(),
         Err(e) => AsyncTask::from_error(&e),
     }

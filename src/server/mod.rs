@@ -28,6 +28,7 @@ pub mod acestep_api;
 pub mod async_task;
 pub mod events;
 mod form;
+pub mod openapi;
 pub mod producer;
 
 pub(crate) use crate::error::short;
@@ -593,6 +594,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

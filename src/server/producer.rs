@@ -13,7 +13,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::{form, iso8601, AppState, Class, Dialect};
 use crate::error::Error;
@@ -44,11 +46,14 @@ impl Dialect for Producer {
         };
         (
             status,
-            Json(json!({
-                "success": false,
-                "error": {"code": code, "message": message},
-                "trace_id": trace_id(),
-            })),
+            Json(ProducerError {
+                success: false,
+                error: ProducerErrorDetail {
+                    code: code.into(),
+                    message: message.into(),
+                },
+                trace_id: trace_id(),
+            }),
         )
             .into_response()
     }
@@ -57,13 +62,146 @@ impl Dialect for Producer {
 fn not_implemented(message: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
-        Json(json!({
-            "success": false,
-            "error": {"code": "api_not_implemented", "message": message},
-            "trace_id": trace_id(),
-        })),
+        Json(ProducerError {
+            success: false,
+            error: ProducerErrorDetail {
+                code: "api_not_implemented".into(),
+                message: message.into(),
+            },
+            trace_id: trace_id(),
+        }),
     )
         .into_response()
+}
+
+/// The dialect's error body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerError {
+    /// Always false.
+    pub success: bool,
+    /// The error.
+    pub error: ProducerErrorDetail,
+    /// This request's trace id.
+    pub trace_id: String,
+}
+
+/// See [`ProducerError`].
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerErrorDetail {
+    /// `token_mismatched`, `invalid_token`, `too_many_requests`, `payload_too_large`,
+    /// `api_not_implemented`, `api_error`.
+    pub code: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// An asynchronous `POST /producer/audios`' answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerAccepted {
+    /// Always true.
+    pub success: bool,
+    /// The task id.
+    pub task_id: String,
+    /// This request's trace id.
+    pub trace_id: String,
+}
+
+/// The `response` object: the task and one item per song (a synchronous
+/// `POST /producer/audios` answers it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerResponse {
+    /// Always true.
+    pub success: bool,
+    /// The task id.
+    pub task_id: String,
+    /// The submitting request's trace id.
+    pub trace_id: Value,
+    /// One item per song of the batch.
+    pub data: Vec<ProducerSong>,
+}
+
+/// One song of a task.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerSong {
+    /// The song id (stable per task and index).
+    pub id: String,
+    /// The title given, else the first lyric line.
+    pub title: String,
+    /// Always null (no cover art).
+    pub image_url: Option<String>,
+    /// The lyrics.
+    pub lyric: String,
+    /// The download link, once done.
+    pub audio_url: Option<String>,
+    /// Always null.
+    pub video_url: Option<String>,
+    /// Always null.
+    pub image_id: Option<String>,
+    /// Always null.
+    pub topic: Option<String>,
+    /// The seed, as text.
+    pub seed: Option<String>,
+    /// The prompt.
+    pub sound: String,
+    /// RFC 3339 time of submission.
+    pub created_at: String,
+    /// The model name.
+    pub model: String,
+    /// Progress as `NN%`.
+    pub progress: String,
+    /// `pending`, `running`, `succeeded`, `failed`, `cancelled`.
+    pub state: &'static str,
+    /// Seconds of audio, as text.
+    pub duration: String,
+}
+
+/// The task record (`POST /producer/tasks` `retrieve`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerRecord {
+    /// The task id without dashes.
+    #[serde(rename = "_id")]
+    pub raw_id: String,
+    /// The task id.
+    pub id: String,
+    /// Unix seconds of submission.
+    pub created_at: f64,
+    /// The request's fields as sent.
+    pub request: Value,
+    /// The submitting request's trace id.
+    pub trace_id: Value,
+    /// Always `audios`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The quota owner (a digest of the API key).
+    pub user_id: String,
+    /// As [`ProducerSong::state`].
+    pub state: &'static str,
+    /// The task and its songs.
+    pub response: ProducerResponse,
+    /// Seconds it ran, once ended.
+    pub duration: Option<f64>,
+    /// Unix seconds it ended.
+    pub finished_at: Option<f64>,
+    /// Why it failed.
+    pub error: Option<ProducerTaskError>,
+}
+
+/// A failed task's error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerTaskError {
+    /// A stable code.
+    pub code: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// `POST /producer/tasks` `retrieve_batch`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProducerBatch {
+    /// The records found, in the order asked.
+    pub items: Vec<ProducerRecord>,
+    /// How many.
+    pub count: usize,
 }
 
 /// The state word of a song item.
@@ -133,7 +271,12 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Err(e) => return Producer::from_error(&e),
     };
     if is_async {
-        return Json(json!({"success": true, "task_id": id, "trace_id": trace})).into_response();
+        return Json(ProducerAccepted {
+            success: true,
+            task_id: id,
+            trace_id: trace,
+        })
+        .into_response();
     }
     // Synchronous: wait for the job's end on the manager's event stream (on the blocking pool),
     // bounded by the configured timeout.
@@ -178,8 +321,8 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
     }
 }
 
-/// The `response` object: `success`, `task_id`, `trace_id`, `data[]` (one item per song).
-fn response_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+/// The `response` object of `rec`.
+fn response_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> ProducerResponse {
     let urls = state.file_urls(headers, rec, "producer");
     let meta = &rec.request.metadata;
     let req = &meta["request"];
@@ -193,40 +336,40 @@ fn response_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Valu
         .unwrap_or_else(|| state.config.model_name.clone());
     let job_uuid = uuid::Uuid::parse_str(&rec.id).unwrap_or_default();
     let n = rec.request.params.batch_size.max(1);
-    let data: Vec<Value> = (0..n)
+    let data = (0..n)
         .map(|i| {
             let file = rec.result.as_ref().and_then(|r| r.files.get(i));
             let seed = file
                 .map(|f| f.seed)
                 .or_else(|| rec.request.params.manual_seeds.get(i).copied());
-            json!({
-                "id": uuid::Uuid::new_v5(&job_uuid, i.to_string().as_bytes()).to_string(),
-                "title": title,
-                "image_url": null,
-                "lyric": rec.request.params.lyrics,
-                "audio_url": urls.get(i),
-                "video_url": null,
-                "image_id": null,
-                "topic": null,
-                "seed": seed.map(|s| s.to_string()),
-                "sound": rec.request.params.prompt,
-                "created_at": iso8601(rec.created_at),
-                "model": model,
-                "progress": format!("{:.0}%", rec.progress.percent),
-                "state": state_word(rec.state),
-                "duration": file
+            ProducerSong {
+                id: uuid::Uuid::new_v5(&job_uuid, i.to_string().as_bytes()).to_string(),
+                title: title.clone(),
+                image_url: None,
+                lyric: rec.request.params.lyrics.clone(),
+                audio_url: urls.get(i).cloned(),
+                video_url: None,
+                image_id: None,
+                topic: None,
+                seed: seed.map(|s| s.to_string()),
+                sound: rec.request.params.prompt.clone(),
+                created_at: iso8601(rec.created_at),
+                model: model.clone(),
+                progress: format!("{:.0}%", rec.progress.percent),
+                state: state_word(rec.state),
+                duration: file
                     .map(|f| f.duration_seconds)
                     .unwrap_or(rec.request.params.audio_duration)
                     .to_string(),
-            })
+            }
         })
         .collect();
-    json!({
-        "success": true,
-        "task_id": rec.id,
-        "trace_id": meta["trace_id"],
-        "data": data,
-    })
+    ProducerResponse {
+        success: true,
+        task_id: rec.id.clone(),
+        trace_id: meta["trace_id"].clone(),
+        data,
+    }
 }
 
 /// The first lyric line that is not a structure tag, else the prompt.
@@ -244,25 +387,33 @@ fn default_title(rec: &JobRecord) -> String {
 }
 
 /// The task record of the seed's shape.
-pub(crate) fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+fn record(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> ProducerRecord {
     let meta = &rec.request.metadata;
-    json!({
-        "_id": rec.id.replace('-', ""),
-        "id": rec.id,
-        "created_at": rec.created_at,
-        "request": meta["request"],
-        "trace_id": meta["trace_id"],
-        "type": "audios",
-        "user_id": rec.owner,
-        "state": state_word(rec.state),
-        "response": response_json(state, headers, rec),
-        "duration": match (rec.started_at, rec.finished_at) {
-            (Some(s), Some(f)) => json!(f - s),
-            _ => Value::Null,
+    ProducerRecord {
+        raw_id: rec.id.replace('-', ""),
+        id: rec.id.clone(),
+        created_at: rec.created_at,
+        request: meta["request"].clone(),
+        trace_id: meta["trace_id"].clone(),
+        kind: "audios",
+        user_id: rec.owner.clone(),
+        state: state_word(rec.state),
+        response: response_json(state, headers, rec),
+        duration: match (rec.started_at, rec.finished_at) {
+            (Some(s), Some(f)) => Some(f - s),
+            _ => None,
         },
-        "finished_at": rec.finished_at,
-        "error": rec.error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
-    })
+        finished_at: rec.finished_at,
+        error: rec.error.as_ref().map(|e| ProducerTaskError {
+            code: e.code.clone(),
+            message: e.message.clone(),
+        }),
+    }
+}
+
+/// The task record of `rec` as JSON (the end of its event stream).
+pub(crate) fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> Value {
+    serde_json::to_value(record(state, headers, rec)).unwrap_or_default()
 }
 
 /// Most ids one `retrieve_batch` may ask for.
@@ -288,7 +439,7 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
             };
             let who = owner.clone();
             match state.blocking(move |s| s.job_of(&id, &who)).await {
-                Ok(rec) => Json(record_json(&state, &headers, &rec)).into_response(),
+                Ok(rec) => Json(record(&state, &headers, &rec)).into_response(),
                 Err(e) => Producer::from_error(&e),
             }
         }
@@ -315,12 +466,13 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
             }
             match state.blocking(move |s| s.jobs.retrieve_batch(&ids)).await {
                 Ok(recs) => {
-                    let items: Vec<Value> = recs
+                    let items: Vec<ProducerRecord> = recs
                         .iter()
                         .filter(|r| state.config.api_keys.is_empty() || r.owner == owner)
-                        .map(|r| record_json(&state, &headers, r))
+                        .map(|r| record(&state, &headers, r))
                         .collect();
-                    Json(json!({"items": items, "count": items.len()})).into_response()
+                    let count = items.len();
+                    Json(ProducerBatch { items, count }).into_response()
                 }
                 Err(e) => Producer::from_error(&e),
             }
