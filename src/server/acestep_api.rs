@@ -48,6 +48,7 @@ impl Dialect for AceStepApi {
     fn error(class: Class, message: &str) -> Response {
         let body = AceError {
             detail: message.into(),
+            request_id: None,
         };
         (class.status(), Json(body)).into_response()
     }
@@ -58,6 +59,9 @@ impl Dialect for AceStepApi {
 pub struct AceError {
     /// What was wrong.
     pub detail: String,
+    /// The request's id (also the `x-request-id` header), added to every error answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// `POST /v1/music/generate`'s answer.

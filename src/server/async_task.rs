@@ -42,7 +42,14 @@ impl Dialect for AsyncTask {
             message: message.into(),
             kind: code.into(),
         };
-        (class.status(), Json(AsyncError { error })).into_response()
+        (
+            class.status(),
+            Json(AsyncError {
+                error,
+                request_id: None,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -222,6 +229,9 @@ pub struct Quota {
 pub struct AsyncError {
     /// The error.
     pub error: AsyncErrorDetail,
+    /// The request's id (also the `x-request-id` header), added to every error answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// See [`AsyncError`].

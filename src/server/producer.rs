@@ -53,6 +53,7 @@ impl Dialect for Producer {
                     message: message.into(),
                 },
                 trace_id: trace_id(),
+                request_id: None,
             }),
         )
             .into_response()
@@ -69,6 +70,7 @@ fn not_implemented(message: &str) -> Response {
                 message: message.into(),
             },
             trace_id: trace_id(),
+            request_id: None,
         }),
     )
         .into_response()
@@ -83,6 +85,9 @@ pub struct ProducerError {
     pub error: ProducerErrorDetail,
     /// This request's trace id.
     pub trace_id: String,
+    /// The request's id (also the `x-request-id` header), added to every error answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// See [`ProducerError`].
@@ -163,6 +168,13 @@ pub struct ProducerRecord {
     pub raw_id: String,
     /// The task id.
     pub id: String,
+    /// The API the task was made with (a stable UUID of `POST /producer/audios`; the hosted
+    /// service's API id).
+    pub api_id: String,
+    /// A stable UUID of this server's model (the hosted service's application id).
+    pub application_id: String,
+    /// A stable UUID of the API key that submitted it (never the key).
+    pub credential_id: String,
     /// Unix seconds of submission.
     pub created_at: f64,
     /// The request's fields as sent.
@@ -392,6 +404,15 @@ fn record(state: &AppState, headers: &HeaderMap, rec: &JobRecord) -> ProducerRec
     ProducerRecord {
         raw_id: rec.id.replace('-', ""),
         id: rec.id.clone(),
+        api_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"acestep:/producer/audios")
+            .to_string(),
+        application_id: uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            format!("acestep:model/{}", state.config.model_name).as_bytes(),
+        )
+        .to_string(),
+        credential_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, rec.owner.as_bytes())
+            .to_string(),
         created_at: rec.created_at,
         request: meta["request"].clone(),
         trace_id: meta["trace_id"].clone(),
