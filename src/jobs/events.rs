@@ -4,9 +4,14 @@
 //!
 //! Every event of a job has a sequence number (1, 2, ...) that grows by one per event; an event
 //! id, as sent to clients, is `<boot>.<seq>` where `boot` names this process's run, so that an id
-//! from before a restart is never taken for one of this run. A job keeps its last
-//! [`MAX_EVENTS_PER_JOB`] events; a finished job's feed is kept [`FINISHED_RETENTION`] after its
-//! end (at most [`MAX_FINISHED_FEEDS`] of them), then only its record tells how it ended.
+//! from before a restart is never taken for one of this run.
+//!
+//! Memory stays bounded by what is live: a new queue position replaces the job's previous one
+//! when nothing came between them (a job waiting behind 1000 others keeps one `queued` event,
+//! not 1000), a job keeps its last [`MAX_EVENTS_PER_JOB`] events, a finished job's progress
+//! events are folded into its last one [`COMPACT_AFTER`] after its end, and its feed is dropped
+//! [`FINISHED_RETENTION`] after its end (at most [`MAX_FINISHED_FEEDS`] kept), after which only
+//! its record tells how it ended.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +23,8 @@ pub const MAX_EVENTS_PER_JOB: usize = 4096;
 pub const FINISHED_RETENTION: Duration = Duration::from_secs(600);
 /// Finished jobs whose events are kept, at most.
 pub const MAX_FINISHED_FEEDS: usize = 10_000;
+/// How long after its end a finished job keeps every progress event (then only the last).
+pub const COMPACT_AFTER: Duration = Duration::from_secs(60);
 
 /// One event of a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +70,8 @@ struct Feeds {
     jobs: HashMap<String, Arc<JobFeed>>,
     /// Finished jobs in the order they finished.
     finished: VecDeque<(Instant, String)>,
+    /// Finished jobs whose progress events are not folded yet, in the order they finished.
+    to_compact: VecDeque<(Instant, String)>,
 }
 
 /// The live events of every job (see the module docs).
@@ -109,6 +118,7 @@ impl EventFeed {
             let mut feeds = lock(&self.feeds);
             if kind == "succeeded" || kind == "failed" || kind == "cancelled" {
                 feeds.finished.push_back((Instant::now(), id.to_string()));
+                feeds.to_compact.push_back((Instant::now(), id.to_string()));
                 Self::expire(&mut feeds);
             }
             feeds
@@ -119,6 +129,10 @@ impl EventFeed {
         };
         let mut events = lock(&feed.events);
         let seq = events.back().map_or(1, |e| e.seq + 1);
+        // A new queue position supersedes the previous one.
+        if kind == "queued" && events.back().is_some_and(|e| e.kind == "queued") {
+            events.pop_back();
+        }
         events.push_back(Arc::new(FeedEvent {
             seq,
             kind,
@@ -133,6 +147,28 @@ impl EventFeed {
 
     /// Forgets the feeds of jobs that finished too long ago (or too many ago).
     fn expire(feeds: &mut Feeds) {
+        Self::expire_with(feeds, COMPACT_AFTER)
+    }
+
+    /// [`EventFeed::expire`] folding the progress of jobs finished `compact_after` ago.
+    fn expire_with(feeds: &mut Feeds, compact_after: Duration) {
+        while let Some((at, _)) = feeds.to_compact.front() {
+            if at.elapsed() < compact_after {
+                break;
+            }
+            let Some((_, id)) = feeds.to_compact.pop_front() else {
+                break;
+            };
+            if let Some(feed) = feeds.jobs.get(&id) {
+                let mut events = lock(&feed.events);
+                let last = events.iter().rposition(|e| e.kind == "progress");
+                let mut i = 0;
+                events.retain(|e| {
+                    i += 1;
+                    e.kind != "progress" || Some(i - 1) == last
+                });
+            }
+        }
         while let Some((at, _)) = feeds.finished.front() {
             if at.elapsed() < FINISHED_RETENTION && feeds.finished.len() <= MAX_FINISHED_FEEDS {
                 break;
@@ -200,11 +236,12 @@ mod tests {
         feed.push("a", "running", serde_json::json!({}));
         let mut f = feed.follow("a", false).unwrap();
         let all = f.after(0);
+        // The second position replaced the first.
         assert_eq!(
             all.iter().map(|e| (e.seq, e.kind)).collect::<Vec<_>>(),
-            [(1, "queued"), (2, "queued"), (3, "running")]
+            [(2, "queued"), (3, "running")]
         );
-        assert_eq!(&*all[1].data, r#"{"queue_position":1}"#);
+        assert_eq!(&*all[0].data, r#"{"queue_position":1}"#);
         assert_eq!(f.after(2).len(), 1);
         assert!(f.after(3).is_empty());
         let id = feed.event_id(2);
@@ -213,6 +250,32 @@ mod tests {
         assert_eq!(feed.parse_event_id("junk"), None);
         feed.push("a", "succeeded", serde_json::json!({}));
         assert!(f.after(3)[0].is_terminal());
+    }
+
+    #[test]
+    fn finished_jobs_fold_their_progress() {
+        let feed = EventFeed::new();
+        feed.push("a", "queued", serde_json::json!({}));
+        feed.push("a", "running", serde_json::json!({}));
+        for _ in 0..5 {
+            feed.push("a", "progress", serde_json::json!({}));
+        }
+        feed.push("a", "decoding", serde_json::json!({}));
+        feed.push("a", "succeeded", serde_json::json!({}));
+        let mut f = feed.follow("a", false).unwrap();
+        assert_eq!(f.after(0).len(), 9);
+        EventFeed::expire_with(&mut lock(&feed.feeds), Duration::ZERO);
+        let kept: Vec<(u64, &str)> = f.after(0).iter().map(|e| (e.seq, e.kind)).collect();
+        assert_eq!(
+            kept,
+            [
+                (1, "queued"),
+                (2, "running"),
+                (7, "progress"),
+                (8, "decoding"),
+                (9, "succeeded")
+            ]
+        );
     }
 
     #[test]
