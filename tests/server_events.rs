@@ -376,6 +376,44 @@ fn event_streams_follow_each_job_in_every_dialect_and_resume() {
 }
 
 #[test]
+fn event_streams_end_when_the_server_stops() {
+    // A stop must not wait its whole grace (10 s) for open event streams.
+    let mut s = live(500, config(), |_| {});
+    let (status, v, _) = post(
+        &format!("{}/v1/async/music/generations", s.url),
+        KEY,
+        &json!({"prompt": "long", "duration": 1, "infer_steps": 100, "output_format": "wav"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let id = v["task_id"].as_str().unwrap().to_string();
+    let url = format!("{}/v1/jobs/{id}/events", s.url);
+    let reader = std::thread::spawn(move || {
+        let got = events(&url, Some(KEY), None, 1000);
+        (got, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let stopped = Instant::now();
+    s.stop.take().unwrap().send(()).unwrap();
+    let (got, ended) = reader.join().unwrap();
+    let took = ended.duration_since(stopped);
+    println!(
+        "the stream ended {took:?} after the stop, with {} events",
+        got.events.len()
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        got.events.iter().any(|e| e.event == "running"),
+        "{:?}",
+        got.events
+    );
+    // It ended without a terminal event: the job goes on (a client reconnects later).
+    assert!(got
+        .events
+        .iter()
+        .all(|e| !matches!(e.event.as_str(), "succeeded" | "failed" | "cancelled")));
+}
+
+#[test]
 fn a_job_without_kept_events_starts_with_its_state() {
     // A job queued before this run (recovered from the database) has no events yet: the stream
     // begins with its state now.

@@ -17,6 +17,7 @@
 //! event). A stream with no event for a while gets a keep-alive comment
 //! ([`super::ServerConfig::sse_keep_alive`]). A job the server has no events for (queued before
 //! a restart, or finished long ago) starts with its current state (an event with id `<run>.0`).
+//! When the server stops, open streams end at once (clients reconnect with `Last-Event-ID`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -47,6 +48,9 @@ struct Stream {
     /// The first event to send (the job's current state), when it has no feed.
     first: Option<Event>,
     done: bool,
+    /// True once the server stops: the stream ends (the client reconnects elsewhere or later
+    /// with `Last-Event-ID`).
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The current state of `rec` as one event (for a job without kept events).
@@ -107,10 +111,16 @@ impl Stream {
                     .data(data);
                 return Some((Ok(event), self));
             }
+            if *self.stopping.borrow() {
+                return None;
+            }
             let follower = self.follower.as_mut()?;
             self.pending = follower.after(self.last).into();
             if self.pending.is_empty() {
-                follower.changed().await;
+                tokio::select! {
+                    _ = follower.changed() => {}
+                    _ = self.stopping.wait_for(|s| *s) => return None,
+                }
             }
         }
     }
@@ -151,6 +161,7 @@ pub(crate) async fn stream<D: Dialect>(
         pending: VecDeque::new(),
         first,
         done,
+        stopping: state.stopping(),
     };
     let body = futures_util::stream::unfold(stream, Stream::next);
     let mut resp = Sse::new(body)

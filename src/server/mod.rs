@@ -174,6 +174,9 @@ pub struct AppState {
     /// The base URL of the listening socket (set by [`serve`]), for links when no
     /// `public_url` is configured.
     listen_url: std::sync::OnceLock<String>,
+    /// Set when [`serve`] begins its graceful stop: event streams end at once instead of holding
+    /// the stop for its whole grace.
+    stopping: tokio::sync::watch::Sender<bool>,
     /// Output files whose checksum was verified, with the size and modification time they had
     /// then (a file is read through again only when these change).
     verified: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::SystemTime)>>,
@@ -201,6 +204,7 @@ impl AppState {
             jobs,
             uploads,
             listen_url: std::sync::OnceLock::new(),
+            stopping: tokio::sync::watch::Sender::new(false),
             verified: Default::default(),
             requests: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             limiter: config.rate_limit.map(limiter),
@@ -255,6 +259,11 @@ impl AppState {
         headers: &HeaderMap,
     ) -> std::result::Result<String, Response> {
         self.owner(headers).ok_or_else(D::unauthorized)
+    }
+
+    /// A receiver that turns true when the server begins to stop.
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Runs `f` (job store reads and writes: SQLite) on the blocking pool, so that it never
@@ -885,7 +894,7 @@ pub async fn serve(
         .set(format!("http://{host}:{}", addr.port()));
     let header_timeout = state.config.header_timeout;
     let grace = state.config.shutdown_grace;
-    let app = router(state);
+    let app = router(state.clone());
     // HTTP/1.1 only: its header timer starts as soon as a connection is accepted, so an idle
     // or half-open connection is closed after `header_timeout` too.
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -917,6 +926,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    state.stopping.send_replace(true);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
