@@ -112,8 +112,47 @@ impl Default for HubOptions {
     }
 }
 
+/// A repository on the Hugging Face Hub.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HubRepo<'a> {
+    /// A model repository (`owner/name`).
+    Model(&'a str),
+    /// A Space (`owner/name`).
+    Space(&'a str),
+}
+
+/// The local path of `file` of `repo`: downloaded into the Hugging Face cache, or found there.
+#[cfg(feature = "hub")]
+pub(crate) fn hub_file(
+    opts: &HubOptions,
+    repo: HubRepo<'_>,
+    file: &str,
+) -> std::result::Result<PathBuf, String> {
+    let api = hub_api(opts)?;
+    let r = match repo {
+        HubRepo::Model(id) => api.model(id.to_string()),
+        HubRepo::Space(id) => api.repo(hf_hub::Repo::new(id.to_string(), hf_hub::RepoType::Space)),
+    };
+    r.get(file).map_err(|e| e.to_string())
+}
+
+/// Without the `hub` feature nothing is downloaded: files are given locally.
+#[cfg(not(feature = "hub"))]
+pub(crate) fn hub_file(
+    _opts: &HubOptions,
+    repo: HubRepo<'_>,
+    file: &str,
+) -> std::result::Result<PathBuf, String> {
+    let (HubRepo::Model(id) | HubRepo::Space(id)) = repo;
+    Err(format!(
+        "{file} of {id}: this build has no Hugging Face Hub access (cargo feature `hub`); give \
+         the files locally"
+    ))
+}
+
 /// A Hugging Face Hub client with `opts` (endpoint, cache, token, progress bars).
-pub(crate) fn hub_api(opts: &HubOptions) -> std::result::Result<hf_hub::api::sync::Api, String> {
+#[cfg(feature = "hub")]
+fn hub_api(opts: &HubOptions) -> std::result::Result<hf_hub::api::sync::Api, String> {
     let mut builder = hf_hub::api::sync::ApiBuilder::from_env()
         .with_progress(opts.progress)
         .with_token(opts.token.clone())
@@ -168,14 +207,12 @@ impl Checkpoint {
             file: file.to_string(),
             message,
         };
-        let repo = hub_api(opts)
-            .map_err(|e| hub_err("(client)", e))?
-            .model(repo_id.to_string());
+        let get = |file: &str| hub_file(opts, HubRepo::Model(repo_id), file);
         let mut root: Option<PathBuf> = None;
         for c in Component::ALL {
             for f in c.required_files() {
                 let rel = format!("{}/{}", c.folder(), f);
-                let path = match repo.get(&rel) {
+                let path = match get(&rel) {
                     Ok(p) => p,
                     // A quantized checkpoint (`acestep quantize`) holds `<stem>.gguf` instead of
                     // the DiT's and the text encoder's safetensors.
@@ -185,10 +222,9 @@ impl Checkpoint {
                             c.folder(),
                             std::path::Path::new(f).with_extension("gguf").display()
                         );
-                        repo.get(&gguf)
-                            .map_err(|_| hub_err(&rel, format!("{e} (nor {gguf})")))?
+                        get(&gguf).map_err(|_| hub_err(&rel, format!("{e} (nor {gguf})")))?
                     }
-                    Err(e) => return Err(hub_err(&rel, e.to_string())),
+                    Err(e) => return Err(hub_err(&rel, e)),
                 };
                 if root.is_none() {
                     // <snapshot>/<folder>/<file> -> <snapshot>

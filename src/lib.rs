@@ -44,12 +44,14 @@ pub mod dit;
 pub mod erg;
 pub mod error;
 pub mod guidance;
+#[cfg(feature = "server")]
 pub mod jobs;
 pub mod lora;
 pub mod lyrics;
 pub mod pipeline;
 pub mod quant;
 pub mod schedulers;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod testing;
 pub mod text_encoder;

@@ -198,17 +198,16 @@ impl LoraAdapter {
                 path: p,
             });
         }
-        let file = crate::checkpoint::hub_api(hub)
-            .and_then(|api| {
-                api.model(name_or_path.to_string())
-                    .get(LORA_WEIGHTS_FILE)
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|message| Error::Hub {
-                repo: name_or_path.to_string(),
-                file: LORA_WEIGHTS_FILE.into(),
-                message,
-            })?;
+        let file = crate::checkpoint::hub_file(
+            hub,
+            crate::checkpoint::HubRepo::Model(name_or_path),
+            LORA_WEIGHTS_FILE,
+        )
+        .map_err(|message| Error::Hub {
+            repo: name_or_path.to_string(),
+            file: LORA_WEIGHTS_FILE.into(),
+            message,
+        })?;
         let mut a = Self::from_path(&file)?;
         a.source = name_or_path.to_string();
         Ok(a)

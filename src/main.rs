@@ -53,6 +53,9 @@ fn pipeline_options(m: &ModelArgs) -> acestep::Result<acestep::pipeline::Pipelin
     })
 }
 
+// Parsed once per run: the variants' sizes do not matter (without the `server` feature the
+// largest one stands out).
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Encode a prompt with the UMT5 text encoder and print the shape and a checksum.
@@ -158,6 +161,7 @@ enum Command {
         checkpoint_dir: Option<PathBuf>,
     },
     /// Serve the three async-task API dialects over HTTP (job queue, persistence, downloads).
+    #[cfg(feature = "server")]
     Serve(ServeArgs),
     /// Write a quantized copy of a checkpoint (the DiT's and the text encoder's weights as GGUF
     /// in the same folder layout; `--checkpoint-dir OUT` then loads it).
@@ -331,6 +335,7 @@ impl EditArgs {
     }
 }
 
+#[cfg(feature = "server")]
 /// Options of `acestep serve`.
 #[derive(Args, Debug)]
 struct ServeArgs {
@@ -651,6 +656,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
             );
             Ok(())
         }
+        #[cfg(feature = "server")]
         Command::Serve(args) => serve(args),
         Command::Quantize {
             checkpoint_dir,
@@ -724,6 +730,7 @@ fn run(cli: Cli) -> acestep::Result<()> {
 }
 
 /// Runs `acestep serve`.
+#[cfg(feature = "server")]
 fn serve(args: ServeArgs) -> acestep::Result<()> {
     use std::sync::Arc;
     let ServeArgs {
@@ -849,6 +856,7 @@ fn serve(args: ServeArgs) -> acestep::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "server")]
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM: both stop the server gracefully.
 async fn stop_signal() {
     #[cfg(unix)]

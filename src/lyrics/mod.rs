@@ -260,13 +260,12 @@ pub fn download_vocab(opts: &crate::HubOptions) -> Result<PathBuf> {
              {VOCAB_ENV}=PATH, or <checkpoint>/lyric_tokenizer/vocab.json)"
         ),
     };
-    let api = crate::checkpoint::hub_api(opts).map_err(hub_err)?;
-    let repo = api.repo(hf_hub::Repo::new(
-        VOCAB_SPACE.to_string(),
-        hf_hub::RepoType::Space,
-    ));
-    repo.get(VOCAB_SPACE_FILE)
-        .map_err(|e| hub_err(e.to_string()))
+    crate::checkpoint::hub_file(
+        opts,
+        crate::checkpoint::HubRepo::Space(VOCAB_SPACE),
+        VOCAB_SPACE_FILE,
+    )
+    .map_err(hub_err)
 }
 
 /// The lyric vocab in the full lookup order: `explicit`, `$ACESTEP_LYRIC_VOCAB`,

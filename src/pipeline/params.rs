@@ -30,7 +30,8 @@ fn list_text(v: &[impl std::fmt::Debug]) -> String {
 }
 
 /// The task of a generation (the reference's `task`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     /// A new song from the prompt and lyrics.
@@ -109,7 +110,8 @@ impl std::str::FromStr for Task {
 /// Parameters of one generation, named and defaulted as the reference's
 /// `ACEStepPipeline.__call__`. Serialises to the reference's `input_params` JSON (the noise
 /// tensors are skipped); missing fields take the defaults.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct GenerationParams {
     /// Output container: wav, flac, mp3 (wav16 for 16-bit wav).

@@ -117,7 +117,8 @@ impl Schedule {
 }
 
 /// Which scheduler (`scheduler_type` in the reference).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerType {
     /// `FlowMatchEulerDiscreteScheduler` (the default).
