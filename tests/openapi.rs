@@ -10,12 +10,9 @@ use std::time::{Duration, Instant};
 
 use acestep::jobs::{JobManager, ManagerConfig};
 use acestep::server::{router, AppState, BodyLimits, ServerConfig};
-use axum::body::Body;
-use axum::http::Request;
 use axum::Router;
 use common::Fake;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const KEY: &str = "openapi-key";
 
@@ -36,45 +33,10 @@ fn config() -> ServerConfig {
     }
 }
 
-struct Reply {
-    status: u16,
-    ctype: String,
-    body: Vec<u8>,
-}
+use common::Answer as Reply;
 
 async fn call(app: &Router, method: &str, uri: &str, key: bool, body: Option<Value>) -> Reply {
-    let mut b = Request::builder().method(method).uri(uri);
-    if key {
-        b = b.header("authorization", format!("Bearer {KEY}"));
-    }
-    let body = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            Body::from(serde_json::to_vec(&v).unwrap())
-        }
-        None => Body::empty(),
-    };
-    let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
-    let status = resp.status().as_u16();
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Reply {
-        status,
-        ctype,
-        body,
-    }
+    common::request(app, method, uri, key.then_some(KEY), body).await
 }
 
 /// Validates answers against the document and records which (path, method, status) were seen.

@@ -13,12 +13,9 @@ use std::time::{Duration, Instant};
 
 use acestep::jobs::{JobManager, ManagerConfig};
 use acestep::server::{router, AppState, ServerConfig};
-use axum::body::Body;
-use axum::http::Request;
 use axum::Router;
 use common::Fake;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const KEY: &str = "seed-key";
 
@@ -131,22 +128,8 @@ fn check(name: &str, example: &Value, ours: &Value, allowed_extra: &[&str]) {
 }
 
 async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> Value {
-    let mut b = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {KEY}"));
-    let body = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            Body::from(serde_json::to_vec(&v).unwrap())
-        }
-        None => Body::empty(),
-    };
-    let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    let answer = common::request(app, method, uri, Some(KEY), body).await;
+    serde_json::from_slice(&answer.body).unwrap()
 }
 
 async fn until(app: &Router, uri: &str, field: &str, done: &[&str]) -> Value {

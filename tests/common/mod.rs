@@ -259,3 +259,54 @@ pub fn spawn_serve(args: &[&str], data: &Path) -> Served {
     };
     Served { child, url, stderr }
 }
+
+/// An answer of the in-process router: status, content type (without parameters), body.
+pub struct Answer {
+    pub status: u16,
+    pub ctype: String,
+    pub body: Vec<u8>,
+}
+
+/// Sends `method uri` to `app` with `Authorization: Bearer <key>` when given and `json` as an
+/// `application/json` body when given.
+pub async fn request(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    json: Option<serde_json::Value>,
+) -> Answer {
+    use tower::ServiceExt;
+    let mut b = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        b = b.header("authorization", format!("Bearer {k}"));
+    }
+    let body = match json {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            axum::body::Body::from(serde_json::to_vec(&v).unwrap())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Answer {
+        status,
+        ctype,
+        body,
+    }
+}
