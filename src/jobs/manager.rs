@@ -599,11 +599,20 @@ impl Shared {
     /// Sends a `queued` event with its new position to every queued job from index `from` on
     /// (called under the state lock when the queue changed there).
     fn queue_moved(&self, st: &State, from: usize) {
+        // One pass: the running jobs' time left once, the queued work ahead as a running sum.
+        let spu = st.seconds_per_unit(self.config.initial_seconds_per_step);
+        let secs = |q: &Queued, spu: f64| q.steps as f64 * q.cost * spu;
+        let running_left = spu.map(|spu| self.running_left(st, spu));
+        let mut ahead = spu.map_or(0.0, |spu| {
+            st.queue.iter().take(from).map(|q| secs(q, spu)).sum()
+        });
         for (i, q) in st.queue.iter().enumerate().skip(from) {
-            let mut rec_eta = None;
-            if let Some(spu) = st.seconds_per_unit(self.config.initial_seconds_per_step) {
-                rec_eta = Some(self.queued_eta(st, i, spu));
-            }
+            let eta = spu.zip(running_left).map(|(spu, left)| {
+                let own = secs(q, spu);
+                let eta = self.eta_in_queue(st.running.len(), i, left, ahead, own);
+                ahead += own;
+                eta
+            });
             self.feed.push(
                 &q.id,
                 "queued",
@@ -611,7 +620,7 @@ impl Shared {
                     "id": q.id,
                     "state": JobState::Queued,
                     "queue_position": i + 1,
-                    "eta_seconds": rec_eta,
+                    "eta_seconds": eta,
                 }),
             );
         }
@@ -626,23 +635,32 @@ impl Shared {
 
     /// Estimated seconds until the job at queue index `pos` ends its diffusion.
     fn queued_eta(&self, st: &State, pos: usize, spu: f64) -> f64 {
-        let own = &st.queue[pos];
-        let own_secs = own.steps as f64 * own.cost * spu;
+        let secs = |q: &Queued| q.steps as f64 * q.cost * spu;
+        let ahead: f64 = st.queue.iter().take(pos).map(secs).sum();
+        let left = self.running_left(st, spu);
+        self.eta_in_queue(st.running.len(), pos, left, ahead, secs(&st.queue[pos]))
+    }
+
+    /// Seconds of diffusion the running jobs have left, all together.
+    fn running_left(&self, st: &State, spu: f64) -> f64 {
+        st.running.values().map(|r| Self::running_eta(r, spu)).sum()
+    }
+
+    /// The ETA of the job at queue index `pos` (`own` seconds of work) behind `running` jobs
+    /// with `running_left` seconds left and `ahead` seconds of queued work before it.
+    fn eta_in_queue(
+        &self,
+        running: usize,
+        pos: usize,
+        running_left: f64,
+        ahead: f64,
+        own: f64,
+    ) -> f64 {
         let workers = self.config.workers;
-        if st.running.len() + pos < workers {
-            return own_secs;
+        if running + pos < workers {
+            return own;
         }
-        let ahead: f64 = st
-            .running
-            .values()
-            .map(|r| Self::running_eta(r, spu))
-            .sum::<f64>()
-            + st.queue
-                .iter()
-                .take(pos)
-                .map(|q| q.steps as f64 * q.cost * spu)
-                .sum::<f64>();
-        ahead / workers as f64 + own_secs
+        (running_left + ahead) / workers as f64 + own
     }
 
     /// Sends the terminal record to the job's webhook (when its filter has `completed`).

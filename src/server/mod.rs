@@ -321,21 +321,7 @@ impl AppState {
         &self,
         req: Request,
     ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
-        let owner = self.authorize::<D>(req.headers())?;
-        if let Err(e) = self.admit(&owner) {
-            let mut resp = D::from_error(&e);
-            if let Error::RateLimited {
-                retry_after_secs, ..
-            } = e
-            {
-                resp.headers_mut().insert(
-                    axum::http::header::RETRY_AFTER,
-                    axum::http::HeaderValue::from(retry_after_secs),
-                );
-            }
-            return Err(resp);
-        }
-        self.read_request::<D>(req).await
+        self.read::<D>(req, true).await
     }
 
     /// The headers, owner and body fields of an authorised request, or `D`'s error.
@@ -345,8 +331,20 @@ impl AppState {
         &self,
         req: Request,
     ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
+        self.read::<D>(req, false).await
+    }
+
+    #[allow(clippy::result_large_err)]
+    async fn read<D: Dialect>(
+        &self,
+        req: Request,
+        submission: bool,
+    ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
         let headers = req.headers().clone();
         let owner = self.authorize::<D>(&headers)?;
+        if submission {
+            self.admit(&owner).map_err(|e| D::from_error(&e))?;
+        }
         let fields = form::read(req, &self.uploads, self.config.limits)
             .await
             .map_err(|e| D::from_error(&e))?;
@@ -559,9 +557,19 @@ pub(crate) trait Dialect {
     /// The response for `class` with `message`.
     fn error(class: Class, message: &str) -> Response;
 
-    /// The response for a crate error.
+    /// The response for a crate error (a rate limit's with `Retry-After`).
     fn from_error(e: &Error) -> Response {
-        Self::error(Class::of(e), &e.to_string())
+        let mut resp = Self::error(Class::of(e), &e.to_string());
+        if let Error::RateLimited {
+            retry_after_secs, ..
+        } = e
+        {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_secs),
+            );
+        }
+        resp
     }
 
     /// 401 for a missing or wrong key.
