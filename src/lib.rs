@@ -58,7 +58,11 @@ pub mod text_encoder;
 pub mod vocoder;
 pub mod weights;
 
+pub use audio::Audio;
 pub use checkpoint::{Checkpoint, Component, HubOptions, DEFAULT_REPO_ID};
 pub use erg::QueryScale;
 pub use error::{Error, Result};
+pub use pipeline::{
+    Control, GeneratedAudio, GenerationParams, Latents, Pipeline, PipelineOptions, Progress, Task,
+};
 pub use text_encoder::{TextEmbeddings, TextEncoder};

@@ -14,13 +14,13 @@
 //!
 //! ```no_run
 //! use acestep::quant::{quantize_checkpoint, Quantization};
-//! use acestep::pipeline::{Pipeline, PipelineOptions};
-//! use acestep::Checkpoint;
-//! use candle_core::{DType, Device};
+//! use acestep::{Checkpoint, Pipeline, PipelineOptions};
 //! let src = Checkpoint::from_dir("/models/ACE-Step-v1-3.5B")?;
 //! quantize_checkpoint(&src, Quantization::Q8_0, "/models/ACE-Step-v1-3.5B-q8_0".as_ref())?;
 //! let q8 = Checkpoint::from_dir("/models/ACE-Step-v1-3.5B-q8_0")?;
-//! let pipe = Pipeline::load_with(&q8, &Device::Cpu, DType::F32, &PipelineOptions::default())?;
+//! let pipe = Pipeline::load(&q8, &PipelineOptions::default())?;
+//! // Or quantize a float checkpoint as it loads:
+//! let pipe = Pipeline::load(&src, &PipelineOptions { quantize: Some(Quantization::Q8_0), ..Default::default() })?;
 //! # Ok::<(), acestep::Error>(())
 //! ```
 

@@ -463,3 +463,33 @@ fn generate_runs_the_editing_tasks_and_lora() {
     .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.wav"));
 }
+
+#[test]
+fn generate_flags_merge_over_params_and_unset_flags_keep_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("song.wav");
+    // `--params` sets the steps, duration and scheduler; the flags given override the seed and
+    // guidance only: the others keep the JSON's values, not a flag default.
+    let _ = run_ok(
+        acestep()
+            .args(["generate", "--prompt", "pop", "--seed", "7"])
+            .args(["--guidance-scale", "4", "--device", "cpu", "--params"])
+            .arg(r#"{"infer_step": 3, "audio_duration": 1.0, "scheduler_type": "heun", "manual_seeds": "1", "omega_scale": 5}"#)
+            .arg("-o")
+            .arg(&output)
+            .arg("--checkpoint-dir")
+            .arg(tiny()),
+    );
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("song.json")).unwrap())
+            .unwrap();
+    assert_eq!(side["infer_step"], 3);
+    assert_eq!(side["audio_duration"], 1.0);
+    assert_eq!(side["scheduler_type"], "heun");
+    assert_eq!(side["omega_scale"], 5.0);
+    assert_eq!(side["guidance_scale"], 4.0);
+    assert_eq!(side["manual_seeds"], serde_json::json!([7]));
+    // Unset everywhere: the reference's defaults, from `GenerationParams::default()`.
+    assert_eq!(side["cfg_type"], "apg");
+    assert_eq!(side["guidance_interval"], 0.5);
+}

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use acestep::pipeline::{Control, GenerationParams, Pipeline, Progress, Task};
+use acestep::pipeline::{Control, GenerationParams, Latents, Pipeline, Progress, Task};
 use acestep::Checkpoint;
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -18,8 +18,7 @@ fn pipe() -> &'static Pipeline {
     P.get_or_init(|| {
         Pipeline::load(
             &Checkpoint::from_dir(fixtures().join("tiny")).unwrap(),
-            &Device::Cpu,
-            DType::F32,
+            &Default::default(),
         )
         .unwrap()
     })
@@ -29,9 +28,7 @@ fn pipe() -> &'static Pipeline {
 fn source_wav() -> &'static PathBuf {
     static S: OnceLock<PathBuf> = OnceLock::new();
     S.get_or_init(|| {
-        let songs = pipe()
-            .generate(&base(), &mut |_| Control::Continue)
-            .unwrap();
+        let songs = pipe().generate(&base()).unwrap();
         let dir = std::env::temp_dir().join(format!("acestep-editing-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         acestep::audio::write(dir.join("src.wav"), &songs[0].audio, None).unwrap()
@@ -59,7 +56,12 @@ fn with_src(task: Task) -> GenerationParams {
 
 fn latents(p: &GenerationParams) -> (Tensor, usize) {
     let mut steps = 0;
-    let (l, seeds, retake) = pipe()
+    let Latents {
+        latents: l,
+        seeds,
+        retake_seeds: retake,
+        ..
+    } = pipe()
         .generate_latents(p, &mut |e| {
             if matches!(e, Progress::Step(_)) {
                 steps += 1;
@@ -181,7 +183,7 @@ fn audio2audio_and_edit_run_from_audio_files() {
     assert_eq!(steps, 6);
     assert!(flat(&out).iter().all(|x| x.is_finite()));
     // The songs decode, and the sidecar records the task and retake seed.
-    let songs = pipe().generate(&edit, &mut |_| Control::Continue).unwrap();
+    let songs = pipe().generate(&edit).unwrap();
     assert_eq!(songs[0].retake_seed, Some(9));
     let dir = source_wav().parent().unwrap().join("edit");
     std::fs::create_dir_all(&dir).unwrap();

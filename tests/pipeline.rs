@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use acestep::pipeline::{Control, GenerationParams, Pipeline, Progress, OUTPUT_SAMPLE_RATE};
+use acestep::pipeline::{
+    Control, GenerationParams, Latents, Pipeline, PipelineOptions, Progress, OUTPUT_SAMPLE_RATE,
+};
 use acestep::Checkpoint;
 use candle_core::{DType, Device, Tensor};
 
@@ -11,12 +13,7 @@ fn pipe() -> &'static Pipeline {
     static P: OnceLock<Pipeline> = OnceLock::new();
     P.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
-        Pipeline::load(
-            &Checkpoint::from_dir(dir).unwrap(),
-            &Device::Cpu,
-            DType::F32,
-        )
-        .unwrap()
+        Pipeline::load(&Checkpoint::from_dir(dir).unwrap(), &Default::default()).unwrap()
     })
 }
 
@@ -46,7 +43,7 @@ fn params() -> GenerationParams {
 fn generates_a_batch_with_progress_and_seeds() {
     let mut events = Vec::new();
     let songs = pipe()
-        .generate(&params(), &mut |p| {
+        .generate_with_progress(&params(), &mut |p| {
             events.push(p);
             Control::Continue
         })
@@ -86,17 +83,19 @@ fn same_seed_same_latents_and_init_noise_replays() {
     let mut p = params();
     p.batch_size = 1;
     p.manual_seeds = vec![5];
-    let (a, seeds, _) = pipe()
+    let Latents {
+        latents: a, seeds, ..
+    } = pipe()
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
-    let (b, _, _) = pipe()
+    let Latents { latents: b, .. } = pipe()
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
     assert_eq!(seeds, vec![5]);
     assert_eq!(max_abs_diff(&a, &b), 0.0);
     // The seeded noise, passed explicitly, gives the same run.
     p.init_noise = Some(acestep::pipeline::seeded_noise(5, 12, &Device::Cpu).unwrap());
-    let (c, _, _) = pipe()
+    let Latents { latents: c, .. } = pipe()
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
     assert_eq!(max_abs_diff(&a, &c), 0.0);
@@ -112,19 +111,16 @@ fn same_seed_same_latents_and_init_noise_replays() {
 #[test]
 fn bad_parameters_and_cancellation_are_errors() {
     let e = pipe()
-        .generate(
-            &GenerationParams {
-                audio_duration: 300.0,
-                ..params()
-            },
-            &mut |_| Control::Continue,
-        )
+        .generate(&GenerationParams {
+            audio_duration: 300.0,
+            ..params()
+        })
         .unwrap_err()
         .to_string();
     assert!(e.contains("audio_duration") && e.contains("240"), "{e}");
     let mut n = 0;
     let e = pipe()
-        .generate(&params(), &mut |p| {
+        .generate_with_progress(&params(), &mut |p| {
             if matches!(p, Progress::Step(_)) {
                 n += 1;
             }
@@ -157,24 +153,30 @@ fn generates_in_f16_and_refuses_bf16_on_the_cpu() {
             &mut |_| Control::Continue,
         )
         .unwrap()
-        .0;
-    let e = Pipeline::load(&ckpt, &Device::Cpu, DType::BF16)
+        .latents;
+    let bf16 = PipelineOptions {
+        dtype: Some(DType::BF16),
+        ..Default::default()
+    };
+    let e = Pipeline::load(&ckpt, &bf16)
         .err()
         .expect("bf16 on cpu")
         .to_string();
     assert!(e.contains("bf16") && e.contains("cuda"), "{e}");
     {
         let dtype = DType::F16;
-        let p = Pipeline::load(&ckpt, &Device::Cpu, dtype).unwrap();
+        let opts = PipelineOptions {
+            device: Device::Cpu,
+            dtype: Some(dtype),
+            ..Default::default()
+        };
+        let p = Pipeline::load(&ckpt, &opts).unwrap();
         let songs = p
-            .generate(
-                &GenerationParams {
-                    batch_size: 1,
-                    manual_seeds: vec![3],
-                    ..params()
-                },
-                &mut |_| Control::Continue,
-            )
+            .generate(&GenerationParams {
+                batch_size: 1,
+                manual_seeds: vec![3],
+                ..params()
+            })
             .unwrap();
         let s = &songs[0];
         assert_eq!(s.audio.channels.len(), 2);
@@ -196,14 +198,11 @@ fn pipe_with_lyrics() -> &'static Pipeline {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
         let vocab =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/vocab.json");
-        Pipeline::load(
-            &Checkpoint::from_dir(dir).unwrap(),
-            &Device::Cpu,
-            DType::F32,
-        )
-        .unwrap()
-        .with_lyric_vocab(&vocab)
-        .unwrap()
+        let opts = PipelineOptions {
+            lyric_vocab: Some(vocab),
+            ..Default::default()
+        };
+        Pipeline::load(&Checkpoint::from_dir(dir).unwrap(), &opts).unwrap()
     })
 }
 
@@ -232,14 +231,16 @@ fn lyrics_condition_the_generation() {
         ids,
         vec![261, 259, 100, 2, 59, 18, 2, 2, 259, 28, 21, 2, 28, 21, 2]
     );
-    let (with, _, _) = pipe
+    let Latents { latents: with, .. } = pipe
         .generate_latents(&p, &mut |_| Control::Continue)
         .unwrap();
     let none = GenerationParams {
         lyrics: String::new(),
         ..p.clone()
     };
-    let (without, _, _) = pipe
+    let Latents {
+        latents: without, ..
+    } = pipe
         .generate_latents(&none, &mut |_| Control::Continue)
         .unwrap();
     assert!(

@@ -98,13 +98,13 @@ fn latents(pipe: &Pipeline, lora: Option<&str>) -> Tensor {
     };
     pipe.generate_latents(&params, &mut |_| Control::Continue)
         .unwrap()
-        .0
+        .latents
 }
 
 #[test]
 fn pipeline_latents_error_gguf_round_trip_and_lora() {
     let ckpt = Checkpoint::from_dir(fixtures().join("tiny")).unwrap();
-    let f32_pipe = Pipeline::load(&ckpt, &Device::Cpu, DType::F32).unwrap();
+    let f32_pipe = Pipeline::load(&ckpt, &Default::default()).unwrap();
     let want = latents(&f32_pipe, None);
     let lora = fixtures().join("lora/tiny_lora");
     let lora = lora.to_str().unwrap();
@@ -114,7 +114,7 @@ fn pipeline_latents_error_gguf_round_trip_and_lora() {
             quantize: Some(q),
             ..Default::default()
         };
-        let pipe = Pipeline::load_with(&ckpt, &Device::Cpu, DType::F32, &opts).unwrap();
+        let pipe = Pipeline::load(&ckpt, &opts).unwrap();
         let got = latents(&pipe, None);
         let (rel, max) = errors(&got, &want);
         println!("tiny text2music latents {q}: relative error {rel:.3e}, max abs {max:.3e}");
@@ -157,21 +157,17 @@ fn pipeline_latents_error_gguf_round_trip_and_lora() {
     );
     let qckpt = Checkpoint::from_dir(&qdir).unwrap();
     qckpt.validate().unwrap();
-    let stored = Pipeline::load(&qckpt, &Device::Cpu, DType::F32).unwrap();
-    let stored_offload = Pipeline::load_with(
+    let stored = Pipeline::load(&qckpt, &Default::default()).unwrap();
+    let stored_offload = Pipeline::load(
         &qckpt,
-        &Device::Cpu,
-        DType::F32,
         &PipelineOptions {
             offload: true,
             ..Default::default()
         },
     )
     .unwrap();
-    let at_load = Pipeline::load_with(
+    let at_load = Pipeline::load(
         &ckpt,
-        &Device::Cpu,
-        DType::F32,
         &PipelineOptions {
             quantize: Some(Quantization::Q8_0),
             ..Default::default()
@@ -210,21 +206,20 @@ fn quantization_names_parse() {
 #[test]
 fn offload_gives_the_same_songs_and_holds_nothing_between_them() {
     let ckpt = Checkpoint::from_dir(fixtures().join("tiny")).unwrap();
-    let resident = Pipeline::load(&ckpt, &Device::Cpu, DType::F32).unwrap();
+    let resident = Pipeline::load(&ckpt, &Default::default()).unwrap();
     assert_eq!(resident.resident_models(), ["text_encoder", "dit", "dcae"]);
     for quantize in [None, Some(Quantization::Q4K)] {
         let opts = PipelineOptions {
             quantize,
             offload: true,
+            ..Default::default()
         };
-        let offload = Pipeline::load_with(&ckpt, &Device::Cpu, DType::F32, &opts).unwrap();
+        let offload = Pipeline::load(&ckpt, &opts).unwrap();
         assert!(offload.resident_models().is_empty());
         let base = match quantize {
             None => &resident,
-            Some(_) => &Pipeline::load_with(
+            Some(_) => &Pipeline::load(
                 &ckpt,
-                &Device::Cpu,
-                DType::F32,
                 &PipelineOptions {
                     quantize,
                     ..Default::default()
@@ -245,10 +240,8 @@ fn offload_gives_the_same_songs_and_holds_nothing_between_them() {
             manual_seeds: vec![5],
             ..Default::default()
         };
-        let a = offload
-            .generate(&params, &mut |_| Control::Continue)
-            .unwrap();
-        let b = base.generate(&params, &mut |_| Control::Continue).unwrap();
+        let a = offload.generate(&params).unwrap();
+        let b = base.generate(&params).unwrap();
         assert_eq!(a[0].audio.channels, b[0].audio.channels);
         assert!(offload.resident_models().is_empty());
     }

@@ -260,7 +260,7 @@ impl Generator for PipelineGenerator {
     ) -> Result<GenerationOutput> {
         let total = self.diffusion_steps(params);
         let t0 = std::time::Instant::now();
-        let songs = self.pipeline.generate(params, &mut |p| {
+        let songs = self.pipeline.generate_with_progress(params, &mut |p| {
             progress(match p {
                 Progress::Encoding => JobProgress::encoding(total),
                 Progress::Step(s) => JobProgress::diffusion(s.step, s.total),

@@ -17,12 +17,10 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use acestep::jobs::{JobManager, JobRequest, ManagerConfig, PipelineGenerator};
-//! use acestep::pipeline::{GenerationParams, Pipeline};
-//! use acestep::Checkpoint;
-//! use candle_core::{DType, Device};
+//! use acestep::{Checkpoint, GenerationParams, Pipeline};
 //!
 //! let ckpt = Checkpoint::from_dir("/models/ACE-Step-v1-3.5B")?;
-//! let generator = PipelineGenerator::new(Pipeline::load(&ckpt, &Device::Cpu, DType::F32)?);
+//! let generator = PipelineGenerator::new(Pipeline::load(&ckpt, &Default::default())?);
 //! let jobs = JobManager::open(ManagerConfig::new("/var/lib/acestep"), Arc::new(generator))?;
 //! let request = JobRequest {
 //!     params: GenerationParams { prompt: "ambient, pads".into(), audio_duration: 20.0, ..Default::default() },

@@ -86,26 +86,33 @@ pub struct GeneratedAudio {
 /// The text2music pipeline: UMT5 text encoder, DiT, DCAE and vocoder, loaded once.
 ///
 /// ```no_run
-/// use acestep::pipeline::{Control, GenerationParams, Pipeline, Progress};
-/// use acestep::{audio, Checkpoint};
-/// use candle_core::{DType, Device};
+/// use acestep::{audio, Checkpoint, GenerationParams, Pipeline, PipelineOptions};
 ///
 /// let ckpt = Checkpoint::from_dir("/models/ACE-Step-v1-3.5B")?;
-/// let pipe = Pipeline::load(&ckpt, &Device::Cpu, DType::F32)?;
+/// let pipe = Pipeline::load(&ckpt, &PipelineOptions::default())?; // CPU, f32
 /// let params = GenerationParams {
 ///     prompt: "funk, groovy bass, 110 bpm".into(),
 ///     audio_duration: 30.0,
 ///     manual_seeds: vec![42],
 ///     ..Default::default()
 /// };
-/// let songs = pipe.generate(&params, &mut |p| {
+/// let songs = pipe.generate(&params)?;
+/// audio::write("song.wav", &songs[0].audio, None)?;
+/// # Ok::<(), acestep::Error>(())
+/// ```
+///
+/// With progress and cancellation, [`Pipeline::generate_with_progress`]:
+///
+/// ```no_run
+/// # use acestep::{Control, GenerationParams, Pipeline, Progress};
+/// # fn f(pipe: &Pipeline, params: &GenerationParams) -> acestep::Result<()> {
+/// let songs = pipe.generate_with_progress(params, &mut |p| {
 ///     if let Progress::Step(s) = p {
 ///         eprintln!("{}/{}", s.step, s.total);
 ///     }
 ///     Control::Continue
 /// })?;
-/// audio::write("song.wav", &songs[0].audio, None)?;
-/// # Ok::<(), acestep::Error>(())
+/// # Ok(()) }
 /// ```
 pub struct Pipeline {
     text: Resident<TextEncoder>,
@@ -120,6 +127,7 @@ pub struct Pipeline {
     checkpoint_root: std::path::PathBuf,
     lyric_tokenizer: std::sync::Mutex<Option<std::sync::Arc<LyricTokenizer>>>,
     ja_dict: Option<std::path::PathBuf>,
+    hub: crate::HubOptions,
 }
 
 /// Whether a model slot holds a model.
@@ -248,9 +256,21 @@ fn normal(rng: &mut impl Rng, shape: &Shape, device: &Device) -> Result<Tensor> 
     Ok(Tensor::from_vec(v, shape, device)?)
 }
 
-/// How [`Pipeline::load_with`] loads the models.
-#[derive(Debug, Clone, Default)]
+/// How [`Pipeline::load`] loads the models: the device and dtype, quantization, offload, and
+/// where the lyric vocab, the Japanese dictionary and hub downloads come from.
+///
+/// ```
+/// use acestep::PipelineOptions;
+/// let opts = PipelineOptions { offload: true, ..Default::default() }; // CPU, f32
+/// assert_eq!(opts.dtype(), candle_core::DType::F32);
+/// ```
+#[derive(Debug, Clone)]
 pub struct PipelineOptions {
+    /// The device every model runs on (default: the CPU; see [`crate::device::default_device`]).
+    pub device: Device,
+    /// The weights' and activations' dtype; None: [`crate::device::default_dtype`] of the device
+    /// (bf16 on a GPU, f32 on the CPU).
+    pub dtype: Option<DType>,
     /// Quantize the DiT's and the text encoder's linear layers and embedding as they load from a
     /// float checkpoint (a quantized checkpoint, see [`crate::quant`], is read as stored
     /// whatever this says).
@@ -259,21 +279,56 @@ pub struct PipelineOptions {
     /// audio, then the DiT, then DCAE + vocoder), as the reference's `cpu_offload`: the peak is
     /// the largest model instead of all of them, for a reload of each per generation.
     pub offload: bool,
+    /// The lyric vocab.json; None: looked up on first use with lyrics
+    /// ([`crate::lyrics::find_vocab`]: `$ACESTEP_LYRIC_VOCAB`,
+    /// `<checkpoint>/lyric_tokenizer/vocab.json`, then a download from the ACE-Step Space).
+    pub lyric_vocab: Option<std::path::PathBuf>,
+    /// The UniDic dictionary folder (unidic-lite 1.0.8's `dicdir`) for Japanese lyric lines;
+    /// None: `$ACESTEP_JA_DICT`, else fetched on first use ([`crate::lyrics::japanese`]).
+    pub ja_dict: Option<std::path::PathBuf>,
+    /// Hub access for downloads made while generating (the lyric vocab, hub LoRA ids).
+    pub hub: crate::HubOptions,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            dtype: None,
+            quantize: None,
+            offload: false,
+            lyric_vocab: None,
+            ja_dict: None,
+            hub: crate::HubOptions::default(),
+        }
+    }
+}
+
+impl PipelineOptions {
+    /// The dtype the models load in: [`PipelineOptions::dtype`], else the device's default.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+            .unwrap_or_else(|| crate::device::default_dtype(&self.device))
+    }
+}
+
+/// The final latents of a generation ([`Pipeline::generate_latents`]) and the seeds that drew them.
+#[derive(Debug, Clone)]
+pub struct Latents {
+    /// The latents `[batch, 8, 16, frames]`.
+    pub latents: Tensor,
+    /// The seed of each item's initial noise.
+    pub seeds: Vec<u64>,
+    /// The seed of each item's retake noise, for the tasks that draw one (retake, repaint,
+    /// extend, edit).
+    pub retake_seeds: Option<Vec<u64>>,
 }
 
 impl Pipeline {
-    /// Loads every component of `checkpoint` on `device` in `dtype`.
-    pub fn load(checkpoint: &Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
-        Self::load_with(checkpoint, device, dtype, &PipelineOptions::default())
-    }
-
-    /// Loads every component of `checkpoint` on `device` in `dtype` as `options` say.
-    pub fn load_with(
-        checkpoint: &Checkpoint,
-        device: &Device,
-        dtype: DType,
-        options: &PipelineOptions,
-    ) -> Result<Self> {
+    /// Loads every component of `checkpoint` as `options` say.
+    pub fn load(checkpoint: &Checkpoint, options: &PipelineOptions) -> Result<Self> {
+        let device = &options.device;
+        let dtype = options.dtype();
         crate::device::check_dtype(device, dtype)?;
         if options.offload {
             checkpoint.validate()?;
@@ -303,6 +358,16 @@ impl Pipeline {
             &checkpoint.file(crate::Component::TextEncoder, "tokenizer.json")?,
             crate::text_encoder::TEXT_MAX_LENGTH,
         )?;
+        let lyric_tokenizer = match &options.lyric_vocab {
+            Some(path) => {
+                let tok = LyricTokenizer::from_file(path)?;
+                if let Some(d) = &options.ja_dict {
+                    tok.set_japanese_dict(d);
+                }
+                Some(Arc::new(tok))
+            }
+            None => None,
+        };
         Ok(Self {
             text,
             text_tokenizer,
@@ -313,39 +378,10 @@ impl Pipeline {
             dtype,
             device: device.clone(),
             checkpoint_root: checkpoint.root().to_path_buf(),
-            lyric_tokenizer: std::sync::Mutex::new(None),
-            ja_dict: None,
+            lyric_tokenizer: std::sync::Mutex::new(lyric_tokenizer),
+            ja_dict: options.ja_dict.clone(),
+            hub: options.hub.clone(),
         })
-    }
-
-    /// Reads Japanese lyric lines with the UniDic dictionary in `dir` (unidic-lite's `dicdir`;
-    /// else `$ACESTEP_JA_DICT`).
-    pub fn with_japanese_dict(mut self, dir: &std::path::Path) -> Self {
-        if let Some(t) = self
-            .lyric_tokenizer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            t.set_japanese_dict(dir);
-        }
-        self.ja_dict = Some(dir.to_path_buf());
-        self
-    }
-
-    /// Uses the lyric vocab at `path` (else it is looked up on first use with lyrics:
-    /// `$ACESTEP_LYRIC_VOCAB`, `<checkpoint>/lyric_tokenizer/vocab.json`, then a download from the
-    /// ACE-Step Space).
-    pub fn with_lyric_vocab(self, path: &std::path::Path) -> Result<Self> {
-        let tok = std::sync::Arc::new(LyricTokenizer::from_file(path)?);
-        if let Some(d) = &self.ja_dict {
-            tok.set_japanese_dict(d);
-        }
-        *self
-            .lyric_tokenizer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(tok);
-        Ok(self)
     }
 
     /// The lyric tokenizer, loaded on first use.
@@ -357,11 +393,7 @@ impl Pipeline {
         if let Some(t) = slot.as_ref() {
             return Ok(t.clone());
         }
-        let path = crate::lyrics::find_vocab(
-            None,
-            Some(&self.checkpoint_root),
-            Some(&crate::HubOptions::default()),
-        )?;
+        let path = crate::lyrics::find_vocab(None, Some(&self.checkpoint_root), Some(&self.hub))?;
         let tok = std::sync::Arc::new(LyricTokenizer::from_file(&path)?);
         if let Some(d) = &self.ja_dict {
             tok.set_japanese_dict(d);
@@ -455,10 +487,7 @@ impl Pipeline {
         }
         let adapter = match slot.as_ref() {
             Some(s) if s.name == name => s.adapter.clone(),
-            _ => Arc::new(LoraAdapter::from_name_or_path(
-                name,
-                &crate::HubOptions::default(),
-            )?),
+            _ => Arc::new(LoraAdapter::from_name_or_path(name, &self.hub)?),
         };
         let model = Arc::new(self.dit.get()?.with_lora(&adapter, params.lora_weight)?);
         *slot = Some(LoraSlot {
@@ -575,7 +604,7 @@ impl Pipeline {
         &self,
         params: &GenerationParams,
         progress: &mut dyn FnMut(Progress) -> Control,
-    ) -> Result<(Tensor, Vec<u64>, Option<Vec<u64>>)> {
+    ) -> Result<Latents> {
         params.validate()?;
         // With offload, whatever way this returns, the DiT's stage is over.
         struct ReleaseDit<'a>(&'a Pipeline);
@@ -693,7 +722,11 @@ impl Pipeline {
             )?
         };
         drop(dit);
-        Ok((latents, seeds, retake_seeds))
+        Ok(Latents {
+            latents,
+            seeds,
+            retake_seeds,
+        })
     }
 
     /// The models the pipeline holds in memory now (`text_encoder`, `dit`, `dcae`): all of them
@@ -719,12 +752,22 @@ impl Pipeline {
     }
 
     /// Generates `batch_size` songs: latents, then audio (overlapping windows past 48 s).
-    pub fn generate(
+    pub fn generate(&self, params: &GenerationParams) -> Result<Vec<GeneratedAudio>> {
+        self.generate_with_progress(params, &mut |_| Control::Continue)
+    }
+
+    /// [`Pipeline::generate`], reporting each stage and step to `progress`, which may cancel
+    /// (then [`Error::Cancelled`]).
+    pub fn generate_with_progress(
         &self,
         params: &GenerationParams,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Vec<GeneratedAudio>> {
-        let (latents, seeds, retake_seeds) = self.generate_latents(params, progress)?;
+        let Latents {
+            latents,
+            seeds,
+            retake_seeds,
+        } = self.generate_latents(params, progress)?;
         let b = latents.dim(0)?;
         let mut out = Vec::with_capacity(b);
         let dcae = self.dcae.get()?;
@@ -737,10 +780,8 @@ impl Pipeline {
                 .decode_audio(&lat, OUTPUT_SAMPLE_RATE)?
                 .into_iter()
                 .next()
-                .ok_or_else(|| Error::InvalidArgument {
-                    name: "decoded batch",
-                    value: "0 items".into(),
-                    expected: "one item".into(),
+                .ok_or_else(|| Error::Internal {
+                    message: "the decoder returned no audio for a latent item".into(),
                 })?;
             out.push(GeneratedAudio {
                 audio,

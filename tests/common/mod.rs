@@ -190,10 +190,9 @@ pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (Str
 /// The tiny real checkpoint (`tests/fixtures/tiny`) loaded on the CPU in f32.
 pub fn tiny_pipeline() -> acestep::pipeline::Pipeline {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
-    acestep::pipeline::Pipeline::load(
+    acestep::Pipeline::load(
         &acestep::Checkpoint::from_dir(dir).unwrap(),
-        &candle_core::Device::Cpu,
-        candle_core::DType::F32,
+        &Default::default(),
     )
     .unwrap()
 }
