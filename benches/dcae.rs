@@ -8,7 +8,7 @@
 
 use acestep::dcae::{AutoencoderDcConfig, MusicDcae};
 use acestep::vocoder::VocoderConfig;
-use acestep::weights::random_var_builder;
+use acestep::testing::random_var_builder;
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 

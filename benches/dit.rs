@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use acestep::dit::{AceStepTransformer2DModel, AceStepTransformerConfig};
 use acestep::lora::{LoraAdapter, LoraTarget};
-use acestep::weights::random_var_builder;
+use acestep::testing::random_var_builder;
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 

@@ -7,7 +7,7 @@
 
 use acestep::dit::{AceStepTransformer2DModel, AceStepTransformerConfig};
 use acestep::quant::{quantizing, Quantization};
-use acestep::weights::random_var_builder;
+use acestep::testing::random_var_builder;
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 

@@ -4,7 +4,7 @@
 //! `RAYON_NUM_THREADS=2 cargo bench --bench umt5` vs `python tools/bench_reference.py umt5 --threads 2`.
 
 use acestep::text_encoder::{Umt5Config, Umt5EncoderModel};
-use acestep::weights::random_var_builder;
+use acestep::testing::random_var_builder;
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 

@@ -37,7 +37,7 @@
 
 pub mod audio;
 pub mod checkpoint;
-pub mod config;
+pub(crate) mod config;
 pub mod dcae;
 pub mod device;
 pub mod dit;
@@ -53,10 +53,11 @@ pub mod quant;
 pub mod schedulers;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod text_encoder;
 pub mod vocoder;
-pub mod weights;
+pub(crate) mod weights;
 
 pub use audio::Audio;
 pub use checkpoint::{Checkpoint, Component, HubOptions, DEFAULT_REPO_ID};

@@ -1,18 +1,14 @@
-//! Weight loading: checked, memory-mapped safetensors, a recording backend for tensor manifests,
-//! and a random backend for benchmarks.
+//! Weight loading (internal): checked, memory-mapped safetensors, plugged into candle's
+//! [`VarBuilder`] so that model constructors are written once (`Model::new(&config, vb)`) and
+//! serve the real checkpoint, the manifest tests and the benches (whose backends live in
+//! `crate::testing`, behind the `testing` feature).
 //!
-//! All three plug into candle's [`VarBuilder`] so that model constructors are written once
-//! (`Model::new(&config, vb)`) and serve the real checkpoint, the manifest tests and the benches:
-//!
-//! - [`load_safetensors`] memory-maps the checkpoint's `*.safetensors` file(s) and turns every
-//!   missing tensor, wrong shape or non-float dtype into a typed [`Error`] naming the file and the
-//!   tensor. It also reports the tensors of the file that the model never asked for.
-//! - [`ManifestRecorder`] records every `(name, shape)` a constructor asks for and hands back
-//!   zero-stride views of a single zero, so building the full 3.5B model allocates nothing.
-//! - [`random_var_builder`] hands back seeded random tensors, for criterion benches at full size.
+//! [`load_safetensors`] memory-maps the checkpoint's `*.safetensors` file(s) and turns every
+//! missing tensor, wrong shape or non-float dtype into a typed [`Error`] naming the file and the
+//! tensor. It also reports the tensors of the file that the model never asked for.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{safetensors::MmapedSafetensors, DType, Device, Shape, Tensor};
@@ -215,178 +211,6 @@ impl<B: SimpleBackend> SimpleBackend for SharedBackend<B> {
     }
 }
 
-/// Records every tensor a model constructor asks for, without allocating weights.
-///
-/// Each request is answered with a zero-stride broadcast of a single zero, so even the full 3.5B
-/// DiT can be "built" in a few milliseconds. After construction, [`ManifestRecorder::tensors`]
-/// gives the requested `name -> shape` map, to compare with a manifest written by the fixture
-/// tool from the reference implementation.
-#[derive(Clone, Default)]
-pub struct ManifestRecorder {
-    seen: Arc<Mutex<BTreeMap<String, Vec<usize>>>>,
-}
-
-struct RecorderBackend(ManifestRecorder);
-
-impl SimpleBackend for RecorderBackend {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        _h: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        if let Ok(mut seen) = self.0.seen.lock() {
-            seen.insert(name.to_string(), s.dims().to_vec());
-        }
-        Tensor::zeros((), dtype, dev)?.broadcast_as(s)
-    }
-    fn get_unchecked(
-        &self,
-        name: &str,
-        _dtype: DType,
-        _dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        candle_core::bail!("manifest recorder cannot answer an unchecked request for `{name}`")
-    }
-    fn contains_tensor(&self, _name: &str) -> bool {
-        true
-    }
-}
-
-impl ManifestRecorder {
-    /// A new, empty recorder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A [`VarBuilder`] (f32, CPU) whose requests are recorded by this recorder.
-    pub fn var_builder(&self) -> VarBuilder<'static> {
-        VarBuilder::from_backend(
-            Box::new(RecorderBackend(self.clone())),
-            DType::F32,
-            Device::Cpu,
-        )
-    }
-
-    /// Every tensor requested so far, by checkpoint key.
-    pub fn tensors(&self) -> BTreeMap<String, Vec<usize>> {
-        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-struct RandomBackend {
-    std: f64,
-}
-
-impl SimpleBackend for RandomBackend {
-    fn get(
-        &self,
-        s: Shape,
-        name: &str,
-        _h: Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        // Norm gains near one keep activations in a realistic range.
-        let t = if name.ends_with("norm.weight") || name.ends_with("layer_norm.weight") {
-            (Tensor::randn(0f32, self.std as f32, s, dev)? + 1.0)?
-        } else {
-            Tensor::randn(0f32, self.std as f32, s, dev)?
-        };
-        t.to_dtype(dtype)
-    }
-    fn get_unchecked(
-        &self,
-        name: &str,
-        _dtype: DType,
-        _dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        candle_core::bail!("random backend cannot answer an unchecked request for `{name}`")
-    }
-    fn contains_tensor(&self, _name: &str) -> bool {
-        true
-    }
-}
-
-/// A [`VarBuilder`] answering every request with normal random values of standard deviation
-/// `std` (norm gains centred on one). For benchmarks at the full configs without real weights.
-pub fn random_var_builder(std: f64, dtype: DType, device: &Device) -> VarBuilder<'static> {
-    VarBuilder::from_backend(Box::new(RandomBackend { std }), dtype, device.clone())
-}
-
-/// Reads a manifest JSON written by `tools/make_fixtures.py`: `{"tensors": {name: shape}, "ignored": [...]}`.
-pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|source| Error::Config {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// The tensor names and shapes of one checkpoint component at its full size, as the reference
-/// implementation's `state_dict()` lists them (tied aliases removed, as `save_pretrained` does).
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-pub struct Manifest {
-    /// The checkpoint folder this manifest describes (e.g. `umt5-base`).
-    pub component: String,
-    /// The full-size `config.json` the manifest was built from.
-    #[serde(default)]
-    pub config: serde_json::Value,
-    /// Every tensor of the checkpoint: key -> shape.
-    pub tensors: BTreeMap<String, Vec<usize>>,
-    /// Key prefixes that are in the checkpoint but deliberately not loaded (training-only).
-    #[serde(default)]
-    pub ignored_prefixes: Vec<String>,
-}
-
-/// The outcome of comparing a recorded model against a [`Manifest`].
-#[derive(Debug, Default)]
-pub struct ManifestDiff {
-    /// In the manifest but never requested by our loader.
-    pub missing: Vec<String>,
-    /// Requested by our loader but not in the manifest.
-    pub unexpected: Vec<String>,
-    /// Requested with another shape than the manifest's: `(name, ours, manifest)`.
-    pub shape_mismatch: Vec<(String, Vec<usize>, Vec<usize>)>,
-    /// Manifest tensors skipped on purpose (under an ignored prefix).
-    pub ignored: Vec<String>,
-}
-
-impl ManifestDiff {
-    /// True when nothing is missing, unexpected or of the wrong shape.
-    pub fn is_clean(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.shape_mismatch.is_empty()
-    }
-}
-
-impl Manifest {
-    /// Compares the tensors a model requested with this manifest.
-    pub fn diff(&self, requested: &BTreeMap<String, Vec<usize>>) -> ManifestDiff {
-        let mut d = ManifestDiff::default();
-        for (name, shape) in &self.tensors {
-            match requested.get(name) {
-                Some(ours) if ours != shape => {
-                    d.shape_mismatch
-                        .push((name.clone(), ours.clone(), shape.clone()))
-                }
-                Some(_) => {}
-                None if self.ignored_prefixes.iter().any(|p| name.starts_with(p)) => {
-                    d.ignored.push(name.clone())
-                }
-                None => d.missing.push(name.clone()),
-            }
-        }
-        for name in requested.keys() {
-            if !self.tensors.contains_key(name) {
-                d.unexpected.push(name.clone());
-            }
-        }
-        d
-    }
-}
-
 /// Where [`linear`] and [`embedding`] take their weights from while a model is built.
 #[derive(Clone)]
 pub(crate) enum WeightSource {
@@ -513,14 +337,6 @@ impl Embedding {
         match self {
             Embedding::Float(e) => e.forward(ids),
             Embedding::Quantized(q) => q.embedding(ids),
-        }
-    }
-
-    /// The table (dequantized when quantized).
-    pub fn embeddings(&self) -> candle_core::Result<Tensor> {
-        match self {
-            Embedding::Float(e) => Ok(e.embeddings().clone()),
-            Embedding::Quantized(q) => q.dequantize(&q.device()),
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use acestep::text_encoder::{Umt5Config, Umt5EncoderModel};
-use acestep::weights::{read_manifest, Manifest, ManifestRecorder};
+use acestep::testing::{read_manifest, Manifest, ManifestRecorder};
 
 fn manifest(name: &str) -> Manifest {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -16,7 +16,7 @@ fn manifest(name: &str) -> Manifest {
 }
 
 /// Compares what `rec` recorded with manifest `m`, prints the counts, and requires a clean diff.
-fn check(name: &str, m: &Manifest, rec: &ManifestRecorder) -> acestep::weights::ManifestDiff {
+fn check(name: &str, m: &Manifest, rec: &ManifestRecorder) -> acestep::testing::ManifestDiff {
     let diff = m.diff(&rec.tensors());
     println!(
         "{name}: {} tensors in manifest, {} requested, {} deliberately ignored, missing {:?}, \

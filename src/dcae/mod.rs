@@ -31,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::Audio;
 use crate::checkpoint::{Checkpoint, Component};
-use crate::config::{read_config, OneOrMany};
+use crate::config::read_config;
+pub use crate::config::OneOrMany;
 use crate::error::{Error, Result};
 use crate::vocoder::{Vocoder, VocoderConfig};
 use crate::weights::load_safetensors;
