@@ -7,8 +7,8 @@
 //! back: `RAYON_NUM_THREADS=2 cargo bench --bench dcae`.
 
 use acestep::dcae::{AutoencoderDcConfig, MusicDcae};
-use acestep::vocoder::VocoderConfig;
 use acestep::testing::random_var_builder;
+use acestep::vocoder::VocoderConfig;
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 

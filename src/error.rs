@@ -1,4 +1,5 @@
-//! The crate's error type.
+//! The engine's error type (the job manager and server add theirs in
+//! [`crate::jobs::JobError`]).
 //!
 //! Every failure that a user can cause (a missing checkpoint file, a malformed `config.json`, a
 //! tensor of the wrong shape, a bad device string, ...) is reported as a typed [`Error`] variant that
@@ -172,83 +173,6 @@ pub enum Error {
         step: usize,
         /// The steps the run would have taken.
         total: usize,
-    },
-
-    /// A job id the job manager does not know (never submitted, or removed).
-    #[error("no job with id `{id}`")]
-    JobNotFound {
-        /// The id that was asked for.
-        id: String,
-    },
-
-    /// An operation that needs a queued or running job was asked of a finished one.
-    #[error("job `{id}` has already {state}; only queued or running jobs can be cancelled")]
-    JobFinished {
-        /// The job.
-        id: String,
-        /// Its terminal state (`succeeded`, `failed`).
-        state: String,
-    },
-
-    /// An owner already has as many queued + running jobs as the quota allows.
-    #[error("quota exceeded for `{owner}`: {active} of {limit} concurrent jobs (queued + running) in use")]
-    QuotaExceeded {
-        /// The quota owner (API key or user name).
-        owner: String,
-        /// Jobs queued or running now.
-        active: usize,
-        /// The limit.
-        limit: usize,
-    },
-
-    /// The queue holds as many jobs as it may: try again later.
-    #[error("the queue is full: {depth} jobs waiting (limit {limit}); try again later")]
-    QueueFull {
-        /// Jobs waiting now.
-        depth: usize,
-        /// The limit.
-        limit: usize,
-    },
-
-    /// An API key sent more submissions than its rate limit allows: try again after the wait.
-    #[error("rate limit exceeded: at most {limit} per API key; retry in {retry_after_secs} s")]
-    RateLimited {
-        /// The limit (`30/min`).
-        limit: String,
-        /// Seconds until a submission is accepted again.
-        retry_after_secs: u64,
-    },
-
-    /// The job store (SQLite database) failed.
-    #[error("job store {path}: {message}")]
-    Store {
-        /// The database file.
-        path: PathBuf,
-        /// The database's message.
-        message: String,
-    },
-
-    /// The job manager is shutting down and takes no more work.
-    #[error("the job manager is shutting down")]
-    ShuttingDown,
-
-    /// A request body or upload is larger than the server accepts.
-    #[error("{what} is larger than the limit of {limit} bytes")]
-    PayloadTooLarge {
-        /// What was too large (`the JSON body`, `the multipart body`, ...).
-        what: String,
-        /// The limit in bytes.
-        limit: u64,
-    },
-
-    /// The data directory cannot be written (read-only, full, gone): nothing can be accepted
-    /// until it can.
-    #[error("storage unavailable: {path} cannot be written ({message})")]
-    StorageUnavailable {
-        /// The folder or file that failed.
-        path: PathBuf,
-        /// The system's message.
-        message: String,
     },
 
     /// A failure of the engine itself (a task that died, a broken invariant), not of the input.

@@ -302,4 +302,3 @@ impl Manifest {
         d
     }
 }
-

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acestep::jobs::{
-    JobManager, JobRecord, JobRequest, JobState, ListFilter, ManagerConfig, Stage,
+    JobError, JobManager, JobRecord, JobRequest, JobState, ListFilter, ManagerConfig, Stage,
 };
 use acestep::pipeline::GenerationParams;
 use acestep::Error;
@@ -159,7 +159,7 @@ fn bad_requests_are_rejected_naming_the_field_and_nothing_is_stored() {
     let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
     let mut r = request("x", 0);
     match m.submit(r.clone(), "carol") {
-        Err(Error::InvalidArgument { name, value, .. }) => {
+        Err(JobError::Engine(Error::InvalidArgument { name, value, .. })) => {
             assert_eq!(name, "infer_step");
             assert_eq!(value, "0");
         }
@@ -169,22 +169,22 @@ fn bad_requests_are_rejected_naming_the_field_and_nothing_is_stored() {
     r.params.audio_duration = 999.0;
     assert!(matches!(
         m.submit(r.clone(), "carol"),
-        Err(Error::InvalidArgument {
+        Err(JobError::Engine(Error::InvalidArgument {
             name: "audio_duration",
             ..
-        })
+        }))
     ));
     r.params.audio_duration = 1.0;
     r.callback_url = Some("ftp://example.com".into());
     assert!(matches!(
         m.submit(r, "carol"),
-        Err(Error::InvalidArgument {
+        Err(JobError::Engine(Error::InvalidArgument {
             name: "callback_url",
             ..
-        })
+        }))
     ));
     assert!(m.list(None, &ListFilter::default()).unwrap().is_empty());
-    assert!(matches!(m.poll("nope"), Err(Error::JobNotFound { .. })));
+    assert!(matches!(m.poll("nope"), Err(JobError::JobNotFound { .. })));
 }
 
 #[test]
@@ -221,9 +221,9 @@ fn cancel_while_queued_is_immediate_and_while_running_stops_within_one_step() {
     assert_eq!(m.cancel(&queued).unwrap().state, JobState::Cancelled);
     assert!(matches!(
         m.cancel(&next),
-        Err(Error::JobFinished { state, .. }) if state == "succeeded"
+        Err(JobError::JobFinished { state, .. }) if state == "succeeded"
     ));
-    assert!(matches!(m.cancel("x"), Err(Error::JobNotFound { .. })));
+    assert!(matches!(m.cancel("x"), Err(JobError::JobNotFound { .. })));
     let per_job = events_until_terminal(&events, &[&queued, &long, &next]);
     assert_eq!(
         per_job[&queued],
@@ -246,7 +246,7 @@ fn quota_limits_queued_plus_running_jobs_per_owner() {
     let q = m.quota("erin").unwrap();
     assert_eq!((q.limit, q.active, q.available), (2, 2, 0));
     match m.submit(request("c", 5), "erin") {
-        Err(Error::QuotaExceeded {
+        Err(JobError::QuotaExceeded {
             owner,
             active,
             limit,
@@ -525,7 +525,7 @@ fn eight_threads_two_hundred_jobs_each_terminal_exactly_once() {
                     if i % 7 == 3 {
                         // Some are cancelled, whatever state they reached.
                         match m.cancel(&id) {
-                            Ok(_) | Err(Error::JobFinished { .. }) => {}
+                            Ok(_) | Err(JobError::JobFinished { .. }) => {}
                             Err(e) => panic!("{e}"),
                         }
                     }

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use acestep::text_encoder::{Umt5Config, Umt5EncoderModel};
 use acestep::testing::{read_manifest, Manifest, ManifestRecorder};
+use acestep::text_encoder::{Umt5Config, Umt5EncoderModel};
 
 fn manifest(name: &str) -> Manifest {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

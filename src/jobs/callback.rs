@@ -19,7 +19,8 @@ use base64::Engine as _;
 use hmac::Mac as _;
 
 use super::{CallbackConfig, WebhookEvent};
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::jobs::{JobError, Result};
 
 /// How far a receiver should accept a delivery's `webhook-timestamp` from its own clock (the
 /// Standard Webhooks recommendation: 5 minutes), to refuse replays.
@@ -130,22 +131,26 @@ pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<()> {
     };
     let parsed = url::Url::parse(url.trim()).map_err(|_| refuse("an http:// or https:// URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(refuse("an http:// or https:// URL"));
+        return Err(JobError::from(refuse("an http:// or https:// URL")));
     }
     let private = "a public address (private, loopback and link-local targets need `acestep \
                    serve --allow-private-callbacks`)";
     match parsed.host() {
-        None => return Err(refuse("an http:// or https:// URL with a host")),
+        None => {
+            return Err(JobError::from(refuse(
+                "an http:// or https:// URL with a host",
+            )))
+        }
         Some(url::Host::Ipv4(ip)) if !allow_private && is_private(IpAddr::V4(ip)) => {
-            return Err(refuse(private))
+            return Err(JobError::from(refuse(private)))
         }
         Some(url::Host::Ipv6(ip)) if !allow_private && is_private(IpAddr::V6(ip)) => {
-            return Err(refuse(private))
+            return Err(JobError::from(refuse(private)))
         }
         Some(url::Host::Domain(d)) if !allow_private => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             if d == "localhost" || d.ends_with(".localhost") {
-                return Err(refuse(private));
+                return Err(JobError::from(refuse(private)));
             }
         }
         _ => {}

@@ -15,7 +15,8 @@ use super::{
     now, Generator, JobEvent, JobFailure, JobProgress, JobRecord, JobRequest, JobResult, JobState,
     ListFilter, ManagerConfig, Quota, WebhookEvent,
 };
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::jobs::{JobError, Result};
 use crate::pipeline::Control;
 
 /// Abort flags of a running job.
@@ -119,10 +120,11 @@ impl JobManager {
                 name: "workers",
                 value: "0".into(),
                 expected: "at least 1".into(),
-            });
+            }
+            .into());
         }
         let outputs = config.data_dir.join("outputs");
-        std::fs::create_dir_all(&outputs).map_err(|e| Error::StorageUnavailable {
+        std::fs::create_dir_all(&outputs).map_err(|e| JobError::StorageUnavailable {
             path: outputs.clone(),
             message: e.to_string(),
         })?;
@@ -200,7 +202,7 @@ impl JobManager {
 
     /// Validates `request`, checks `owner`'s quota and queues the job; returns its id at once.
     /// Nothing is stored when it fails ([`Error::InvalidArgument`] naming the field,
-    /// [`Error::QuotaExceeded`], [`Error::ShuttingDown`]).
+    /// [`JobError::QuotaExceeded`], [`JobError::ShuttingDown`]).
     pub fn submit(&self, request: JobRequest, owner: &str) -> Result<String> {
         let sh = &self.shared;
         sh.generator.validate(&request.params)?;
@@ -215,11 +217,11 @@ impl JobManager {
         {
             let mut st = lock(&sh.state);
             if st.stopping != RUN {
-                return Err(Error::ShuttingDown);
+                return Err(JobError::ShuttingDown);
             }
             let limit = sh.config.max_queue;
             if limit > 0 && st.queue.len() >= limit {
-                return Err(Error::QueueFull {
+                return Err(JobError::QueueFull {
                     depth: st.queue.len(),
                     limit,
                 });
@@ -227,7 +229,7 @@ impl JobManager {
             let active = st.store.active_count(owner)?;
             let limit = sh.config.max_active_per_owner;
             if active >= limit {
-                return Err(Error::QuotaExceeded {
+                return Err(JobError::QuotaExceeded {
                     owner: owner.to_string(),
                     active,
                     limit,
@@ -333,7 +335,7 @@ impl JobManager {
 
     /// Cancels a job: a queued one at once, a running one at its next diffusion step (the record
     /// returned then says `cancel_requested`). Cancelling a cancelled job is a no-op; a succeeded
-    /// or failed one is [`Error::JobFinished`].
+    /// or failed one is [`JobError::JobFinished`].
     pub fn cancel(&self, id: &str) -> Result<JobRecord> {
         let sh = &self.shared;
         let mut st = lock(&sh.state);
@@ -378,7 +380,7 @@ impl JobManager {
                 sh.overlay(&st, &mut rec);
                 Ok(rec)
             }
-            s @ (JobState::Succeeded | JobState::Failed) => Err(Error::JobFinished {
+            s @ (JobState::Succeeded | JobState::Failed) => Err(JobError::JobFinished {
                 id: id.to_string(),
                 state: s.as_str().to_string(),
             }),
@@ -494,7 +496,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
-        .map_err(|e| Error::io(name, e))
+        .map_err(|e| Error::io(name, e).into())
 }
 
 /// Records job `id` failed with `failure` (at start, before any worker runs).
@@ -520,7 +522,7 @@ fn fail_stored(
 /// Checks that `dir` can be written now (a file created and removed).
 fn check_writable(dir: &std::path::Path) -> Result<()> {
     let probe = dir.join(format!(".write-check-{}", uuid::Uuid::new_v4().simple()));
-    let unavailable = |e: std::io::Error| Error::StorageUnavailable {
+    let unavailable = |e: std::io::Error| JobError::StorageUnavailable {
         path: dir.to_path_buf(),
         message: e.to_string(),
     };
@@ -528,8 +530,8 @@ fn check_writable(dir: &std::path::Path) -> Result<()> {
     std::fs::remove_file(&probe).map_err(unavailable)
 }
 
-fn not_found(id: &str) -> Error {
-    Error::JobNotFound { id: id.to_string() }
+fn not_found(id: &str) -> JobError {
+    JobError::JobNotFound { id: id.to_string() }
 }
 
 fn callback_thread(
@@ -1071,7 +1073,7 @@ impl Shared {
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&dir, e)),
+                Err(e) => return Err(Error::io(&dir, e).into()),
             }
             st.store.mark_expired(id)?;
         }

@@ -40,6 +40,7 @@
 //! ```
 
 mod callback;
+mod error;
 pub mod events;
 pub mod generator;
 mod manager;
@@ -51,6 +52,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use callback::{webhook_signature, WEBHOOK_TOLERANCE};
+pub use error::{JobError, Result};
 pub use events::{EventFeed, FeedEvent, Follower};
 pub use generator::{
     GenerationOutput, Generator, JobProgress, OutputFile, PipelineGenerator, Stage,
@@ -455,7 +457,7 @@ pub struct ManagerConfig {
     /// Maximum queued + running jobs per owner (default 10).
     pub max_active_per_owner: usize,
     /// Most jobs waiting in the queue, all owners together (default 1000; 0: no limit); a submit
-    /// past it is [`crate::Error::QueueFull`].
+    /// past it is [`JobError::QueueFull`].
     pub max_queue: usize,
     /// How long outputs are kept after a job succeeds (default 24 h).
     pub retention: Duration,

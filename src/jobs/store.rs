@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{JobFailure, JobProgress, JobRecord, JobRequest, JobResult, JobState, ListFilter};
-use crate::error::{Error, Result};
+use crate::jobs::{JobError, Result};
 
 /// Callback delivery state of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl Store {
         Ok(s)
     }
 
-    fn err(&self, e: rusqlite::Error) -> Error {
+    fn err(&self, e: rusqlite::Error) -> JobError {
         store_err(&self.path, e)
     }
 
@@ -303,8 +303,8 @@ impl Store {
     }
 }
 
-fn store_err(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Store {
+fn store_err(path: &Path, e: rusqlite::Error) -> JobError {
+    JobError::Store {
         path: path.to_path_buf(),
         message: e.to_string(),
     }

@@ -38,6 +38,7 @@ use utoipa::ToSchema;
 
 use super::{form, AppState, Class, Dialect};
 use crate::error::Error;
+use crate::jobs::JobError;
 use crate::jobs::{JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
 
@@ -136,16 +137,17 @@ const ALIASES: &[(&str, &str)] = &[
     ("audio_cover_strength", "ref_audio_strength"),
 ];
 
-fn refuse(name: &'static str, value: String, expected: &str) -> Error {
+fn refuse(name: &'static str, value: String, expected: &str) -> JobError {
     Error::InvalidArgument {
         name,
         value,
         expected: expected.into(),
     }
+    .into()
 }
 
 /// The seed's `task_type` as v1 tasks: the fields rewritten under the reference's names.
-fn map_task_type(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<form::Fields> {
+fn map_task_type(fields: &form::Fields, inputs: form::Inputs) -> crate::jobs::Result<form::Fields> {
     let task = fields
         .str("task_type")
         .unwrap_or_else(|| "text2music".into())
@@ -219,7 +221,7 @@ fn map_task_type(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<f
 }
 
 /// The v1 parameters of a request of this dialect.
-fn params_of(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<GenerationParams> {
+fn params_of(fields: &form::Fields, inputs: form::Inputs) -> crate::jobs::Result<GenerationParams> {
     if fields.bool("use_5hz_lm")?.unwrap_or(false) {
         return Err(refuse(
             "use_5hz_lm",
@@ -239,7 +241,8 @@ fn params_of(fields: &form::Fields, inputs: form::Inputs) -> crate::Result<Gener
                 "no lm_* parameters: they configure ACE-Step 1.5's 5 Hz LM; this server runs \
                        ACE-Step v1 3.5B, which has none"
                     .into(),
-        });
+        }
+        .into());
     }
     let fields = &map_task_type(fields, inputs)?;
     let base = GenerationParams {

@@ -75,7 +75,7 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// Checks the `model` field names ACE-Step v1.
-pub(crate) fn check_supported(fields: &form::Fields) -> crate::Result<()> {
+pub(crate) fn check_supported(fields: &form::Fields) -> crate::jobs::Result<()> {
     if let Some(model) = fields.str("model") {
         let m = model.to_ascii_lowercase();
         if !(m.contains("ace-step") || m.contains("acestep")) {
@@ -83,7 +83,8 @@ pub(crate) fn check_supported(fields: &form::Fields) -> crate::Result<()> {
                 name: "model",
                 value: model,
                 expected: "ACE-Step-v1-3.5B (the model this server runs)".into(),
-            });
+            }
+            .into());
         }
     }
     Ok(())

@@ -12,7 +12,8 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
-use crate::error::{short, Error, Result};
+use crate::error::{short, Error};
+use crate::jobs::{JobError, Result};
 use crate::pipeline::GenerationParams;
 
 /// The fields of a request body, and the files it uploaded.
@@ -76,18 +77,19 @@ impl Default for BodyLimits {
     }
 }
 
-fn bad_body(expected: &str, detail: impl ToString) -> Error {
+fn bad_body(expected: &str, detail: impl ToString) -> JobError {
     Error::InvalidArgument {
         name: "request body",
         value: detail.to_string(),
         expected: expected.to_string(),
     }
+    .into()
 }
 
 /// The error of a failed multipart read: 413 for the size limit, else 400.
-fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> Error {
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> JobError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        Error::PayloadTooLarge {
+        JobError::PayloadTooLarge {
             what: "the multipart/form-data body".into(),
             limit: limit as u64,
         }
@@ -104,7 +106,7 @@ async fn body_bytes(req: Request, limit: usize, what: &str) -> Result<axum::body
         .await
     {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge {
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(JobError::PayloadTooLarge {
             what: format!("the {what} body"),
             limit: limit as u64,
         }),
@@ -122,7 +124,7 @@ async fn save_upload(
     limit: usize,
 ) -> Result<()> {
     use std::io::Write;
-    let storage = |e: std::io::Error| Error::StorageUnavailable {
+    let storage = |e: std::io::Error| JobError::StorageUnavailable {
         path: PathBuf::from("uploads"),
         message: e.to_string(),
     };
@@ -163,16 +165,18 @@ pub(crate) async fn read(req: Request, uploads: &Path, limits: BodyLimits) -> Re
                             name: "request body",
                             value: format!("file field `{name}` given twice"),
                             expected: "each file field at most once".into(),
-                        });
+                        }
+                        .into());
                     }
                     if fields.files.len() >= limits.max_files {
                         return Err(Error::InvalidArgument {
                             name: "request body",
                             value: format!("more than {} files", limits.max_files),
                             expected: format!("at most {} uploaded files", limits.max_files),
-                        });
+                        }
+                        .into());
                     }
-                    std::fs::create_dir_all(uploads).map_err(|e| Error::StorageUnavailable {
+                    std::fs::create_dir_all(uploads).map_err(|e| JobError::StorageUnavailable {
                         path: PathBuf::from("uploads"),
                         message: e.to_string(),
                     })?;
@@ -216,7 +220,8 @@ pub(crate) async fn read(req: Request, uploads: &Path, limits: BodyLimits) -> Re
             value: short(&ctype),
             expected: "application/json, application/x-www-form-urlencoded or multipart/form-data"
                 .into(),
-        });
+        }
+        .into());
     }
     Ok(fields)
 }
@@ -300,7 +305,7 @@ impl Fields {
     }
 }
 
-fn invalid(name: &'static str, v: &Value, expected: &str) -> Error {
+fn invalid(name: &'static str, v: &Value, expected: &str) -> JobError {
     Error::InvalidArgument {
         name,
         value: short(&match v {
@@ -309,6 +314,7 @@ fn invalid(name: &'static str, v: &Value, expected: &str) -> Error {
         }),
         expected: expected.into(),
     }
+    .into()
 }
 
 fn to_bool(name: &'static str, v: &Value) -> Result<bool> {

@@ -45,7 +45,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower::ServiceExt;
 
-use crate::error::{Error, Result};
+use crate::error::Error;
+use crate::jobs::{JobError, Result};
 use crate::jobs::{JobManager, JobRecord};
 
 /// Server settings.
@@ -104,7 +105,7 @@ impl std::fmt::Display for RateLimit {
 impl std::str::FromStr for RateLimit {
     type Err = Error;
 
-    fn from_str(s: &str) -> Result<Self> {
+    fn from_str(s: &str) -> std::result::Result<Self, Error> {
         let bad = || {
             Error::InvalidArgument {
             name: "rate_limit",
@@ -246,7 +247,7 @@ impl AppState {
     pub(crate) fn job_of(&self, id: &str, owner: &str) -> Result<JobRecord> {
         let rec = self.jobs.poll(id)?;
         if !self.config.api_keys.is_empty() && rec.owner != owner {
-            return Err(Error::JobNotFound { id: id.to_string() });
+            return Err(JobError::JobNotFound { id: id.to_string() });
         }
         Ok(rec)
     }
@@ -295,7 +296,7 @@ impl AppState {
             .map_err(|e| D::from_error(&e))
     }
 
-    /// Takes one submission from `owner`'s rate limit, or [`Error::RateLimited`].
+    /// Takes one submission from `owner`'s rate limit, or [`JobError::RateLimited`].
     pub(crate) fn admit(&self, owner: &str) -> Result<()> {
         let (Some(limiter), Some(rate)) = (&self.limiter, self.config.rate_limit) else {
             return Ok(());
@@ -305,7 +306,7 @@ impl AppState {
             Err(not_until) => {
                 use governor::clock::Clock as _;
                 let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-                Err(Error::RateLimited {
+                Err(JobError::RateLimited {
                     limit: rate.to_string(),
                     retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
                 })
@@ -518,19 +519,21 @@ impl Class {
         }
     }
 
-    /// The class of a crate error.
-    pub(crate) fn of(e: &Error) -> Self {
+    /// The class of a job manager or engine error.
+    pub(crate) fn of(e: &JobError) -> Self {
         match e {
-            Error::InvalidArgument { .. } | Error::Audio { .. } => Class::BadRequest,
-            Error::JobNotFound { .. } => Class::NotFound,
-            Error::JobFinished { .. } => Class::Conflict,
-            Error::QuotaExceeded { .. } | Error::QueueFull { .. } | Error::RateLimited { .. } => {
-                Class::Quota
+            JobError::Engine(Error::InvalidArgument { .. } | Error::Audio { .. }) => {
+                Class::BadRequest
             }
-            Error::ShuttingDown | Error::StorageUnavailable { .. } | Error::Store { .. } => {
-                Class::Unavailable
-            }
-            Error::PayloadTooLarge { .. } => Class::TooLarge,
+            JobError::JobNotFound { .. } => Class::NotFound,
+            JobError::JobFinished { .. } => Class::Conflict,
+            JobError::QuotaExceeded { .. }
+            | JobError::QueueFull { .. }
+            | JobError::RateLimited { .. } => Class::Quota,
+            JobError::ShuttingDown
+            | JobError::StorageUnavailable { .. }
+            | JobError::Store { .. } => Class::Unavailable,
+            JobError::PayloadTooLarge { .. } => Class::TooLarge,
             _ => Class::Internal,
         }
     }
@@ -558,9 +561,9 @@ pub(crate) trait Dialect {
     fn error(class: Class, message: &str) -> Response;
 
     /// The response for a crate error (a rate limit's with `Retry-After`).
-    fn from_error(e: &Error) -> Response {
+    fn from_error(e: &JobError) -> Response {
         let mut resp = Self::error(Class::of(e), &e.to_string());
-        if let Error::RateLimited {
+        if let JobError::RateLimited {
             retry_after_secs, ..
         } = e
         {

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::{form, iso8601, AppState, Class, Dialect};
 use crate::error::Error;
+use crate::jobs::JobError;
 use crate::jobs::{JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
 
@@ -310,9 +311,9 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
     })
     .await;
     if let Err(e) = waited {
-        return Producer::from_error(&Error::Internal {
+        return Producer::from_error(&JobError::from(Error::Internal {
             message: format!("waiting for the task failed: {e}"),
-        });
+        }));
     }
     let target = id.clone();
     let rec = match state.blocking(move |s| s.jobs.poll(&target)).await {
@@ -447,11 +448,11 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
         Err(resp) => return resp,
     };
     let missing = |name: &'static str| {
-        Producer::from_error(&Error::InvalidArgument {
+        Producer::from_error(&JobError::from(Error::InvalidArgument {
             name,
             value: "(missing)".into(),
             expected: "a task id".into(),
-        })
+        }))
     };
     match fields.str("action").as_deref() {
         Some("retrieve") => {
@@ -479,11 +480,11 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
                 _ => return missing("ids"),
             };
             if ids.len() > MAX_BATCH_IDS {
-                return Producer::from_error(&Error::InvalidArgument {
+                return Producer::from_error(&JobError::from(Error::InvalidArgument {
                     name: "ids",
                     value: format!("{} ids", ids.len()),
                     expected: format!("at most {MAX_BATCH_IDS} task ids"),
-                });
+                }));
             }
             match state.blocking(move |s| s.jobs.retrieve_batch(&ids)).await {
                 Ok(recs) => {

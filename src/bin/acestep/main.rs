@@ -68,13 +68,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::EncodeText(a) => encode_text::run(a),
-        Command::Generate(a) => generate::run(a),
-        Command::Reconstruct(a) => reconstruct::run(a),
-        Command::TokenizeLyrics(a) => tokenize_lyrics::run(a),
+        Command::EncodeText(a) => encode_text::run(a).map_err(|e| e.to_string()),
+        Command::Generate(a) => generate::run(a).map_err(|e| e.to_string()),
+        Command::Reconstruct(a) => reconstruct::run(a).map_err(|e| e.to_string()),
+        Command::TokenizeLyrics(a) => tokenize_lyrics::run(a).map_err(|e| e.to_string()),
         #[cfg(feature = "server")]
-        Command::Serve(a) => serve::run(a),
-        Command::Quantize(a) => quantize::run(a),
+        Command::Serve(a) => serve::run(a).map_err(|e| e.to_string()),
+        Command::Quantize(a) => quantize::run(a).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -76,7 +76,7 @@ pub struct Args {
 }
 
 /// Runs `acestep serve`.
-pub fn run(args: Args) -> acestep::Result<()> {
+pub fn run(args: Args) -> acestep::jobs::Result<()> {
     use std::sync::Arc;
     let Args {
         host,
@@ -105,7 +105,8 @@ pub fn run(args: Args) -> acestep::Result<()> {
             name: "retention-hours",
             value: retention_hours.to_string(),
             expected: "a number of hours >= 0".into(),
-        });
+        }
+        .into());
     }
     let api_keys: Vec<String> = api_keys
         .into_iter()
