@@ -120,6 +120,14 @@ pub const MEL_PER_LATENT: usize = 8;
 /// Audio samples per mel frame.
 pub const SAMPLES_PER_MEL: usize = 512;
 
+/// Latent frames (fractional) of `seconds` of audio as the reference computes them:
+/// `seconds * 44100 / 512 / 8`, in that order (so `int()` of it matches the reference's frame
+/// counts bit for bit). The one place of this arithmetic: durations, repaint spans and encoded
+/// lengths all go through it.
+pub fn frames_of_seconds(seconds: f64) -> f64 {
+    seconds * SAMPLE_RATE as f64 / SAMPLES_PER_MEL as f64 / MEL_PER_LATENT as f64
+}
+
 /// The reference's audio decoder/encoder: DCAE + vocoder (+ the vocoder's mel transform).
 #[derive(Debug, Clone)]
 pub struct MusicDcae {
@@ -477,9 +485,7 @@ impl MusicDcae {
         };
         let latent_lengths = lens
             .iter()
-            .map(|&l| {
-                (l as f64 / SAMPLE_RATE as f64 * 44100.0 / 512.0 / MEL_PER_LATENT as f64) as usize
-            })
+            .map(|&l| frames_of_seconds(l as f64 / SAMPLE_RATE as f64) as usize)
             .collect();
         Ok((latents, latent_lengths))
     }

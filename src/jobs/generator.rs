@@ -189,22 +189,12 @@ pub trait Generator: Send + Sync {
         params.validate()
     }
 
-    /// Diffusion loop steps `params` takes (what progress `total` will say).
+    /// Diffusion loop steps `params` takes (what progress `total` will say): the plan's
+    /// [`crate::pipeline::GenerationPlan::loop_steps`].
     fn diffusion_steps(&self, params: &GenerationParams) -> usize {
-        let mut s = params.diffusion_settings();
-        match params.effective_task() {
-            // FlowEdit walks its own Euler schedule.
-            crate::pipeline::Task::Edit => return params.infer_step,
-            // audio2audio restarts the schedule at 1 - strength with that share of the steps.
-            crate::pipeline::Task::Audio2audio => {
-                let base = s.oss_steps.iter().copied().max().unwrap_or(s.infer_steps);
-                s.oss_steps.clear();
-                s.infer_steps = (((1.0 - params.ref_audio_strength) * base as f64) as usize).max(1);
-            }
-            _ => {}
-        }
-        s.scheduler()
-            .map(|s| s.timesteps().len())
+        params
+            .plan(|| 0)
+            .map(|p| p.loop_steps)
             .unwrap_or(params.infer_step)
     }
 

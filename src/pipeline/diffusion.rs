@@ -88,6 +88,26 @@ impl DiffusionSettings {
         schedulers::build(self.scheduler_type, &cfg)
     }
 
+    /// The step count the reference's editing arithmetic uses (retake's start step,
+    /// audio2audio's share): `max(oss_steps)` with `oss_steps`, else `infer_steps`.
+    pub fn edit_steps(&self) -> usize {
+        self.oss_steps
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(self.infer_steps)
+    }
+
+    /// The scheduler of audio2audio at `ref_audio_strength`: the schedule restarted at sigma
+    /// `1 - strength` with `int((1 - strength) * edit_steps)` steps.
+    pub fn audio2audio_scheduler(
+        &self,
+        ref_audio_strength: f64,
+    ) -> Result<(Box<dyn schedulers::Scheduler>, ScheduleConfig)> {
+        let cfg = super::editing::audio2audio_schedule(ref_audio_strength, self.edit_steps())?;
+        Ok((schedulers::build(self.scheduler_type, &cfg)?, cfg))
+    }
+
     fn double_condition(&self) -> bool {
         self.guidance_scale_text > 1.0 && self.guidance_scale_lyric > 1.0
     }
@@ -238,13 +258,7 @@ pub fn text2music_diffusion_process(
     edit.check(init_noise)?;
     let do_cfg = !(settings.guidance_scale == 0.0 || settings.guidance_scale == 1.0);
     let mut scheduler = settings.scheduler()?;
-    // The step count the reference's editing arithmetic uses (`max(oss_steps)` with oss_steps).
-    let infer_steps = settings
-        .oss_steps
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(settings.infer_steps);
+    let infer_steps = settings.edit_steps();
     // The guidance interval is laid over the nominal step count, as the reference's
     // `retrieve_timesteps` returns it: for Heun that is `infer_steps`, not the 2n - 1 loop steps.
     let mut nominal = if settings.oss_steps.is_empty() {
@@ -254,9 +268,10 @@ pub fn text2music_diffusion_process(
     };
     let prepared = edit.prepare(init_noise, infer_steps)?;
     let mut latents = prepared.latents;
-    if let Some((noised, cfg)) = edit.audio2audio(&latents, infer_steps)? {
-        latents = noised;
-        scheduler = schedulers::build(settings.scheduler_type, &cfg)?;
+    if let Some(strength) = edit.ref_latents.as_ref().map(|_| edit.ref_audio_strength) {
+        let (restarted, cfg) = settings.audio2audio_scheduler(strength)?;
+        latents = edit.audio2audio(&latents, &cfg)?;
+        scheduler = restarted;
         nominal = cfg.steps;
     }
     let repaint = prepared.repaint;

@@ -11,13 +11,37 @@ use candle_core::{DType, Tensor};
 use crate::error::{Error, Result};
 use crate::schedulers::ScheduleConfig;
 
-/// Latent frames of the longest generation: `int(240 * 44100 / 512 / 8)`.
+/// Latent frames of the longest generation: `int(frames_of_seconds(240))`.
 pub const MAX_FRAMES: usize = 2583;
 
-/// Latent frame of a time in seconds as the reference computes it: `int(s * 44100 / 512 / 8)`
-/// (truncated toward zero, so `-0.05 s` is frame 0).
+/// The schedule of audio2audio (`add_latents_noise`): restarted at sigma `1 - strength` with
+/// `int((1 - strength) * infer_steps)` steps (`infer_steps`: `max(oss_steps)` with oss_steps).
+pub fn audio2audio_schedule(strength: f64, infer_steps: usize) -> Result<ScheduleConfig> {
+    if !(0.0..1.0).contains(&strength) {
+        return Err(bad("ref_audio_strength", strength, "a value in [0, 1)"));
+    }
+    let sigma_max = 1.0 - strength;
+    let steps = (sigma_max * infer_steps as f64) as usize;
+    if steps == 0 {
+        return Err(bad(
+            "ref_audio_strength",
+            strength,
+            format!(
+                "a value that leaves at least one of the {infer_steps} steps \
+                 (int((1 - strength) * steps) >= 1)"
+            ),
+        ));
+    }
+    Ok(ScheduleConfig {
+        sigma_max,
+        ..ScheduleConfig::steps(steps)
+    })
+}
+
+/// Latent frame of a time in seconds as the reference computes it
+/// ([`crate::dcae::frames_of_seconds`], truncated toward zero, so `-0.05 s` is frame 0).
 pub fn seconds_to_frame(seconds: f64) -> i64 {
-    (seconds * 44100.0 / 512.0 / 8.0) as i64
+    crate::dcae::frames_of_seconds(seconds) as i64
 }
 
 /// The editing arguments of `text2music_diffusion_process` (the reference's `retake_*`,
@@ -277,38 +301,15 @@ impl EditInputs {
         })
     }
 
-    /// audio2audio (`add_latents_noise`): the schedule restarted at sigma
-    /// `1 - ref_audio_strength` with `int((1 - strength) * infer_steps)` steps, and the reference
-    /// latents noised to that sigma with `noise`. None without reference latents.
-    pub(crate) fn audio2audio(
-        &self,
-        noise: &Tensor,
-        infer_steps: usize,
-    ) -> Result<Option<(Tensor, ScheduleConfig)>> {
-        let Some(reference) = &self.ref_latents else {
-            return Ok(None);
-        };
-        let strength = self.ref_audio_strength;
-        if !(0.0..1.0).contains(&strength) {
-            return Err(bad("ref_audio_strength", strength, "a value in [0, 1)"));
-        }
-        let sigma_max = 1.0 - strength;
-        let steps = (sigma_max * infer_steps as f64) as usize;
-        if steps == 0 {
-            return Err(bad(
-                "ref_audio_strength",
-                strength,
-                format!("a value that leaves at least one of the {infer_steps} steps (int((1 - strength) * steps) >= 1)"),
-            ));
-        }
-        let cfg = ScheduleConfig {
-            sigma_max,
-            ..ScheduleConfig::steps(steps)
-        };
+    /// audio2audio (`add_latents_noise`): the reference latents noised with `noise` to the
+    /// start of the restarted schedule `cfg` ([`audio2audio_schedule`]).
+    pub(crate) fn audio2audio(&self, noise: &Tensor, cfg: &ScheduleConfig) -> Result<Tensor> {
+        let reference = self.ref_latents.as_ref().ok_or_else(|| Error::Internal {
+            message: "audio2audio without reference latents".into(),
+        })?;
         let s = cfg.shifted_sigma_max() as f64;
         let r = reference.to_dtype(DType::F32)?;
-        let noised = ((r * (1.0 - s))? + (noise.to_dtype(DType::F32)? * s)?)?;
-        Ok(Some((noised, cfg)))
+        Ok(((r * (1.0 - s))? + (noise.to_dtype(DType::F32)? * s)?)?)
     }
 }
 
@@ -343,7 +344,7 @@ mod tests {
             .unwrap()
             .contiguous()
             .unwrap();
-        let secs = |f: f64| f * 512.0 * 8.0 / 44100.0 + 1e-6;
+        let secs = |f: f64| crate::dcae::MusicDcae::latent_seconds(f as usize) + 1e-6;
         // To the right by 200 frames: 2700 > 2583, so the first 117 source frames are cut off
         // and put back in front of the result.
         let e = EditInputs {

@@ -88,6 +88,15 @@ fn bad(name: &'static str, value: impl ToString, expected: impl Into<String>) ->
 
 impl FlowEditSettings {
     /// Checks the settings; the error names the bad one.
+    /// The schedule FlowEdit walks: Euler over `infer_steps`, whatever `scheduler_type` says
+    /// (it only picks the plain-sampling phase's update).
+    pub fn scheduler(&self) -> Result<Box<dyn schedulers::Scheduler>> {
+        schedulers::build(
+            SchedulerType::Euler,
+            &ScheduleConfig::steps(self.infer_steps),
+        )
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.infer_steps == 0 {
             return Err(bad("infer_step", 0, "at least 1"));
@@ -133,10 +142,7 @@ pub fn flowedit_diffusion_process(
     let (b, _, _, frames) = src_latents.dims4()?;
     let do_cfg = !(settings.guidance_scale == 0.0 || settings.guidance_scale == 1.0);
     let scale = settings.guidance_scale;
-    let sched = schedulers::build(
-        SchedulerType::Euler,
-        &ScheduleConfig::steps(settings.infer_steps),
-    )?;
+    let sched = settings.scheduler()?;
     let timesteps = sched.timesteps().to_vec();
     let sigmas = sched.sigmas().to_vec();
     let n = timesteps.len();

@@ -39,7 +39,7 @@ pub use diffusion::{
 pub use editing::EditInputs;
 pub use flowedit::{flowedit_diffusion_process, FlowEditSettings};
 pub use output::{write_songs, WrittenSong};
-pub use params::{GenerationParams, Task, MAX_DURATION_SECONDS};
+pub use params::{GenerationParams, GenerationPlan, Sampler, Task, MAX_DURATION_SECONDS};
 
 use crate::audio::Audio;
 use crate::checkpoint::Checkpoint;
@@ -605,7 +605,8 @@ impl Pipeline {
         params: &GenerationParams,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Latents> {
-        params.validate()?;
+        let mut rng = rand::rng();
+        let plan = params.plan(|| rng.random_range(0..u32::MAX as u64))?;
         // With offload, whatever way this returns, the DiT's stage is over.
         struct ReleaseDit<'a>(&'a Pipeline);
         impl Drop for ReleaseDit<'_> {
@@ -614,7 +615,7 @@ impl Pipeline {
             }
         }
         let _release = ReleaseDit(self);
-        let task = params.effective_task();
+        let task = plan.task;
         let lyric_ids = self.lyric_token_ids(params)?;
         let target_ids = match task {
             Task::Edit => {
@@ -634,15 +635,22 @@ impl Pipeline {
             (Some(p), Task::Audio2audio) => Some(self.audio_latents("ref_audio_input", p, b)?),
             _ => None,
         };
-        let frames = match (&src, &reference) {
-            (Some(s), _) | (None, Some(s)) => s.dim(3)?,
-            _ => params.frame_length(),
+        let frames = match (&src, &reference, plan.frames) {
+            (Some(s), _, _) | (None, Some(s), _) => s.dim(3)?,
+            (None, None, Some(f)) => f,
+            (None, None, None) => {
+                return Err(Error::Internal {
+                    message: format!("task {task} planned without its source audio"),
+                })
+            }
         };
         check_span(params, task, frames)?;
-        let mut rng = rand::rng();
-        let seeds = params.seeds(|| rng.random_range(0..u32::MAX as u64));
-        let retake_seeds = (task.uses_retake_noise() || task == Task::Edit)
-            .then(|| params.retake_seeds(|| rng.random_range(0..u32::MAX as u64)));
+        let GenerationPlan {
+            seeds,
+            retake_seeds,
+            sampler,
+            ..
+        } = plan;
         let inputs = self.conditions(&params.prompt, lyric_ids, b, params.use_erg_tag)?;
         let target = match task {
             Task::Edit => Some(self.conditions(
@@ -664,7 +672,7 @@ impl Pipeline {
                 .map(|&s| rand::rngs::StdRng::seed_from_u64(s ^ 0x5eed_5eed))
                 .collect()
         };
-        let latents = if let Some(target) = target {
+        let latents = if let (Some(target), Sampler::FlowEdit(settings)) = (target, &sampler) {
             let mut rngs = per_item(retake_seeds.as_deref().unwrap_or(&seeds));
             let mut noise = |shape: &Shape| batch_normal(&mut rngs, shape, &device);
             let src = src.as_ref().ok_or_else(|| Error::InvalidArgument {
@@ -676,12 +684,12 @@ impl Pipeline {
                 &dit,
                 &inputs,
                 &target,
-                &params.flowedit_settings(),
+                settings,
                 src,
                 &mut noise,
                 &mut |p| progress(Progress::Step(p)),
             )?
-        } else {
+        } else if let Sampler::Diffusion(settings) = &sampler {
             let init_noise =
                 self.noise("init_noise", params.init_noise.as_ref(), &seeds, frames)?;
             let edit = EditInputs {
@@ -714,12 +722,16 @@ impl Pipeline {
             text2music_diffusion_process(
                 &dit,
                 &inputs,
-                &params.diffusion_settings(),
+                settings,
                 &edit,
                 &init_noise,
                 &mut step_noise,
                 &mut |p| progress(Progress::Step(p)),
             )?
+        } else {
+            return Err(Error::Internal {
+                message: format!("task {task} planned with another sampler"),
+            });
         };
         drop(dit);
         Ok(Latents {

@@ -254,6 +254,37 @@ impl Default for GenerationParams {
     }
 }
 
+/// The loop a generation samples with.
+#[derive(Debug, Clone)]
+pub enum Sampler {
+    /// `text2music_diffusion_process` (text2music, retake, repaint, extend, audio2audio).
+    Diffusion(DiffusionSettings),
+    /// `flowedit_diffusion_process` (edit).
+    FlowEdit(FlowEditSettings),
+}
+
+/// [`GenerationParams`] resolved once ([`GenerationParams::plan`]): what the sampling loops and
+/// the job manager's estimates read, so that no rule of the scheduler or the frame arithmetic is
+/// derived twice.
+#[derive(Debug, Clone)]
+pub struct GenerationPlan {
+    /// The task that runs ([`GenerationParams::effective_task`]).
+    pub task: Task,
+    /// The language every lyric line is read in; None: detected per line.
+    pub lyric_language: Option<crate::lyrics::Language>,
+    /// The seed of each item's initial noise.
+    pub seeds: Vec<u64>,
+    /// The seed of each item's retake noise (retake, repaint, extend, edit).
+    pub retake_seeds: Option<Vec<u64>>,
+    /// Latent frames to generate; None: the source (or reference) audio's.
+    pub frames: Option<usize>,
+    /// The sampling loop and its settings.
+    pub sampler: Sampler,
+    /// Iterations of the sampling loop: what [`crate::pipeline::StepProgress::total`] says
+    /// (Heun's 2n - 1, audio2audio's share of the steps, FlowEdit's Euler schedule).
+    pub loop_steps: usize,
+}
+
 /// A list given as a JSON array, a number, or a comma-separated string (the reference's
 /// `manual_seeds` / `oss_steps` arrive as strings from its UI).
 fn list_or_csv<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>
@@ -314,9 +345,10 @@ fn check_seed_count(name: &'static str, given: &[u64], b: usize) -> Result<()> {
 }
 
 impl GenerationParams {
-    /// Latent frames for `audio_duration`: `int(duration * 44100 / 512 / 8)`.
+    /// Latent frames for `audio_duration`: `int(frames_of_seconds(duration))`
+    /// ([`crate::dcae::frames_of_seconds`]).
     pub fn frame_length(&self) -> usize {
-        (self.audio_duration * 44100.0 / 512.0 / 8.0) as usize
+        crate::dcae::frames_of_seconds(self.audio_duration) as usize
     }
 
     /// Checks every parameter; the error names the first bad one and its allowed range.
@@ -515,23 +547,53 @@ impl GenerationParams {
                         "a value in [0, 1)",
                     ));
                 }
-                let steps = self
-                    .oss_steps
-                    .iter()
-                    .copied()
-                    .max()
-                    .unwrap_or(self.infer_step);
-                if ((1.0 - self.ref_audio_strength) * steps as f64) < 1.0 {
-                    return Err(bad(
-                        "ref_audio_strength",
-                        self.ref_audio_strength,
-                        format!("small enough to leave a step: int((1 - strength) * {steps}) >= 1"),
-                    ));
-                }
+                self.diffusion_settings()
+                    .audio2audio_scheduler(self.ref_audio_strength)?;
             }
             Task::Text2music | Task::Retake => {}
         }
         Ok(())
+    }
+
+    /// Resolves the parameters once into what the sampling loops run ([`GenerationPlan`]),
+    /// after [`GenerationParams::validate`]; `random` draws the seeds not given.
+    pub fn plan(&self, mut random: impl FnMut() -> u64) -> Result<GenerationPlan> {
+        self.validate()?;
+        let task = self.effective_task();
+        let seeds = self.seeds(&mut random);
+        let retake_seeds = (task.uses_retake_noise() || task == Task::Edit)
+            .then(|| self.retake_seeds(&mut random));
+        let (sampler, loop_steps) = match task {
+            Task::Edit => {
+                let s = self.flowedit_settings();
+                let n = s.scheduler()?.timesteps().len();
+                (Sampler::FlowEdit(s), n)
+            }
+            Task::Audio2audio => {
+                let s = self.diffusion_settings();
+                let n = s
+                    .audio2audio_scheduler(self.ref_audio_strength)?
+                    .0
+                    .timesteps()
+                    .len();
+                (Sampler::Diffusion(s), n)
+            }
+            _ => {
+                let s = self.diffusion_settings();
+                let n = s.scheduler()?.timesteps().len();
+                (Sampler::Diffusion(s), n)
+            }
+        };
+        Ok(GenerationPlan {
+            task,
+            lyric_language: self.lyric_language()?,
+            seeds,
+            retake_seeds,
+            frames: (!task.needs_source() && task != Task::Audio2audio)
+                .then(|| self.frame_length()),
+            sampler,
+            loop_steps,
+        })
     }
 
     /// The FlowEdit settings of task edit.
@@ -714,5 +776,53 @@ mod tests {
             assert!(e.contains(name), "{e}");
         }
         assert!(serde_json::from_str::<GenerationParams>(r#"{"scheduler_type": "ddim"}"#).is_err());
+    }
+
+    #[test]
+    fn the_plan_counts_the_loop_steps_and_frames_once() {
+        let base = GenerationParams {
+            audio_duration: 30.0,
+            ..Default::default()
+        };
+        let steps = |p: GenerationParams| p.plan(|| 7).unwrap().loop_steps;
+        let euler = GenerationParams {
+            infer_step: 27,
+            ..base.clone()
+        };
+        let plan = euler.plan(|| 7).unwrap();
+        assert_eq!((plan.loop_steps, plan.frames), (27, Some(322)));
+        assert_eq!(plan.seeds, vec![7]);
+        assert!(plan.retake_seeds.is_none());
+        let heun = GenerationParams {
+            infer_step: 10,
+            scheduler_type: SchedulerType::Heun,
+            ..base.clone()
+        };
+        assert_eq!(steps(heun), 19); // 2n - 1 model calls
+        let oss = GenerationParams {
+            oss_steps: vec![16, 29, 52],
+            ..base.clone()
+        };
+        assert_eq!(steps(oss), 3);
+        let a2a = GenerationParams {
+            audio2audio_enable: true,
+            ref_audio_input: Some("ref.wav".into()),
+            ref_audio_strength: 0.5,
+            ..base.clone()
+        };
+        let plan = a2a.plan(|| 7).unwrap();
+        assert_eq!((plan.loop_steps, plan.frames), (30, None)); // int(0.5 * 60)
+        let edit = GenerationParams {
+            task: Task::Edit,
+            src_audio_path: Some("src.wav".into()),
+            edit_target_prompt: Some("jazz".into()),
+            infer_step: 12,
+            scheduler_type: SchedulerType::Heun,
+            ..base
+        };
+        let plan = edit.plan(|| 9).unwrap();
+        assert_eq!(plan.loop_steps, 12); // FlowEdit walks its own Euler schedule
+        assert_eq!(plan.retake_seeds, Some(vec![9]));
+        assert!(matches!(plan.sampler, Sampler::FlowEdit(_)));
     }
 }
