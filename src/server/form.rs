@@ -352,7 +352,7 @@ fn to_usize(name: &'static str, v: &Value) -> Result<usize> {
 }
 
 /// How a reference parameter is typed.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Float,
     Count,
@@ -361,44 +361,48 @@ enum Kind {
     List,
 }
 
-/// Every text2music parameter of the reference `__call__` and its type.
-const PARAMS: &[(&str, Kind)] = &[
-    ("format", Kind::Text),
-    ("audio_duration", Kind::Float),
-    ("prompt", Kind::Text),
-    ("lyrics", Kind::Text),
-    ("lyrics_language", Kind::Text),
-    ("infer_step", Kind::Count),
-    ("guidance_scale", Kind::Float),
-    ("scheduler_type", Kind::Text),
-    ("cfg_type", Kind::Text),
-    ("omega_scale", Kind::Float),
-    ("manual_seeds", Kind::List),
-    ("guidance_interval", Kind::Float),
-    ("guidance_interval_decay", Kind::Float),
-    ("min_guidance_scale", Kind::Float),
-    ("use_erg_tag", Kind::Flag),
-    ("use_erg_lyric", Kind::Flag),
-    ("use_erg_diffusion", Kind::Flag),
-    ("oss_steps", Kind::List),
-    ("guidance_scale_text", Kind::Float),
-    ("guidance_scale_lyric", Kind::Float),
-    ("batch_size", Kind::Count),
-    ("task", Kind::Text),
-    ("retake_seeds", Kind::List),
-    ("retake_variance", Kind::Float),
-    ("repaint_start", Kind::Float),
-    ("repaint_end", Kind::Float),
-    ("edit_target_prompt", Kind::Text),
-    ("edit_target_lyrics", Kind::Text),
-    ("edit_n_min", Kind::Float),
-    ("edit_n_max", Kind::Float),
-    ("edit_n_avg", Kind::Count),
-    ("audio2audio_enable", Kind::Flag),
-    ("ref_audio_strength", Kind::Float),
-    ("lora_name_or_path", Kind::Text),
-    ("lora_weight", Kind::Float),
-];
+/// Every reference parameter and its loose type, read once from the schema of
+/// [`GenerationParams`] (the one `/openapi.json` serves): a JSON boolean is a flag, an integer a
+/// count, a number a float, an array a list of whole numbers, anything else (strings, enums,
+/// optional strings) text. The audio inputs are read apart ([`audio_input`]).
+fn schema_params() -> &'static [(&'static str, Kind)] {
+    static PARAMS: std::sync::OnceLock<Vec<(&'static str, Kind)>> = std::sync::OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let schema = serde_json::to_value(<GenerationParams as utoipa::PartialSchema>::schema())
+            .unwrap_or_default();
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        props
+            .iter()
+            .filter(|(name, _)| {
+                !SRC_AUDIO_FIELDS.contains(&name.as_str())
+                    && !REF_AUDIO_FIELDS.contains(&name.as_str())
+            })
+            .map(|(name, prop)| {
+                let types: Vec<&str> = match prop.get("type") {
+                    Some(Value::String(t)) => vec![t.as_str()],
+                    Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                    _ => Vec::new(),
+                };
+                let kind = if types.contains(&"boolean") {
+                    Kind::Flag
+                } else if types.contains(&"integer") {
+                    Kind::Count
+                } else if types.contains(&"number") {
+                    Kind::Float
+                } else if types.contains(&"array") {
+                    Kind::List
+                } else {
+                    Kind::Text
+                };
+                // Names live for the whole run (errors carry `&'static str`): one per parameter,
+                // made once.
+                (&*String::leak(name.clone()), kind)
+            })
+            .collect()
+    })
+}
 
 /// Field names (uploads or server paths) of the source audio of repaint / extend / edit.
 pub(crate) const SRC_AUDIO_FIELDS: &[&str] = &["src_audio", "src_audio_path", "source_audio"];
@@ -467,7 +471,7 @@ pub(crate) fn params(
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    for &(name, kind) in PARAMS {
+    for &(name, kind) in schema_params() {
         let given = fields.get(name).map(|v| (name, v)).or_else(|| {
             aliases
                 .iter()
@@ -622,5 +626,28 @@ fn rename(e: Error, aliases: &[(&'static str, &'static str)]) -> Error {
             expected,
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_types_come_from_the_schema() {
+        let params = schema_params();
+        let kind = |n: &str| params.iter().find(|(p, _)| *p == n).map(|(_, k)| *k);
+        // Every field of GenerationParams but the two audio inputs (read apart).
+        assert_eq!(params.len(), 35, "{params:?}");
+        assert_eq!(kind("audio_duration"), Some(Kind::Float));
+        assert_eq!(kind("infer_step"), Some(Kind::Count));
+        assert_eq!(kind("use_erg_tag"), Some(Kind::Flag));
+        assert_eq!(kind("manual_seeds"), Some(Kind::List));
+        assert_eq!(kind("oss_steps"), Some(Kind::List));
+        assert_eq!(kind("scheduler_type"), Some(Kind::Text));
+        assert_eq!(kind("lyrics_language"), Some(Kind::Text));
+        assert_eq!(kind("edit_target_prompt"), Some(Kind::Text));
+        assert_eq!(kind("src_audio_path"), None);
+        assert_eq!(kind("ref_audio_input"), None);
     }
 }
