@@ -8,7 +8,8 @@
 //!
 //! | module | component | status |
 //! | --- | --- | --- |
-//! | [`checkpoint`] | checkpoint layout, local or hub | done |
+//! | [`checkpoint`] | checkpoint layout (paths and files) | done |
+//! | [`hub`] | downloads: Hugging Face Hub, pinned PyPI files | done |
 //! | [`text_encoder`] | UMT5-base prompt encoder + tokenizer, ERG-tag | done, at parity |
 //! | [`dit`] | ACE-Step DiT + Conformer lyric encoder, ERG | done, at parity |
 //! | [`dcae`] | music DCAE (AutoencoderDC), log-mel, `MusicDCAE` | done, at parity |
@@ -44,6 +45,7 @@ pub mod dit;
 pub mod erg;
 pub mod error;
 pub mod guidance;
+pub mod hub;
 #[cfg(feature = "server")]
 pub mod jobs;
 pub mod lora;
@@ -60,9 +62,10 @@ pub mod vocoder;
 pub(crate) mod weights;
 
 pub use audio::Audio;
-pub use checkpoint::{Checkpoint, Component, HubOptions, DEFAULT_REPO_ID};
+pub use checkpoint::{Checkpoint, Component, DEFAULT_REPO_ID};
 pub use erg::QueryScale;
 pub use error::{Error, Result};
+pub use hub::HubOptions;
 pub use pipeline::{
     Control, GeneratedAudio, GenerationParams, Latents, Pipeline, PipelineOptions, Progress, Task,
 };

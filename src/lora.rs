@@ -26,8 +26,8 @@ use acestep_kernels::Linear;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::checkpoint::HubOptions;
 use crate::error::{Error, Result};
+use crate::hub::HubOptions;
 
 /// The adapter file name of diffusers' `save_lora_adapter`.
 pub const LORA_WEIGHTS_FILE: &str = "pytorch_lora_weights.safetensors";
@@ -198,9 +198,9 @@ impl LoraAdapter {
                 path: p,
             });
         }
-        let file = crate::checkpoint::hub_file(
+        let file = crate::hub::hub_file(
             hub,
-            crate::checkpoint::HubRepo::Model(name_or_path),
+            crate::hub::HubRepo::Model(name_or_path),
             LORA_WEIGHTS_FILE,
         )
         .map_err(|message| Error::Hub {

@@ -88,6 +88,11 @@ impl Default for VocoderConfig {
 }
 
 impl VocoderConfig {
+    /// Reads `{root}/music_vocoder/config.json` of `checkpoint`.
+    pub fn from_checkpoint(checkpoint: &crate::Checkpoint) -> crate::Result<Self> {
+        crate::config::read_config(&checkpoint.config_path(crate::Component::Vocoder)?)
+    }
+
     /// Checks what the port supports; the message names the key and value.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.use_template {

@@ -49,7 +49,9 @@ fn not_a_checkpoint_dir() {
 fn missing_component_folder_is_named() {
     let root = copy_tiny();
     let ckpt = Checkpoint::from_dir(root.path()).unwrap();
-    let e = ckpt.transformer_config().unwrap_err().to_string();
+    let e = acestep::dit::AceStepTransformerConfig::from_checkpoint(&ckpt)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("ace_step_transformer"), "{e}");
     let e = ckpt.validate().unwrap_err().to_string();
     assert!(e.contains("music_dcae_f8c8"), "{e}");

@@ -77,6 +77,13 @@ pub struct AutoencoderDcConfig {
     pub scaling_factor: f64,
 }
 
+impl AutoencoderDcConfig {
+    /// Reads `{root}/music_dcae_f8c8/config.json` of `checkpoint`.
+    pub fn from_checkpoint(checkpoint: &crate::Checkpoint) -> crate::Result<Self> {
+        crate::config::read_config(&checkpoint.config_path(crate::Component::Dcae)?)
+    }
+}
+
 impl Default for AutoencoderDcConfig {
     fn default() -> Self {
         let widths = vec![128, 256, 512, 512, 1024, 1024];

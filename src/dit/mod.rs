@@ -141,6 +141,11 @@ impl Default for AceStepTransformerConfig {
 }
 
 impl AceStepTransformerConfig {
+    /// Reads `{root}/ace_step_transformer/config.json` of `checkpoint`.
+    pub fn from_checkpoint(checkpoint: &crate::Checkpoint) -> crate::Result<Self> {
+        crate::config::read_config(&checkpoint.config_path(crate::Component::Transformer)?)
+    }
+
     /// The model width the reference really uses: heads x head_dim.
     pub fn model_dim(&self) -> usize {
         self.num_attention_heads * self.attention_head_dim

@@ -260,9 +260,9 @@ pub fn download_vocab(opts: &crate::HubOptions) -> Result<PathBuf> {
              {VOCAB_ENV}=PATH, or <checkpoint>/lyric_tokenizer/vocab.json)"
         ),
     };
-    crate::checkpoint::hub_file(
+    crate::hub::hub_file(
         opts,
-        crate::checkpoint::HubRepo::Space(VOCAB_SPACE),
+        crate::hub::HubRepo::Space(VOCAB_SPACE),
         VOCAB_SPACE_FILE,
     )
     .map_err(hub_err)

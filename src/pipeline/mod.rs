@@ -331,7 +331,11 @@ impl Pipeline {
         let dtype = options.dtype();
         crate::device::check_dtype(device, dtype)?;
         if options.offload {
+            // Every file and config now, not at the first generation's reload.
             checkpoint.validate()?;
+            crate::dcae::AutoencoderDcConfig::from_checkpoint(checkpoint)?;
+            crate::vocoder::VocoderConfig::from_checkpoint(checkpoint)?;
+            crate::text_encoder::Umt5Config::from_checkpoint(checkpoint)?;
         }
         let quantize = options.quantize;
         let (c, d) = (checkpoint.clone(), device.clone());
@@ -372,7 +376,7 @@ impl Pipeline {
             text,
             text_tokenizer,
             dit,
-            dit_config: checkpoint.transformer_config()?,
+            dit_config: crate::dit::AceStepTransformerConfig::from_checkpoint(checkpoint)?,
             lora: std::sync::Mutex::new(None),
             dcae,
             dtype,

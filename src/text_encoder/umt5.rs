@@ -98,6 +98,11 @@ impl Activation {
 }
 
 impl Umt5Config {
+    /// Reads `{root}/umt5-base/config.json` of `checkpoint`.
+    pub fn from_checkpoint(checkpoint: &crate::Checkpoint) -> crate::Result<Self> {
+        crate::config::read_config(&checkpoint.config_path(crate::Component::TextEncoder)?)
+    }
+
     /// Whether the feed-forward is gated (`wi_0`, `wi_1`) or plain (`wi`).
     pub fn is_gated(&self) -> bool {
         self.feed_forward_proj.starts_with("gated-")
