@@ -34,27 +34,24 @@ fn reference() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
-/// The UniDic dictionary of unidic-lite 1.0.8 for Japanese lines: `$ACESTEP_JA_DICT`, else
-/// python3's unidic_lite, else a virtual environment under `target/` with it installed from PyPI
-/// (once per test run).
+/// The UniDic dictionary of unidic-lite 1.0.8 for Japanese lines: `$ACESTEP_JA_DICT`, else the
+/// crate's own fetch (the pinned archive from the Python package index, SHA-256 checked) into
+/// `target/unidic-cache`, once.
 fn ja_dict() -> PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         if let Some(d) = std::env::var_os(acestep::lyrics::japanese::DICT_ENV) {
             return PathBuf::from(d);
         }
-        let probe = "import unidic_lite; print(unidic_lite.DICDIR)";
-        let py = common::python_with(
-            probe,
-            "ja-venv",
-            &["unidic-lite==1.0.8"],
-            "pip install unidic-lite==1.0.8 or set ACESTEP_JA_DICT",
+        let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/unidic-cache");
+        let t0 = std::time::Instant::now();
+        let dir = acestep::lyrics::japanese::fetch_dictionary(&cache).expect("UniDic fetch");
+        println!(
+            "UniDic at {} ({:.1} s)",
+            dir.display(),
+            t0.elapsed().as_secs_f64()
         );
-        let o = std::process::Command::new(py)
-            .args(["-c", probe])
-            .output()
-            .expect("python");
-        PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+        dir
     })
     .clone()
 }

@@ -13,8 +13,12 @@
 //! `tools/make_lyric_tables.py`).
 //!
 //! The dictionary is found in this order: a path given to
-//! [`super::LyricTokenizer::with_japanese_dict`] (`--ja-dict`), then `$ACESTEP_JA_DICT`. With
-//! unidic-lite installed by pip: `export ACESTEP_JA_DICT=$(python -c "import unidic_lite;
+//! [`super::LyricTokenizer::with_japanese_dict`] (`--ja-dict`), then `$ACESTEP_JA_DICT`, then
+//! the cache (`<cache>/unidic-lite-1.0.8/dicdir`, [`crate::hub::cache_dir`]); else, on first use,
+//! [`fetch_dictionary`] downloads unidic-lite 1.0.8's archive from the Python package index
+//! (47 MB, checked against its published SHA-256) and unpacks the dictionary into the cache.
+//! Offline (`ACESTEP_OFFLINE=1` / `HF_HUB_OFFLINE=1`) or without the `hub` feature, a path must be
+//! given; pip's copy works too: `export ACESTEP_JA_DICT=$(python -c "import unidic_lite;
 //! print(unidic_lite.DICDIR)")`.
 
 use std::collections::HashMap;
@@ -30,6 +34,130 @@ pub const DICT_ENV: &str = "ACESTEP_JA_DICT";
 /// The dictionary files MeCab (and notmecab) read.
 const DICT_FILES: [&str; 4] = ["sys.dic", "unk.dic", "matrix.bin", "char.bin"];
 
+/// unidic-lite 1.0.8's source archive on the Python package index (the only file of that
+/// release).
+pub const UNIDIC_URL: &str = "https://files.pythonhosted.org/packages/55/2b/\
+    8cf7514cb57d028abcef625afa847d60ff1ffbf0049c36b78faa7c35046f/unidic-lite-1.0.8.tar.gz";
+/// Its SHA-256 as the package index publishes it.
+pub const UNIDIC_SHA256: &str = "db9d4572d9fdd4d00a97949d4b0741ec480ee05a7e7e2e32f547500dae27b245";
+/// The folder of the archive that holds the dictionary.
+#[cfg(feature = "hub")]
+const UNIDIC_DICDIR: &str = "unidic_lite/dicdir/";
+/// What is unpacked of it: the MeCab files, and the dictionary's licence and version files.
+#[cfg(feature = "hub")]
+const UNIDIC_KEEP: [&str; 10] = [
+    "sys.dic",
+    "unk.dic",
+    "matrix.bin",
+    "char.bin",
+    "dicrc",
+    "version",
+    "COPYING",
+    "BSD",
+    "LGPL",
+    "GPL",
+];
+
+/// Where [`fetch_dictionary`] unpacks the dictionary under the cache folder `cache`.
+pub fn cached_dictionary(cache: &Path) -> PathBuf {
+    cache.join("unidic-lite-1.0.8").join("dicdir")
+}
+
+fn is_dictionary(dir: &Path) -> bool {
+    DICT_FILES.iter().all(|f| dir.join(f).is_file())
+}
+
+/// Downloads unidic-lite 1.0.8 ([`UNIDIC_URL`], checked against [`UNIDIC_SHA256`]) and unpacks
+/// its dictionary into [`cached_dictionary`]`(cache)`, unless it is there already; returns that
+/// folder. Concurrent fetches are safe (each unpacks apart and the first complete one wins).
+#[cfg(feature = "hub")]
+pub fn fetch_dictionary(cache: &Path) -> Result<PathBuf> {
+    fetch_dictionary_from(UNIDIC_URL, UNIDIC_SHA256, cache)
+}
+
+/// [`fetch_dictionary`] from `url` with the SHA-256 `sha256`.
+#[cfg(feature = "hub")]
+fn fetch_dictionary_from(url: &str, sha256: &str, cache: &Path) -> Result<PathBuf> {
+    let dest = cached_dictionary(cache);
+    if is_dictionary(&dest) {
+        return Ok(dest);
+    }
+    let fail = |message: String| Error::InvalidArgument {
+        name: "Japanese dictionary",
+        value: format!("download of unidic-lite 1.0.8 failed ({message})"),
+        expected: format!(
+            "a reachable Python package index ({url}), or the UniDic folder given locally: \
+             --ja-dict DIR or {DICT_ENV}=DIR"
+        ),
+    };
+    let parent = dest
+        .parent()
+        .ok_or_else(|| fail(format!("no parent folder for {}", dest.display())))?;
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let archive = parent.join("unidic-lite-1.0.8.tar.gz");
+    tracing::info!(
+        "downloading the UniDic dictionary (unidic-lite 1.0.8, 47 MB) into {}",
+        parent.display()
+    );
+    crate::hub::fetch_pinned(url, sha256, &archive).map_err(fail)?;
+    let unpacked = unpack_dictionary(&archive, parent);
+    let _ = std::fs::remove_file(&archive);
+    let tmp = unpacked?;
+    match std::fs::rename(&tmp, &dest) {
+        Ok(()) => Ok(dest),
+        // Another process got there first.
+        Err(_) if is_dictionary(&dest) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(dest)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(Error::io(&dest, e))
+        }
+    }
+}
+
+/// Unpacks the dictionary files of the unidic-lite archive `archive` into a new folder under
+/// `parent`; returns it (complete, or an error and nothing left).
+#[cfg(feature = "hub")]
+fn unpack_dictionary(archive: &Path, parent: &Path) -> Result<PathBuf> {
+    let tmp = parent.join(format!("dicdir.part-{}", std::process::id()));
+    let result = (|| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let file = std::fs::File::open(archive).map_err(|e| Error::io(archive, e))?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let bad = |e: std::io::Error| Error::io(archive, e);
+        for entry in tar.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+            let Some((_, name)) = path.split_once(UNIDIC_DICDIR) else {
+                continue;
+            };
+            if UNIDIC_KEEP.contains(&name) {
+                let out = tmp.join(name);
+                let mut f = std::fs::File::create(&out).map_err(|e| Error::io(&out, e))?;
+                std::io::copy(&mut entry, &mut f).map_err(|e| Error::io(&out, e))?;
+            }
+        }
+        if !is_dictionary(&tmp) {
+            return Err(Error::InvalidArgument {
+                name: "Japanese dictionary",
+                value: archive.display().to_string(),
+                expected: format!(
+                    "an archive holding {UNIDIC_DICDIR}{}",
+                    DICT_FILES.join(", ")
+                ),
+            });
+        }
+        Ok(tmp.clone())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
 /// Small kana that combine with the kana before them.
 const SUTEGANA: &str = "ゃゅょぁぃぅぇぉ";
 /// Iteration marks.
@@ -37,10 +165,25 @@ const ODORI: &str = "々〃ゝゞヽゞ";
 const UNVOICED: &str = "かきくけこさしすせそたちつてとはひふへほ";
 const VOICED: &str = "がぎぐげござじずぜぞだぢづでどばびぶべぼ";
 
-/// The dictionary folder to use: `explicit`, else `$ACESTEP_JA_DICT`; an error saying how to
-/// get it when neither names a folder holding the four MeCab files.
+/// The dictionary folder to use: `explicit`, else `$ACESTEP_JA_DICT` (an error saying how to get
+/// it when the one given does not hold the four MeCab files); with neither, the cached copy,
+/// fetched on first use ([`fetch_dictionary`]) unless offline.
 pub fn resolve_dictionary(explicit: Option<&Path>) -> Result<PathBuf> {
-    first_dictionary(explicit, std::env::var_os(DICT_ENV).map(PathBuf::from))
+    let env = std::env::var_os(DICT_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if explicit.is_some() || env.is_some() {
+        return first_dictionary(explicit, env);
+    }
+    let cached = cached_dictionary(&crate::hub::cache_dir());
+    if is_dictionary(&cached) {
+        return Ok(cached);
+    }
+    #[cfg(feature = "hub")]
+    if !crate::hub::offline() {
+        return fetch_dictionary(&crate::hub::cache_dir());
+    }
+    first_dictionary(None, None)
 }
 
 /// The first of `explicit`, `env` holding the four MeCab files.
@@ -51,7 +194,7 @@ fn first_dictionary(explicit: Option<&Path>, env: Option<PathBuf>) -> Result<Pat
         .chain(env)
         .collect();
     for dir in &candidates {
-        if DICT_FILES.iter().all(|f| dir.join(f).is_file()) {
+        if is_dictionary(dir) {
             return Ok(dir.clone());
         }
     }
@@ -68,8 +211,10 @@ fn first_dictionary(explicit: Option<&Path>, env: Option<PathBuf>) -> Result<Pat
         },
         expected: format!(
             "the UniDic folder of unidic-lite 1.0.8 with {} (Japanese lyric lines are read as \
-             romaji with it): `pip install unidic-lite==1.0.8`, then pass --ja-dict or set \
-             {DICT_ENV}=$(python -c \"import unidic_lite; print(unidic_lite.DICDIR)\")",
+             romaji with it): fetched on first use unless offline (ACESTEP_OFFLINE / \
+             HF_HUB_OFFLINE) or built without the `hub` feature; else pass --ja-dict or set \
+             {DICT_ENV}=$(python -c \"import unidic_lite; print(unidic_lite.DICDIR)\") after \
+             `pip install unidic-lite==1.0.8`",
             DICT_FILES.join(", ")
         ),
     })
@@ -473,6 +618,89 @@ fn foreign_spelling(w: &Word) -> Option<&str> {
     let lemma = w.lemma().filter(|l| !l.is_empty())?;
     let (_, cand) = lemma.split_once('-')?;
     cand.is_ascii().then_some(cand)
+}
+
+#[cfg(all(test, feature = "hub"))]
+mod fetch_tests {
+    use super::*;
+
+    /// A gzipped tar laid out as unidic-lite's archive, holding `files` in its dictionary folder.
+    fn archive(files: &[&str]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (i, name) in files.iter().chain(["unidic-mecab.pdf"].iter()).enumerate() {
+            let data = vec![i as u8; 10 + i];
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            let path = format!("unidic-lite-1.0.8/{UNIDIC_DICDIR}{name}");
+            tar.append_data(&mut h, path, &data[..]).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn sha256(b: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_dictionary_is_fetched_checked_unpacked_and_cached() {
+        let cache = tempfile::tempdir().unwrap();
+        let body = archive(&[
+            "sys.dic",
+            "unk.dic",
+            "matrix.bin",
+            "char.bin",
+            "dicrc",
+            "COPYING",
+        ]);
+        let url = crate::hub::serve_once(body.clone());
+        let dir = fetch_dictionary_from(&url, &sha256(&body), cache.path()).unwrap();
+        assert_eq!(dir, cached_dictionary(cache.path()));
+        assert!(is_dictionary(&dir));
+        assert!(dir.join("COPYING").is_file());
+        assert!(
+            !dir.join("unidic-mecab.pdf").exists(),
+            "only the dictionary is kept"
+        );
+        // Cached: no second download (the server answered once and is gone).
+        assert_eq!(
+            fetch_dictionary_from(&url, &sha256(&body), cache.path()).unwrap(),
+            dir
+        );
+        let parent = dir.parent().unwrap();
+        let names: Vec<_> = std::fs::read_dir(parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dicdir"], "no archive or partial folder left");
+    }
+
+    #[test]
+    fn a_bad_archive_or_hash_leaves_nothing_behind() {
+        let cache = tempfile::tempdir().unwrap();
+        let body = archive(&["sys.dic", "unk.dic", "matrix.bin", "char.bin"]);
+        let url = crate::hub::serve_once(body.clone());
+        let e = fetch_dictionary_from(&url, &sha256(b"other"), cache.path()).unwrap_err();
+        assert!(e.to_string().contains("SHA-256"), "{e}");
+        // An archive without matrix.bin.
+        let body = archive(&["sys.dic", "unk.dic", "char.bin"]);
+        let url = crate::hub::serve_once(body.clone());
+        let e = fetch_dictionary_from(&url, &sha256(&body), cache.path()).unwrap_err();
+        assert!(e.to_string().contains("matrix.bin"), "{e}");
+        let parent = cached_dictionary(cache.path())
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        assert_eq!(std::fs::read_dir(parent).unwrap().count(), 0);
+    }
 }
 
 #[cfg(test)]
