@@ -6,6 +6,9 @@
 //! Compare with `tools/bench_reference.py dcae --threads 2` (PyTorch, same shapes), run back to
 //! back: `RAYON_NUM_THREADS=2 cargo bench --bench dcae`.
 
+// `criterion_group!` defines an undocumented function.
+#![allow(missing_docs)]
+
 use acestep::dcae::{AutoencoderDcConfig, MusicDcae};
 use acestep::testing::random_var_builder;
 use acestep::vocoder::VocoderConfig;

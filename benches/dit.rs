@@ -10,6 +10,9 @@
 //! (`config/zh_rap_lora_config.json`: speaker_embedder, linear_q/k/v, to_q/k/v, to_out.0;
 //! rsLoRA, alpha 32), unmerged as peft runs it; compare with `bench_reference.py dit-lora`.
 
+// `criterion_group!` defines an undocumented function.
+#![allow(missing_docs)]
+
 use std::collections::HashMap;
 
 use acestep::dit::{AceStepTransformer2DModel, AceStepTransformerConfig};

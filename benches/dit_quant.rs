@@ -5,6 +5,9 @@
 //! `RAYON_NUM_THREADS=2 cargo bench --bench dit_quant` then `--bench dit`.
 //! About 3.5 GB (q8_0) + 1.9 GB (q4k) of weights.
 
+// `criterion_group!` defines an undocumented function.
+#![allow(missing_docs)]
+
 use acestep::dit::{AceStepTransformer2DModel, AceStepTransformerConfig};
 use acestep::quant::{quantizing, Quantization};
 use acestep::testing::random_var_builder;

@@ -6,6 +6,9 @@
 //!
 //! `RAYON_NUM_THREADS=2 cargo bench --bench kernels`
 
+// `criterion_group!` defines an undocumented function.
+#![allow(missing_docs)]
+
 use acestep_kernels::{
     rms_norm_channels, Activation, Conv1d, Conv2d, ConvSpec, ConvTranspose1d, Fused, Linear,
 };

@@ -7,6 +7,9 @@
 //! `ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py lyrics`:
 //! `cargo bench --bench lyrics`.
 
+// `criterion_group!` defines an undocumented function.
+#![allow(missing_docs)]
+
 use std::path::PathBuf;
 
 use acestep::lyrics::{lang_segment, LyricTokenizer};

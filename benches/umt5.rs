@@ -3,6 +3,9 @@
 //! Compare with `tools/bench_reference.py umt5` (PyTorch, same shapes, same thread count):
 //! `RAYON_NUM_THREADS=2 cargo bench --bench umt5` vs `python tools/bench_reference.py umt5 --threads 2`.
 
+// `criterion_group!` defines an undocumented function.
+#![allow(missing_docs)]
+
 use acestep::testing::random_var_builder;
 use acestep::text_encoder::{Umt5Config, Umt5EncoderModel};
 use candle_core::{DType, Device, Tensor};

@@ -44,14 +44,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match events.recv_timeout(Duration::from_secs(1)) {
             Ok(ev) if ev.state.is_terminal() => {
                 let job = jobs.poll(&ev.id)?;
-                println!("{} {:?}: {:?}", ev.id, job.state, job.result.map(|r| r.files));
+                println!(
+                    "{} {:?}: {:?}",
+                    ev.id,
+                    job.state,
+                    job.result.map(|r| r.files)
+                );
                 done += 1;
             }
             Ok(ev) => println!("{} is {:?}", ev.id, ev.state),
             Err(_) => {
                 for id in &ids {
                     let job = jobs.poll(id)?;
-                    println!("{id}: {:.0}% (eta {:?} s)", job.progress.percent, job.eta_seconds);
+                    println!(
+                        "{id}: {:.0}% (eta {:?} s)",
+                        job.progress.percent, job.eta_seconds
+                    );
                 }
             }
         }

@@ -139,7 +139,7 @@ impl Checkpoint {
                         let gguf = format!(
                             "{}/{}",
                             c.folder(),
-                            std::path::Path::new(f).with_extension("gguf").display()
+                            Path::new(f).with_extension("gguf").display()
                         );
                         get(&gguf).map_err(|_| hub_err(&rel, format!("{e} (nor {gguf})")))?
                     }

@@ -137,7 +137,6 @@ pub enum Error {
         message: String,
     },
 
-    /// A caller-supplied argument is invalid.
     /// A LoRA adapter cannot be read or does not fit the model (names the keys).
     #[error("LoRA adapter {adapter}: {message}")]
     Lora {
@@ -147,6 +146,7 @@ pub enum Error {
         message: String,
     },
 
+    /// A caller-supplied argument is invalid.
     #[error("invalid {name} `{}`: {expected}", short(.value))]
     InvalidArgument {
         /// The parameter.

@@ -44,7 +44,7 @@ pub(crate) fn hub_file(
     opts: &HubOptions,
     repo: HubRepo<'_>,
     file: &str,
-) -> std::result::Result<PathBuf, String> {
+) -> Result<PathBuf, String> {
     let api = hub_api(opts)?;
     let r = match repo {
         HubRepo::Model(id) => api.model(id.to_string()),
@@ -59,7 +59,7 @@ pub(crate) fn hub_file(
     _opts: &HubOptions,
     repo: HubRepo<'_>,
     file: &str,
-) -> std::result::Result<PathBuf, String> {
+) -> Result<PathBuf, String> {
     let (HubRepo::Model(id) | HubRepo::Space(id)) = repo;
     Err(format!(
         "{file} of {id}: this build has no Hugging Face Hub access (cargo feature `hub`); give \
@@ -69,7 +69,7 @@ pub(crate) fn hub_file(
 
 /// A Hugging Face Hub client with `opts` (endpoint, cache, token, progress bars).
 #[cfg(feature = "hub")]
-fn hub_api(opts: &HubOptions) -> std::result::Result<hf_hub::api::sync::Api, String> {
+fn hub_api(opts: &HubOptions) -> Result<hf_hub::api::sync::Api, String> {
     let mut builder = hf_hub::api::sync::ApiBuilder::from_env()
         .with_progress(opts.progress)
         .with_token(opts.token.clone())
@@ -87,11 +87,7 @@ fn hub_api(opts: &HubOptions) -> std::result::Result<hf_hub::api::sync::Api, Str
 /// file appears at `dest` only when complete and verified (a `.part` file is removed on any
 /// failure). Network errors and a hash mismatch are returned as text.
 #[cfg(feature = "hub")]
-pub(crate) fn fetch_pinned(
-    url: &str,
-    sha256: &str,
-    dest: &std::path::Path,
-) -> std::result::Result<(), String> {
+pub(crate) fn fetch_pinned(url: &str, sha256: &str, dest: &std::path::Path) -> Result<(), String> {
     use sha2::{Digest, Sha256};
     use std::io::{Read, Write};
     let part = dest.with_extension(format!("part-{}", std::process::id()));

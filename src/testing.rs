@@ -40,7 +40,7 @@ pub struct Comparison {
 /// Compares two tensors of the same shape (any float dtype, any device).
 pub fn compare(ours: &Tensor, reference: &Tensor) -> Result<Comparison> {
     if ours.dims() != reference.dims() {
-        return Err(crate::Error::InvalidArgument {
+        return Err(Error::InvalidArgument {
             name: "tensor shape",
             value: format!("{:?}", ours.dims()),
             expected: format!("the reference shape {:?}", reference.dims()),

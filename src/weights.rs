@@ -244,7 +244,7 @@ fn weight_source() -> Option<WeightSource> {
 }
 
 /// The checkpoint key of `name` under `vb`.
-fn key(vb: &candle_nn::VarBuilder, name: &str) -> String {
+fn key(vb: &VarBuilder, name: &str) -> String {
     let p = vb.prefix();
     if p.is_empty() {
         name.to_string()
@@ -260,7 +260,7 @@ pub fn linear(
     in_dim: usize,
     out_dim: usize,
     bias: bool,
-    vb: candle_nn::VarBuilder,
+    vb: VarBuilder,
 ) -> candle_core::Result<acestep_kernels::Linear> {
     linear_from(in_dim, out_dim, bias, vb, |vb| {
         vb.get((out_dim, in_dim), "weight")
@@ -273,7 +273,7 @@ pub fn conv1x1_linear(
     in_dim: usize,
     out_dim: usize,
     bias: bool,
-    vb: candle_nn::VarBuilder,
+    vb: VarBuilder,
 ) -> candle_core::Result<acestep_kernels::Linear> {
     linear_from(in_dim, out_dim, bias, vb, |vb| {
         vb.get((out_dim, in_dim, 1), "weight")?.squeeze(2)
@@ -287,8 +287,8 @@ fn linear_from(
     in_dim: usize,
     out_dim: usize,
     bias: bool,
-    vb: candle_nn::VarBuilder,
-    float_weight: impl FnOnce(&candle_nn::VarBuilder) -> candle_core::Result<Tensor>,
+    vb: VarBuilder,
+    float_weight: impl FnOnce(&VarBuilder) -> candle_core::Result<Tensor>,
 ) -> candle_core::Result<acestep_kernels::Linear> {
     let b = if bias {
         Some(vb.get(out_dim, "bias")?)
@@ -343,11 +343,7 @@ impl Embedding {
 
 /// An embedding table `[vocab, dim]` (`weight` under `vb`), quantized under a quantized weight
 /// source as [`linear`] is.
-pub fn embedding(
-    vocab: usize,
-    dim: usize,
-    vb: candle_nn::VarBuilder,
-) -> candle_core::Result<Embedding> {
+pub fn embedding(vocab: usize, dim: usize, vb: VarBuilder) -> candle_core::Result<Embedding> {
     match weight_source() {
         Some(WeightSource::Stored(store)) => {
             if let Some(q) = store.quantized(&key(&vb, "weight"), vb.device()) {

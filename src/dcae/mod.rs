@@ -79,8 +79,8 @@ pub struct AutoencoderDcConfig {
 
 impl AutoencoderDcConfig {
     /// Reads `{root}/music_dcae_f8c8/config.json` of `checkpoint`.
-    pub fn from_checkpoint(checkpoint: &crate::Checkpoint) -> crate::Result<Self> {
-        crate::config::read_config(&checkpoint.config_path(crate::Component::Dcae)?)
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self> {
+        read_config(&checkpoint.config_path(Component::Dcae)?)
     }
 }
 

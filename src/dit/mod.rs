@@ -142,8 +142,8 @@ impl Default for AceStepTransformerConfig {
 
 impl AceStepTransformerConfig {
     /// Reads `{root}/ace_step_transformer/config.json` of `checkpoint`.
-    pub fn from_checkpoint(checkpoint: &crate::Checkpoint) -> crate::Result<Self> {
-        crate::config::read_config(&checkpoint.config_path(crate::Component::Transformer)?)
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Self> {
+        crate::config::read_config(&checkpoint.config_path(Component::Transformer)?)
     }
 
     /// The model width the reference really uses: heads x head_dim.

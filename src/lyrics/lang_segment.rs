@@ -284,7 +284,7 @@ struct Segment {
 #[derive(Debug)]
 struct Raised;
 
-type Step = std::result::Result<(), Raised>;
+type Step = Result<(), Raised>;
 
 /// One `getTexts` call: the placeholders of the line, the pieces waiting for a Chinese /
 /// Japanese decision, the character counts per language.

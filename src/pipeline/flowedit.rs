@@ -87,7 +87,6 @@ fn bad(name: &'static str, value: impl ToString, expected: impl Into<String>) ->
 }
 
 impl FlowEditSettings {
-    /// Checks the settings; the error names the bad one.
     /// The schedule FlowEdit walks: Euler over `infer_steps`, whatever `scheduler_type` says
     /// (it only picks the plain-sampling phase's update).
     pub fn scheduler(&self) -> Result<Box<dyn schedulers::Scheduler>> {
@@ -97,6 +96,7 @@ impl FlowEditSettings {
         )
     }
 
+    /// Checks the settings; the error names the bad one.
     pub fn validate(&self) -> Result<()> {
         if self.infer_steps == 0 {
             return Err(bad("infer_step", 0, "at least 1"));

@@ -125,7 +125,7 @@ pub struct Pipeline {
     dtype: DType,
     device: Device,
     checkpoint_root: std::path::PathBuf,
-    lyric_tokenizer: std::sync::Mutex<Option<std::sync::Arc<LyricTokenizer>>>,
+    lyric_tokenizer: std::sync::Mutex<Option<Arc<LyricTokenizer>>>,
     ja_dict: Option<std::path::PathBuf>,
     hub: crate::HubOptions,
 }
@@ -216,7 +216,7 @@ fn batch_normal(rngs: &mut [rand::rngs::StdRng], shape: &Shape, device: &Device)
 fn check_span(params: &GenerationParams, task: Task, frames: usize) -> Result<()> {
     let start = editing::seconds_to_frame(params.repaint_start);
     let end = editing::seconds_to_frame(params.repaint_end);
-    let seconds = crate::dcae::MusicDcae::latent_seconds(frames);
+    let seconds = MusicDcae::latent_seconds(frames);
     match task {
         Task::Repaint if end > frames as i64 => Err(Error::InvalidArgument {
             name: "repaint_end",
@@ -389,7 +389,7 @@ impl Pipeline {
     }
 
     /// The lyric tokenizer, loaded on first use.
-    fn lyric_tokenizer(&self) -> Result<std::sync::Arc<LyricTokenizer>> {
+    fn lyric_tokenizer(&self) -> Result<Arc<LyricTokenizer>> {
         let mut slot = self
             .lyric_tokenizer
             .lock()
@@ -398,7 +398,7 @@ impl Pipeline {
             return Ok(t.clone());
         }
         let path = crate::lyrics::find_vocab(None, Some(&self.checkpoint_root), Some(&self.hub))?;
-        let tok = std::sync::Arc::new(LyricTokenizer::from_file(&path)?);
+        let tok = Arc::new(LyricTokenizer::from_file(&path)?);
         if let Some(d) = &self.ja_dict {
             tok.set_japanese_dict(d);
         }
@@ -511,13 +511,13 @@ impl Pipeline {
             value: path.to_string(),
             expected: format!("a readable audio file ({e})"),
         })?;
-        if audio.duration() > params::MAX_DURATION_SECONDS {
+        if audio.duration() > MAX_DURATION_SECONDS {
             return Err(Error::InvalidArgument {
                 name,
                 value: format!("{path} ({:.1} s)", audio.duration()),
                 expected: format!(
                     "audio of at most {} s (the longest song the model makes)",
-                    params::MAX_DURATION_SECONDS
+                    MAX_DURATION_SECONDS
                 ),
             });
         }

@@ -547,7 +547,7 @@ pub(crate) fn params(
         params.ref_audio_input = Some(r);
     }
     if let Some(lora) = params.lora() {
-        let local = std::path::Path::new(lora).exists();
+        let local = Path::new(lora).exists();
         if !local && lora.split('/').count() != 2 {
             return Err(invalid(
                 "lora_name_or_path",

@@ -358,7 +358,7 @@ fn clamp_f16(x: Tensor) -> Result<Tensor> {
 #[derive(Debug, Clone)]
 pub struct Umt5EncoderModel {
     shared: crate::weights::Embedding,
-    dtype: candle_core::DType,
+    dtype: DType,
     blocks: Vec<Block>,
     final_layer_norm: RmsNorm,
     cfg: Umt5Config,

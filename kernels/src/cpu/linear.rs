@@ -341,7 +341,7 @@ mod tests {
     impl Guarded {
         fn new(values: &[f32]) -> Self {
             let page = 4096;
-            let bytes = std::mem::size_of_val(values);
+            let bytes = size_of_val(values);
             let data_pages = bytes.div_ceil(page);
             let size = (data_pages + 1) * page;
             unsafe {
