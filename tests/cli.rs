@@ -493,3 +493,39 @@ fn generate_flags_merge_over_params_and_unset_flags_keep_its_values() {
     assert_eq!(side["cfg_type"], "apg");
     assert_eq!(side["guidance_interval"], 0.5);
 }
+
+#[test]
+fn debug_logging_shows_the_time_of_each_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = acestep()
+        .env("RUST_LOG", "acestep=debug")
+        .args([
+            "generate",
+            "--prompt",
+            "pop",
+            "--duration",
+            "1",
+            "--steps",
+            "2",
+        ])
+        .args(["--device", "cpu", "-o"])
+        .arg(dir.path().join("s.wav"))
+        .arg("--checkpoint-dir")
+        .arg(tiny())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    for stage in [
+        "load{model=\"dit\"}",
+        "encode_prompt",
+        "diffusion",
+        "decode{item=0}",
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(stage) && l.contains("close"))
+            .unwrap_or_else(|| panic!("no closed span {stage} in:\n{log}"));
+        assert!(line.contains("time.busy="), "{line}");
+    }
+}

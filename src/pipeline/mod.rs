@@ -138,6 +138,8 @@ fn is_some<T>(slot: &std::sync::Mutex<Option<Arc<T>>>) -> bool {
 /// A model kept in memory, or with offload loaded for each stage that uses it and dropped after
 /// (memory-mapped weights make the reload cheap).
 struct Resident<T> {
+    /// The model's name in trace spans.
+    name: &'static str,
     slot: std::sync::Mutex<Option<Arc<T>>>,
     load: Box<dyn Fn() -> Result<T> + Send + Sync>,
     offload: bool,
@@ -145,13 +147,19 @@ struct Resident<T> {
 
 impl<T> Resident<T> {
     /// Loaded now, unless `offload` (then on first use).
-    fn new(load: impl Fn() -> Result<T> + Send + Sync + 'static, offload: bool) -> Result<Self> {
+    fn new(
+        name: &'static str,
+        load: impl Fn() -> Result<T> + Send + Sync + 'static,
+        offload: bool,
+    ) -> Result<Self> {
         let slot = if offload {
             None
         } else {
+            let _load = tracing::debug_span!("load", model = name).entered();
             Some(Arc::new(load()?))
         };
         Ok(Self {
+            name,
             slot: std::sync::Mutex::new(slot),
             load: Box::new(load),
             offload,
@@ -164,6 +172,7 @@ impl<T> Resident<T> {
         if let Some(m) = slot.as_ref() {
             return Ok(m.clone());
         }
+        let _load = tracing::debug_span!("load", model = self.name).entered();
         let m = Arc::new((self.load)()?);
         *slot = Some(m.clone());
         Ok(m)
@@ -340,6 +349,7 @@ impl Pipeline {
         let quantize = options.quantize;
         let (c, d) = (checkpoint.clone(), device.clone());
         let text = Resident::new(
+            "text_encoder",
             move || match quantize {
                 Some(q) => crate::quant::quantizing(q, || TextEncoder::load(&c, &d, dtype)),
                 None => TextEncoder::load(&c, &d, dtype),
@@ -348,6 +358,7 @@ impl Pipeline {
         )?;
         let (c, d) = (checkpoint.clone(), device.clone());
         let dit = Resident::new(
+            "dit",
             move || match quantize {
                 Some(q) => {
                     crate::quant::quantizing(q, || AceStepTransformer2DModel::load(&c, &d, dtype))
@@ -357,7 +368,11 @@ impl Pipeline {
             options.offload,
         )?;
         let (c, d) = (checkpoint.clone(), device.clone());
-        let dcae = Resident::new(move || MusicDcae::load(&c, &d, dtype), options.offload)?;
+        let dcae = Resident::new(
+            "dcae",
+            move || MusicDcae::load(&c, &d, dtype),
+            options.offload,
+        )?;
         let text_tokenizer = crate::text_encoder::TextTokenizer::from_file(
             &checkpoint.file(crate::Component::TextEncoder, "tokenizer.json")?,
             crate::text_encoder::TEXT_MAX_LENGTH,
@@ -620,6 +635,14 @@ impl Pipeline {
         }
         let _release = ReleaseDit(self);
         let task = plan.task;
+        let _generate = tracing::debug_span!(
+            "generate_latents",
+            %task,
+            batch = params.batch_size,
+            steps = plan.loop_steps
+        )
+        .entered();
+        let lyric_span = tracing::debug_span!("lyrics").entered();
         let lyric_ids = self.lyric_token_ids(params)?;
         let target_ids = match task {
             Task::Edit => {
@@ -627,10 +650,12 @@ impl Pipeline {
             }
             _ => None,
         };
+        drop(lyric_span);
         if progress(Progress::Encoding) == Control::Cancel {
             return Err(Error::Cancelled { step: 0, total: 0 });
         }
         let b = params.batch_size;
+        let audio_span = tracing::debug_span!("encode_audio").entered();
         let src = match (&params.src_audio_path, task.needs_source()) {
             (Some(p), true) => Some(self.audio_latents("src_audio_path", p, b)?),
             _ => None,
@@ -648,6 +673,7 @@ impl Pipeline {
                 })
             }
         };
+        drop(audio_span);
         check_span(params, task, frames)?;
         let GenerationPlan {
             seeds,
@@ -655,6 +681,7 @@ impl Pipeline {
             sampler,
             ..
         } = plan;
+        let prompt_span = tracing::debug_span!("encode_prompt").entered();
         let inputs = self.conditions(&params.prompt, lyric_ids, b, params.use_erg_tag)?;
         let target = match task {
             Task::Edit => Some(self.conditions(
@@ -665,10 +692,12 @@ impl Pipeline {
             )?),
             _ => None,
         };
+        drop(prompt_span);
         // The encoders' stages are over: with offload only the DiT stays for the diffusion.
         self.text.release();
         self.dcae.release();
         let dit = self.dit_for(params)?;
+        let _diffusion = tracing::debug_span!("diffusion", frames).entered();
         let device = self.device.clone();
         let per_item = |seeds: &[u64]| -> Vec<rand::rngs::StdRng> {
             seeds
@@ -791,6 +820,7 @@ impl Pipeline {
             if progress(Progress::Decoding { item: i, of: b }) == Control::Cancel {
                 return Err(Error::Cancelled { step: i, total: b });
             }
+            let _decode = tracing::debug_span!("decode", item = i).entered();
             let lat = latents.narrow(0, i, 1)?;
             let audio = dcae
                 .decode_audio(&lat, OUTPUT_SAMPLE_RATE)?

@@ -66,6 +66,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal (not in log files).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Each stage's time when it ends (`RUST_LOG=acestep=debug`: load, lyrics, encode_audio,
+        // encode_prompt, diffusion, decode).
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
     let result = match Cli::parse().command {
         Command::EncodeText(a) => encode_text::run(a).map_err(|e| e.to_string()),
