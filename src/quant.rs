@@ -313,7 +313,7 @@ impl SimpleBackend for GgufBackend {
 }
 
 /// Builds a model from a quantized GGUF file: `build` gets a [`VarBuilder`] serving the float
-/// tensors, while [`crate::weights::linear`] and [`crate::weights::embedding`] take the quantized
+/// tensors, while the crate's linear and embedding loaders take the quantized
 /// ones as stored.
 pub fn load_gguf<T>(
     path: &Path,

@@ -126,7 +126,7 @@ pub(crate) fn is_private(ip: IpAddr) -> bool {
 pub(crate) fn check_url(url: &str, allow_private: bool) -> Result<()> {
     let refuse = |why: &str| Error::InvalidArgument {
         name: "callback_url",
-        value: crate::server::short(url),
+        value: crate::error::short(url),
         expected: why.to_string(),
     };
     let parsed = url::Url::parse(url.trim()).map_err(|_| refuse("an http:// or https:// URL"))?;

@@ -15,10 +15,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::{form, AppState, Class, Dialect};
 use crate::error::Error;
 use crate::jobs::{JobProgress, JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
+use crate::server::{form, AppState, Class, Dialect};
 
 /// The dialect's error format.
 pub struct AsyncTask;

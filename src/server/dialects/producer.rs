@@ -17,11 +17,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::{form, iso8601, AppState, Class, Dialect};
 use crate::error::Error;
 use crate::jobs::JobError;
 use crate::jobs::{JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
+use crate::server::{form, iso8601, AppState, Class, Dialect};
 
 /// The dialect's error format.
 pub struct Producer;
