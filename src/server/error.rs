@@ -109,6 +109,45 @@ pub(crate) trait Dialect {
     }
 }
 
+/// An error answered in dialect `D`'s format (an HTTP response with its status and body): what
+/// the handlers return
+/// ([`Answer`]`<D>`), made with `?` from job manager and engine errors.
+pub struct DialectError<D> {
+    response: Box<Response>,
+    dialect: std::marker::PhantomData<D>,
+}
+
+impl<D> DialectError<D> {
+    /// A finished error response.
+    pub(crate) fn from_response(response: Response) -> Self {
+        Self {
+            response: Box::new(response),
+            dialect: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<D: Dialect> From<JobError> for DialectError<D> {
+    fn from(e: JobError) -> Self {
+        Self::from_response(D::from_error(&e))
+    }
+}
+
+impl<D: Dialect> From<Error> for DialectError<D> {
+    fn from(e: Error) -> Self {
+        JobError::from(e).into()
+    }
+}
+
+impl<D> IntoResponse for DialectError<D> {
+    fn into_response(self) -> Response {
+        *self.response
+    }
+}
+
+/// A handler's answer in dialect `D`: its response, or its error in `D`'s format.
+pub type Answer<D> = Result<Response, DialectError<D>>;
+
 /// Which dialect a request path belongs to, for errors made outside its handlers.
 pub(super) fn dialect_of(path: &str, query: Option<&str>) -> &'static str {
     if path == "/metrics" || path == "/health" {

@@ -26,10 +26,10 @@ use std::sync::Arc;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde_json::{json, Value};
 
-use super::{AppState, Dialect};
+use super::{Answer, AppState, Dialect};
 use crate::jobs::{FeedEvent, Follower, JobRecord, JobState};
 
 /// Renders a job in a dialect's poll format.
@@ -132,11 +132,8 @@ pub(crate) async fn stream<D: Dialect>(
     headers: HeaderMap,
     id: String,
     render: Render,
-) -> Response {
-    let rec = match state.job_for::<D>(&headers, &id).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+) -> Answer<D> {
+    let rec = state.job_for::<D>(&headers, &id).await?;
     let feed = state.jobs.events();
     let resume = headers
         .get("last-event-id")
@@ -172,7 +169,7 @@ pub(crate) async fn stream<D: Dialect>(
         "x-accel-buffering",
         axum::http::HeaderValue::from_static("no"),
     );
-    resp
+    Ok(resp)
 }
 
 /// `GET /v1/jobs/{id}/events` (ACE-Step API).
@@ -180,7 +177,7 @@ pub async fn acestep_api(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
+) -> Answer<super::acestep_api::AceStepApi> {
     stream::<super::acestep_api::AceStepApi>(state, headers, id, super::acestep_api::job_json).await
 }
 
@@ -189,7 +186,7 @@ pub async fn async_task(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
+) -> Answer<super::async_task::AsyncTask> {
     stream::<super::async_task::AsyncTask>(state, headers, id, super::async_task::task_json).await
 }
 
@@ -198,6 +195,6 @@ pub async fn producer(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
+) -> Answer<super::producer::Producer> {
     stream::<super::producer::Producer>(state, headers, id, super::producer::record_json).await
 }

@@ -33,6 +33,7 @@ pub mod openapi;
 mod state;
 
 pub use dialects::{acestep_api, async_task, producer};
+pub use error::{Answer, DialectError};
 pub(crate) use error::{Class, Dialect};
 pub use form::BodyLimits;
 pub use state::{owner_of_key, AppState, RateLimit, ServerConfig};

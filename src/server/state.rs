@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::HeaderMap;
-use axum::response::Response;
 
-use super::error::Dialect;
+use super::error::{Dialect, DialectError};
 use super::form::{self, BodyLimits};
 use crate::error::{short, Error};
 use crate::jobs::{JobError, JobManager, JobRecord, Result};
@@ -221,13 +220,12 @@ impl AppState {
     }
 
     /// The owner of an authorised request, or `D`'s 401.
-    // The error is the finished HTTP response, returned by value as handlers do.
-    #[allow(clippy::result_large_err)]
     pub(crate) fn authorize<D: Dialect>(
         &self,
         headers: &HeaderMap,
-    ) -> std::result::Result<String, Response> {
-        self.owner(headers).ok_or_else(D::unauthorized)
+    ) -> std::result::Result<String, DialectError<D>> {
+        self.owner(headers)
+            .ok_or_else(|| DialectError::from_response(D::unauthorized()))
     }
 
     /// A receiver that turns true when the server begins to stop.
@@ -250,18 +248,14 @@ impl AppState {
     }
 
     /// Job `id` for an authorised request (read on the blocking pool), or `D`'s error.
-    // The error is the finished HTTP response, returned by value as handlers do.
-    #[allow(clippy::result_large_err)]
     pub(crate) async fn job_for<D: Dialect>(
         self: &Arc<Self>,
         headers: &HeaderMap,
         id: &str,
-    ) -> std::result::Result<JobRecord, Response> {
+    ) -> std::result::Result<JobRecord, DialectError<D>> {
         let owner = self.authorize::<D>(headers)?;
         let id = id.to_string();
-        self.blocking(move |s| s.job_of(&id, &owner))
-            .await
-            .map_err(|e| D::from_error(&e))
+        Ok(self.blocking(move |s| s.job_of(&id, &owner)).await?)
     }
 
     /// Takes one submission from `owner`'s rate limit, or [`JobError::RateLimited`].
@@ -284,39 +278,32 @@ impl AppState {
 
     /// [`AppState::read_request`] for a submission: the owner's rate limit is taken before the
     /// body is read (429 with `Retry-After` beyond it).
-    // The error is the finished HTTP response, returned by value as handlers do.
-    #[allow(clippy::result_large_err)]
     pub(crate) async fn read_submission<D: Dialect>(
         &self,
         req: Request,
-    ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
+    ) -> std::result::Result<(HeaderMap, String, form::Fields), DialectError<D>> {
         self.read::<D>(req, true).await
     }
 
     /// The headers, owner and body fields of an authorised request, or `D`'s error.
-    // The error is the finished HTTP response, returned by value as handlers do.
-    #[allow(clippy::result_large_err)]
     pub(crate) async fn read_request<D: Dialect>(
         &self,
         req: Request,
-    ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
+    ) -> std::result::Result<(HeaderMap, String, form::Fields), DialectError<D>> {
         self.read::<D>(req, false).await
     }
 
-    #[allow(clippy::result_large_err)]
     async fn read<D: Dialect>(
         &self,
         req: Request,
         submission: bool,
-    ) -> std::result::Result<(HeaderMap, String, form::Fields), Response> {
+    ) -> std::result::Result<(HeaderMap, String, form::Fields), DialectError<D>> {
         let headers = req.headers().clone();
         let owner = self.authorize::<D>(&headers)?;
         if submission {
-            self.admit(&owner).map_err(|e| D::from_error(&e))?;
+            self.admit(&owner)?;
         }
-        let fields = form::read(req, &self.uploads, self.config.limits)
-            .await
-            .map_err(|e| D::from_error(&e))?;
+        let fields = form::read(req, &self.uploads, self.config.limits).await?;
         Ok((headers, owner, fields))
     }
 

@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::jobs::JobError;
 use crate::jobs::{JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
-use crate::server::{form, AppState, Class, Dialect};
+use crate::server::{form, Answer, AppState, Class, Dialect};
 
 /// The dialect's error format.
 pub struct AceStepApi;
@@ -316,12 +316,9 @@ fn params_of(fields: &form::Fields, inputs: form::Inputs) -> crate::jobs::Result
 }
 
 /// `POST /v1/music/generate`.
-pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (_, owner, fields) = match state.read_submission::<AceStepApi>(req).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let submitted = state
+pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Answer<AceStepApi> {
+    let (_, owner, fields) = state.read_submission::<AceStepApi>(req).await?;
+    let (rec, ()) = state
         .submit(fields, owner, |fields, state| {
             let (callback_url, webhook_events_filter) = form::webhook(fields)?;
             let request = JobRequest {
@@ -332,18 +329,15 @@ pub async fn generate(State(state): State<Arc<AppState>>, req: Request) -> Respo
             };
             Ok((request, ()))
         })
-        .await;
+        .await?;
     // As the seed's example: a new job reads `queued` with a 1-based position, even when a
     // worker took it at once (its record then says `running`).
-    match submitted {
-        Ok((rec, ())) => Json(AceSubmitted {
-            job_id: rec.id,
-            status: "queued",
-            queue_position: rec.queue_position.max(1),
-        })
-        .into_response(),
-        Err(e) => AceStepApi::from_error(&e),
-    }
+    Ok(Json(AceSubmitted {
+        job_id: rec.id,
+        status: "queued",
+        queue_position: rec.queue_position.max(1),
+    })
+    .into_response())
 }
 
 fn generation_info(rec: &JobRecord) -> String {
@@ -385,11 +379,9 @@ pub async fn job(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
-    match state.job_for::<AceStepApi>(&headers, &id).await {
-        Ok(rec) => Json(AceJob::of(&state, &headers, &rec)).into_response(),
-        Err(resp) => resp,
-    }
+) -> Answer<AceStepApi> {
+    let rec = state.job_for::<AceStepApi>(&headers, &id).await?;
+    Ok(Json(AceJob::of(&state, &headers, &rec)).into_response())
 }
 
 /// The job object of `rec` as JSON (the end of its event stream).

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use crate::error::Error;
 use crate::jobs::{JobProgress, JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
-use crate::server::{form, AppState, Class, Dialect};
+use crate::server::{form, Answer, AppState, Class, Dialect};
 
 /// The dialect's error format.
 pub struct AsyncTask;
@@ -91,12 +91,9 @@ pub(crate) fn check_supported(fields: &form::Fields) -> crate::jobs::Result<()> 
 }
 
 /// `POST /v1/async/music/generations`.
-pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (headers, owner, fields) = match state.read_submission::<AsyncTask>(req).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let submitted = state
+pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Answer<AsyncTask> {
+    let (headers, owner, fields) = state.read_submission::<AsyncTask>(req).await?;
+    let (rec, ()) = state
         .submit(fields, owner, |fields, state| {
             check_supported(fields)?;
             let base = GenerationParams {
@@ -112,11 +109,8 @@ pub async fn submit(State(state): State<Arc<AppState>>, req: Request) -> Respons
             };
             Ok((request, ()))
         })
-        .await;
-    match submitted {
-        Ok((rec, ())) => Json(Task::of(&state, &headers, &rec)).into_response(),
-        Err(e) => AsyncTask::from_error(&e),
-    }
+        .await?;
+    Ok(Json(Task::of(&state, &headers, &rec)).into_response())
 }
 
 /// The task object of this dialect (submit, query and cancel answers; `GET /v1/task/{id}` adds
@@ -298,12 +292,9 @@ pub async fn query(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
-    state
-        .job_for::<AsyncTask>(&headers, &id)
-        .await
-        .map(|rec| Json(Task::of(&state, &headers, &rec)).into_response())
-        .unwrap_or_else(|resp| resp)
+) -> Answer<AsyncTask> {
+    let rec = state.job_for::<AsyncTask>(&headers, &id).await?;
+    Ok(Json(Task::of(&state, &headers, &rec)).into_response())
 }
 
 /// `POST /api/v1/task/{id}/cancel`: cancels a waiting or in-progress task.
@@ -311,19 +302,13 @@ pub async fn cancel(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
-    if let Err(resp) = state.job_for::<AsyncTask>(&headers, &id).await {
-        return resp;
-    }
+) -> Answer<AsyncTask> {
+    state.job_for::<AsyncTask>(&headers, &id).await?;
     let target = id.clone();
-    match state.blocking(move |s| s.jobs.cancel(&target)).await {
-        Ok(rec) => {
-            let mut task = Task::of(&state, &headers, &rec);
-            task.cancel_requested = Some(true);
-            Json(task).into_response()
-        }
-        Err(e) => AsyncTask::from_error(&e),
-    }
+    let rec = state.blocking(move |s| s.jobs.cancel(&target)).await?;
+    let mut task = Task::of(&state, &headers, &rec);
+    task.cancel_requested = Some(true);
+    Ok(Json(task).into_response())
 }
 
 /// `GET /v1/task/{id}/status`.
@@ -331,21 +316,16 @@ pub async fn status(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
-    state
-        .job_for::<AsyncTask>(&headers, &id)
-        .await
-        .map(|rec| {
-            Json(TaskStatus {
-                task_id: rec.id.clone(),
-                status: status_word(rec.state),
-                queue_position: rec.queue_position,
-                eta_seconds: rec.eta_seconds,
-                percent: rec.progress.percent,
-            })
-            .into_response()
-        })
-        .unwrap_or_else(|resp| resp)
+) -> Answer<AsyncTask> {
+    let rec = state.job_for::<AsyncTask>(&headers, &id).await?;
+    Ok(Json(TaskStatus {
+        task_id: rec.id.clone(),
+        status: status_word(rec.state),
+        queue_position: rec.queue_position,
+        eta_seconds: rec.eta_seconds,
+        percent: rec.progress.percent,
+    })
+    .into_response())
 }
 
 /// `GET /v1/task/{id}`: the full task record (request, parameters, progress, result).
@@ -353,37 +333,27 @@ pub async fn record(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
-) -> Response {
-    state
-        .job_for::<AsyncTask>(&headers, &id)
-        .await
-        .map(|rec| {
-            let mut task = Task::of(&state, &headers, &rec);
-            task.request = Some(rec.request.metadata["request"].clone());
-            // No server paths: inputs by file name, outputs by their links.
-            let public = rec.public_json(Some(&state.base_url(&headers)));
-            task.parameters = Some(public["parameters"].clone());
-            task.result = Some(public["result"].clone());
-            task.attempts = Some(rec.attempts);
-            task.expires_at = rec.expires_at;
-            Json(task).into_response()
-        })
-        .unwrap_or_else(|resp| resp)
+) -> Answer<AsyncTask> {
+    let rec = state.job_for::<AsyncTask>(&headers, &id).await?;
+    let mut task = Task::of(&state, &headers, &rec);
+    task.request = Some(rec.request.metadata["request"].clone());
+    // No server paths: inputs by file name, outputs by their links.
+    let public = rec.public_json(Some(&state.base_url(&headers)));
+    task.parameters = Some(public["parameters"].clone());
+    task.result = Some(public["result"].clone());
+    task.attempts = Some(rec.attempts);
+    task.expires_at = rec.expires_at;
+    Ok(Json(task).into_response())
 }
 
 /// `GET /v1/tasks/available-quota`.
-pub async fn quota(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let owner = match state.authorize::<AsyncTask>(&headers) {
-        Ok(o) => o,
-        Err(resp) => return resp,
-    };
-    match state.blocking(move |s| s.jobs.quota(&owner)).await {
-        Ok(q) => Json(Quota {
-            available_quota: q.available,
-            total_quota: q.limit,
-            used_quota: q.active,
-        })
-        .into_response(),
-        Err(e) => AsyncTask::from_error(&e),
-    }
+pub async fn quota(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Answer<AsyncTask> {
+    let owner = state.authorize::<AsyncTask>(&headers)?;
+    let q = state.blocking(move |s| s.jobs.quota(&owner)).await?;
+    Ok(Json(Quota {
+        available_quota: q.available,
+        total_quota: q.limit,
+        used_quota: q.active,
+    })
+    .into_response())
 }

@@ -7,7 +7,6 @@
 //! `too_many_requests` (quota), 500 `api_error`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,10 +17,9 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::error::Error;
-use crate::jobs::JobError;
 use crate::jobs::{JobRecord, JobRequest, JobState};
 use crate::pipeline::GenerationParams;
-use crate::server::{form, iso8601, AppState, Class, Dialect};
+use crate::server::{form, iso8601, Answer, AppState, Class, Dialect, DialectError};
 
 /// The dialect's error format.
 pub struct Producer;
@@ -237,20 +235,17 @@ const ALIASES: &[(&str, &str)] = &[
 ];
 
 /// `POST /producer/audios`.
-pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (headers, owner, fields) = match state.read_submission::<Producer>(req).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
+pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Answer<Producer> {
+    let (headers, owner, fields) = state.read_submission::<Producer>(req).await?;
     let action = fields.str("action").unwrap_or_else(|| "generate".into());
     if action != "generate" {
-        return not_implemented(&format!(
+        return Ok(not_implemented(&format!(
             "action `{action}` is not implemented by this server (only `generate`)"
-        ));
+        )));
     }
     let trace = trace_id();
     let trace_in = trace.clone();
-    let submitted = state
+    let (rec, is_async) = state
         .submit(fields, owner, move |fields, state| {
             // Any `model` name is accepted and recorded (this server runs ACE-Step v1 3.5B).
             let instrumental = fields.bool("instrumental")?.unwrap_or(false);
@@ -278,49 +273,36 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
                 is_async,
             ))
         })
-        .await;
-    let (id, is_async) = match submitted {
-        Ok((rec, a)) => (rec.id, a),
-        Err(e) => return Producer::from_error(&e),
-    };
+        .await?;
+    let id = rec.id;
     if is_async {
-        return Json(ProducerAccepted {
+        return Ok(Json(ProducerAccepted {
             success: true,
             task_id: id,
             trace_id: trace,
         })
-        .into_response();
+        .into_response());
     }
-    // Synchronous: wait for the job's end on the manager's event stream (on the blocking pool),
-    // bounded by the configured timeout.
-    let events = state.jobs.subscribe();
-    let (jobs, wait_id, timeout) = (state.jobs.clone(), id.clone(), state.config.sync_timeout);
-    let waited = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + timeout;
-        // Ended before the subscription?
-        if jobs.poll(&wait_id).is_ok_and(|r| r.state.is_terminal()) {
-            return;
-        }
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match events.recv_timeout(left) {
-                Ok(ev) if ev.id == wait_id && ev.state.is_terminal() => return,
-                Ok(_) => {}
-                Err(_) => return,
+    // Synchronous: wait on the job's own event feed (no thread held, no other job's events)
+    // for its terminal event, at most the configured timeout. The feed keeps a finished job's
+    // events, so an end before this point is seen at once.
+    let mut follower = state.jobs.events().follow(&id, true);
+    let ended = async {
+        let Some(f) = follower.as_mut() else { return };
+        let mut seen = 0;
+        loop {
+            let events = f.after(seen);
+            if events.iter().any(|e| e.is_terminal()) {
+                return;
             }
+            seen = events.last().map_or(seen, |e| e.seq);
+            f.changed().await;
         }
-    })
-    .await;
-    if let Err(e) = waited {
-        return Producer::from_error(&JobError::from(Error::Internal {
-            message: format!("waiting for the task failed: {e}"),
-        }));
-    }
-    let target = id.clone();
-    let rec = match state.blocking(move |s| s.jobs.poll(&target)).await {
-        Ok(r) => r,
-        Err(e) => return Producer::from_error(&e),
     };
-    match rec.state {
+    let _ = tokio::time::timeout(state.config.sync_timeout, ended).await;
+    let target = id.clone();
+    let rec = state.blocking(move |s| s.jobs.poll(&target)).await?;
+    Ok(match rec.state {
         JobState::Failed | JobState::Cancelled => {
             let msg = rec
                 .error
@@ -331,7 +313,7 @@ pub async fn audios(State(state): State<Arc<AppState>>, req: Request) -> Respons
         }
         // Succeeded, or still running when the timeout came: the task as it is.
         _ => Json(response_json(&state, &headers, &rec)).into_response(),
-    }
+    })
 }
 
 /// The `response` object of `rec`.
@@ -442,28 +424,22 @@ pub(crate) fn record_json(state: &AppState, headers: &HeaderMap, rec: &JobRecord
 pub const MAX_BATCH_IDS: usize = 20;
 
 /// `POST /producer/tasks`.
-pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let (headers, owner, fields) = match state.read_request::<Producer>(req).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let missing = |name: &'static str| {
-        Producer::from_error(&JobError::from(Error::InvalidArgument {
+pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Answer<Producer> {
+    let (headers, owner, fields) = state.read_request::<Producer>(req).await?;
+    let missing = |name: &'static str| -> DialectError<Producer> {
+        Error::InvalidArgument {
             name,
             value: "(missing)".into(),
             expected: "a task id".into(),
-        }))
+        }
+        .into()
     };
     match fields.str("action").as_deref() {
         Some("retrieve") => {
-            let Some(id) = fields.str("id") else {
-                return missing("id");
-            };
+            let id = fields.str("id").ok_or_else(|| missing("id"))?;
             let who = owner.clone();
-            match state.blocking(move |s| s.job_of(&id, &who)).await {
-                Ok(rec) => Json(record(&state, &headers, &rec)).into_response(),
-                Err(e) => Producer::from_error(&e),
-            }
+            let rec = state.blocking(move |s| s.job_of(&id, &who)).await?;
+            Ok(Json(record(&state, &headers, &rec)).into_response())
         }
         Some("retrieve_batch") => {
             let ids: Vec<String> = match fields.get("ids") {
@@ -477,31 +453,28 @@ pub async fn tasks(State(state): State<Arc<AppState>>, req: Request) -> Response
                     .filter(|x| !x.is_empty())
                     .map(str::to_string)
                     .collect(),
-                _ => return missing("ids"),
+                _ => return Err(missing("ids")),
             };
             if ids.len() > MAX_BATCH_IDS {
-                return Producer::from_error(&JobError::from(Error::InvalidArgument {
+                return Err(Error::InvalidArgument {
                     name: "ids",
                     value: format!("{} ids", ids.len()),
                     expected: format!("at most {MAX_BATCH_IDS} task ids"),
-                }));
-            }
-            match state.blocking(move |s| s.jobs.retrieve_batch(&ids)).await {
-                Ok(recs) => {
-                    let items: Vec<ProducerRecord> = recs
-                        .iter()
-                        .filter(|r| state.config.api_keys.is_empty() || r.owner == owner)
-                        .map(|r| record(&state, &headers, r))
-                        .collect();
-                    let count = items.len();
-                    Json(ProducerBatch { items, count }).into_response()
                 }
-                Err(e) => Producer::from_error(&e),
+                .into());
             }
+            let recs = state.blocking(move |s| s.jobs.retrieve_batch(&ids)).await?;
+            let items: Vec<ProducerRecord> = recs
+                .iter()
+                .filter(|r| state.config.api_keys.is_empty() || r.owner == owner)
+                .map(|r| record(&state, &headers, r))
+                .collect();
+            let count = items.len();
+            Ok(Json(ProducerBatch { items, count }).into_response())
         }
-        Some(other) => not_implemented(&format!(
+        Some(other) => Ok(not_implemented(&format!(
             "action `{other}` is not implemented (use `retrieve` or `retrieve_batch`)"
-        )),
-        None => missing("action"),
+        ))),
+        None => Err(missing("action")),
     }
 }
