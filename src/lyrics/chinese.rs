@@ -15,10 +15,10 @@ use std::sync::OnceLock;
 const PUNCTUATION: &str = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃《》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏·〈〉-!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 /// The number step of the reference's cleaners for Chinese (`zh_num2words` = `TextNorm()`):
-/// numbers spelled out ([`super::zh_num2words::normalize_nsw`]), then every punctuation mark
+/// numbers spelled out ([`super::numbers::chinese::normalize_nsw`]), then every punctuation mark
 /// becomes an ASCII comma.
 pub fn text_norm(text: &str) -> String {
-    super::zh_num2words::normalize_nsw(text)
+    super::numbers::chinese::normalize_nsw(text)
         .chars()
         .map(|c| if PUNCTUATION.contains(c) { ',' } else { c })
         .collect()

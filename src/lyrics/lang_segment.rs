@@ -631,7 +631,7 @@ fn ssml(tag: &str, text: &str) -> (String, String) {
         patterns()
             .digits
             .replace_all(s, |c: &regex::Captures| {
-                super::zh_num2words::num2chn(&c[0], false, true)
+                super::numbers::chinese::num2chn(&c[0], false, true)
             })
             .replace('.', "点")
     };

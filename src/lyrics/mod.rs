@@ -9,7 +9,7 @@
 //!   out (Czech keeps its digits, as in the reference);
 //! - [`korean`]: Korean romanisation (`hangul_romanize`, academic rule);
 //! - [`chinese`]: pinyin as pypinyin (phrase dictionary, forward maximum matching) and
-//!   punctuation; [`zh_num2words`]: Chinese numbers;
+//!   punctuation; [`numbers::chinese`]: Chinese numbers (`zh_num2words`);
 //! - [`japanese`]: romaji as cutlet over MeCab + UniDic (unidic-lite's dictionary, not shipped);
 //! - [`lang_segment`]: the reference's per-line language detection (`get_lang`: LangSegment
 //!   over py3langid's model).
@@ -29,7 +29,6 @@ pub mod korean;
 pub mod lang_segment;
 pub mod langid;
 pub mod numbers;
-pub mod zh_num2words;
 
 use std::path::{Path, PathBuf};
 

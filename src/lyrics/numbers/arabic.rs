@@ -3,6 +3,12 @@
 //! fractions, decimals after a `,` (as num2words spaces them), and amounts in riyal (num2words'
 //! Arabic currency is the Saudi riyal whatever the symbol, so `$1` reads `واحد ريال`).
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{re, Currency, NumberWords};
+
 const ONES: [&str; 20] = [
     "",
     "واحد",
@@ -350,4 +356,33 @@ pub(super) fn currency(amount: f64) -> Option<String> {
         separator: "و",
     };
     convert(i, f, &mode)
+}
+
+/// num2words' Arabic (`Num2Word_AR`).
+pub(super) struct Arabic;
+
+/// `1ون`, `1ين`, `1ث`, `1ر`, `1ى`.
+static ORDINAL_SUFFIX: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(ون|ين|ث|ر|ى)"));
+
+impl NumberWords for Arabic {
+    fn cardinal(&self, n: u128) -> Option<String> {
+        cardinal(n)
+    }
+
+    fn ordinal(&self, n: u128) -> Option<String> {
+        ordinal(n)
+    }
+
+    fn float(&self, v: f64) -> Option<String> {
+        float(v)
+    }
+
+    /// Every currency reads as the reference's Arabic default.
+    fn currency(&self, amount: f64, _: u128, _: u128, _: Currency) -> Option<String> {
+        currency(amount)
+    }
+
+    fn ordinal_regex(&self) -> &'static Regex {
+        &ORDINAL_SUFFIX
+    }
 }

@@ -1,6 +1,12 @@
 //! Hungarian number words as `num2words(lang="hu")`: `két` before multipliers, hyphens after
 //! thousands above 2000, decimals as fractions (`öt tized`), ordinals by suffix (`harmadik`).
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{re, Currency, NumberWords};
+
 const LOW: [&str; 30] = [
     "nulla",
     "egy",
@@ -177,4 +183,36 @@ pub(super) fn float(v: f64) -> Option<String> {
         cardinal(left.parse().ok()?)?,
         cardinal(right.parse().ok()?)?
     ))
+}
+
+/// num2words' Hungarian (`Num2Word_HU`).
+pub(super) struct Hungarian;
+
+/// `1.`, `1adik`, `1edik`, `1odik`, `1ödik`, `1ödike`, `1ik`.
+static ORDINAL_SUFFIX: LazyLock<Regex> =
+    LazyLock::new(|| re(r"([0-9]+)(\.|adik|edik|odik|edik|ödik|ödike|ik)"));
+
+impl NumberWords for Hungarian {
+    fn cardinal(&self, n: u128) -> Option<String> {
+        cardinal(n)
+    }
+
+    fn ordinal(&self, n: u128) -> Option<String> {
+        ordinal(n)
+    }
+
+    fn float(&self, v: f64) -> Option<String> {
+        float(v)
+    }
+
+    /// num2words' base (English) currency forms over the Hungarian numbers.
+    fn currency(&self, amount: f64, whole: u128, cents: u128, c: Currency) -> Option<String> {
+        let forms = super::base_currency_forms(c);
+        let full = forms.words(whole, cents, cardinal, super::plural_of)?;
+        Some(forms.cut_integral(full, amount))
+    }
+
+    fn ordinal_regex(&self) -> &'static Regex {
+        &ORDINAL_SUFFIX
+    }
 }

@@ -2,6 +2,12 @@
 //! phonetic contractions (`ventotto`, `centuno`) and the accented final `tré`, rather than by
 //! the split-and-merge of the other languages.
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{re, Currency, NumberWords};
+
 const CARDINAL: [&str; 20] = [
     "zero",
     "uno",
@@ -205,4 +211,52 @@ pub(super) fn float(v: f64) -> Option<String> {
         cardinal(v.trunc() as u128)?,
         digits.join(" ")
     )))
+}
+
+/// num2words' Italian (`Num2Word_IT`).
+pub(super) struct Italian;
+
+/// `1º`, `1°`, `1ª`, `1o`, `1a`, `1i`, `1e`.
+static ORDINAL_SUFFIX: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|°|ª|o|a|i|e)"));
+
+impl NumberWords for Italian {
+    fn cardinal(&self, n: u128) -> Option<String> {
+        cardinal(n)
+    }
+
+    fn ordinal(&self, n: u128) -> Option<String> {
+        ordinal(n)
+    }
+
+    fn float(&self, v: f64) -> Option<String> {
+        float(v)
+    }
+
+    fn currency(&self, amount: f64, whole: u128, cents: u128, c: Currency) -> Option<String> {
+        let (forms, separator, cut) = match c {
+            Currency::Eur => ((("euro", "euro"), ("centesimo", "centesimi")), " e", " e "),
+            Currency::Gbp => ((("sterlina", "sterline"), ("penny", "penny")), " e", " e "),
+            Currency::Usd => (
+                (("dollaro", "dollari"), ("centesimo", "centesimi")),
+                " e",
+                " e ",
+            ),
+        };
+        let forms = super::CurrencyForms {
+            forms,
+            separator,
+            cut,
+        };
+        let mut full = forms.words(whole, cents, cardinal, super::plural_of)?;
+        // "una sterlina"; "un" for "uno" everywhere, as `Num2Word_IT.to_currency`.
+        if matches!(c, Currency::Gbp) && full.split(' ').next() == Some("uno") {
+            full = full.replacen("uno", "una", 1);
+        }
+        let full = full.replace("uno", "un");
+        Some(forms.cut_integral(full, amount))
+    }
+
+    fn ordinal_regex(&self) -> &'static Regex {
+        &ORDINAL_SUFFIX
+    }
 }

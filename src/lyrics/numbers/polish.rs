@@ -3,6 +3,12 @@
 //! ordinals with the compound forms (`dwutysięczny`), euro and dollar amounts (pounds raise in
 //! num2words, so the reference leaves them).
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{re, Currency, NumberWords};
+
 const ONES: [&str; 10] = [
     "",
     "jeden",
@@ -262,4 +268,53 @@ pub(super) fn currency(
         (true, Some(i)) => full[..i].to_string(),
         _ => full,
     })
+}
+
+/// num2words' Polish (`Num2Word_PL`).
+pub(super) struct Polish;
+
+/// `1º`, `1ª`, `1st`, `2nd`, `3rd`, `4th`.
+static ORDINAL_SUFFIX: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(º|ª|st|nd|rd|th)"));
+
+impl NumberWords for Polish {
+    fn cardinal(&self, n: u128) -> Option<String> {
+        cardinal(n)
+    }
+
+    fn ordinal(&self, n: u128) -> Option<String> {
+        ordinal(n)
+    }
+
+    fn float(&self, v: f64) -> Option<String> {
+        float(v)
+    }
+
+    fn currency(&self, amount: f64, whole: u128, cents: u128, c: Currency) -> Option<String> {
+        let integral = amount.fract() == 0.0;
+        match c {
+            Currency::Eur => currency(
+                whole,
+                cents,
+                integral,
+                ["euro", "euro", "euro"],
+                ["cent", "centy", "centów"],
+            ),
+            Currency::Usd => currency(
+                whole,
+                cents,
+                integral,
+                [
+                    "dolar amerykański",
+                    "dolary amerykańskie",
+                    "dolarów amerykańskich",
+                ],
+                ["cent", "centy", "centów"],
+            ),
+            Currency::Gbp => None,
+        }
+    }
+
+    fn ordinal_regex(&self) -> &'static Regex {
+        &ORDINAL_SUFFIX
+    }
 }

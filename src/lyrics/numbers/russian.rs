@@ -3,6 +3,12 @@
 //! the fraction's ordinal denominator), dollar and euro amounts (pounds raise in num2words, so
 //! the reference leaves them).
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{re, Currency, NumberWords};
+
 /// Grammatical gender of the forms asked for (`m`, `f`, `n`) or the plural.
 #[derive(Clone, Copy, PartialEq)]
 enum Form {
@@ -407,4 +413,41 @@ pub(super) fn currency(whole: u128, cents: u128, integral: bool, dollars: bool) 
         (true, Some(i)) => full[..i].to_string(),
         _ => full,
     })
+}
+
+/// num2words' Russian (`Num2Word_RU`).
+pub(super) struct Russian;
+
+/// `1-й`, `1-я`, `1-е`, `1-ое`, `1-ье`, `1-го`.
+static ORDINAL_SUFFIX: LazyLock<Regex> = LazyLock::new(|| re(r"([0-9]+)(-й|-я|-е|-ое|-ье|-го)"));
+
+impl NumberWords for Russian {
+    fn cardinal(&self, n: u128) -> Option<String> {
+        cardinal(n)
+    }
+
+    fn ordinal(&self, n: u128) -> Option<String> {
+        ordinal(n)
+    }
+
+    fn float(&self, v: f64) -> Option<String> {
+        float(v)
+    }
+
+    fn currency(&self, amount: f64, whole: u128, cents: u128, c: Currency) -> Option<String> {
+        let integral = amount.fract() == 0.0;
+        match c {
+            Currency::Usd => currency(whole, cents, integral, true),
+            Currency::Eur => currency(whole, cents, integral, false),
+            Currency::Gbp => None,
+        }
+    }
+
+    fn ordinal_regex(&self) -> &'static Regex {
+        &ORDINAL_SUFFIX
+    }
+
+    fn comma_thousands(&self) -> bool {
+        true
+    }
 }

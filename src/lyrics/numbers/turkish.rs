@@ -2,6 +2,12 @@
 //! `yüz` and `bin` without `bir`, ordinals on the last component (`ikiyüzüncü`). The reference
 //! skips decimals for Turkish and num2words' Turkish currency call raises (amounts are left).
 
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{re, Currency, NumberWords};
+
 const ONES: [&str; 10] = [
     "", "bir", "iki", "üç", "dört", "beş", "altı", "yedi", "sekiz", "dokuz",
 ];
@@ -123,4 +129,39 @@ pub(super) fn ordinal(n: u128) -> Option<String> {
             format!("{head}{mult}yüzüncü")
         }
     })
+}
+
+/// num2words' Turkish (`Num2Word_TR`).
+pub(super) struct Turkish;
+
+/// `1.`, `1inci`, `1nci`, `1uncu`, `1üncü`.
+static ORDINAL_SUFFIX: LazyLock<Regex> =
+    LazyLock::new(|| re(r"([0-9]+)(\.|inci|nci|uncu|üncü|\.)"));
+
+impl NumberWords for Turkish {
+    fn cardinal(&self, n: u128) -> Option<String> {
+        cardinal(n)
+    }
+
+    fn ordinal(&self, n: u128) -> Option<String> {
+        ordinal(n)
+    }
+
+    /// Not reached (Turkish decimals are not spelled): the base rule, as num2words.
+    fn float(&self, v: f64) -> Option<String> {
+        super::float_words(v, "point", cardinal)
+    }
+
+    /// `Num2Word_TR.to_currency` takes no currency argument: the reference's call raises.
+    fn currency(&self, _: f64, _: u128, _: u128, _: Currency) -> Option<String> {
+        None
+    }
+
+    fn ordinal_regex(&self) -> &'static Regex {
+        &ORDINAL_SUFFIX
+    }
+
+    fn spells_decimals(&self) -> bool {
+        false
+    }
 }

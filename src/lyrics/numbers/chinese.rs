@@ -6,7 +6,7 @@
 //! reference writes it.
 //!
 //! ```
-//! use acestep::lyrics::zh_num2words::normalize_nsw;
+//! use acestep::lyrics::numbers::chinese::normalize_nsw;
 //! assert_eq!(normalize_nsw("2008年8月8日"), "二零零八年八月八日");
 //! assert_eq!(normalize_nsw("我有2000元"), "我有两千元");
 //! assert_eq!(normalize_nsw("增长了12.5%"), "增长了百分之十二点五");
