@@ -36,7 +36,7 @@
 //!     println!("{:?} {:.0}% eta {:?}", job.state, job.progress.percent, job.eta_seconds);
 //!     std::thread::sleep(std::time::Duration::from_secs(2));
 //! }
-//! # Ok::<(), acestep::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod callback;

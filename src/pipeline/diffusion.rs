@@ -50,25 +50,11 @@ pub struct DiffusionSettings {
     pub guidance_scale_lyric: f64,
 }
 
+/// The reference's `__call__` defaults, from [`crate::GenerationParams::default`] (the one place
+/// they are written).
 impl Default for DiffusionSettings {
     fn default() -> Self {
-        Self {
-            infer_steps: 60,
-            guidance_scale: 15.0,
-            omega_scale: 10.0,
-            scheduler_type: SchedulerType::Euler,
-            cfg_type: CfgType::Apg,
-            zero_steps: 1,
-            use_zero_init: true,
-            guidance_interval: 0.5,
-            guidance_interval_decay: 0.0,
-            min_guidance_scale: 3.0,
-            oss_steps: Vec::new(),
-            use_erg_lyric: true,
-            use_erg_diffusion: true,
-            guidance_scale_text: 0.0,
-            guidance_scale_lyric: 0.0,
-        }
+        super::GenerationParams::default().diffusion_settings()
     }
 }
 

@@ -68,16 +68,18 @@ pub struct EditInputs {
     pub ref_audio_strength: f64,
 }
 
+/// No editing; the numbers are [`crate::GenerationParams::default`]'s.
 impl Default for EditInputs {
     fn default() -> Self {
+        let p = super::GenerationParams::default();
         Self {
             retake_noise: None,
-            retake_variance: 0.5,
-            repaint_start: 0.0,
-            repaint_end: 0.0,
+            retake_variance: p.retake_variance,
+            repaint_start: p.repaint_start,
+            repaint_end: p.repaint_end,
             src_latents: None,
             ref_latents: None,
-            ref_audio_strength: 0.5,
+            ref_audio_strength: p.ref_audio_strength,
         }
     }
 }

@@ -38,16 +38,10 @@ pub struct FlowEditSettings {
     pub scheduler_type: SchedulerType,
 }
 
+/// The reference's defaults, from [`crate::GenerationParams::default`].
 impl Default for FlowEditSettings {
     fn default() -> Self {
-        Self {
-            infer_steps: 60,
-            guidance_scale: 15.0,
-            n_min: 0.0,
-            n_max: 1.0,
-            n_avg: 1,
-            scheduler_type: SchedulerType::Euler,
-        }
+        super::GenerationParams::default().flowedit_settings()
     }
 }
 

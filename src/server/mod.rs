@@ -16,10 +16,10 @@
 //! use std::sync::Arc;
 //! use acestep::jobs::{JobManager, ManagerConfig, PipelineGenerator};
 //! use acestep::server::{AppState, ServerConfig};
-//! # async fn f(generator: PipelineGenerator) -> acestep::Result<()> {
+//! # async fn f(generator: PipelineGenerator) -> Result<(), Box<dyn std::error::Error>> {
 //! let jobs = Arc::new(JobManager::open(ManagerConfig::new("/var/lib/acestep"), Arc::new(generator))?);
 //! let config = ServerConfig { api_keys: vec!["secret".into()], ..Default::default() };
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8001").await.map_err(|e| acestep::Error::io("127.0.0.1:8001", e))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8001").await?;
 //! acestep::server::serve(listener, AppState::new(jobs, config), std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
