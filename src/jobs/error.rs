@@ -59,11 +59,11 @@ pub enum JobError {
         retry_after_secs: u64,
     },
 
-    /// The job store (SQLite database) failed.
-    #[error("job store {path}: {message}")]
+    /// The job store (SQLite or PostgreSQL database) failed.
+    #[error("job store {store}: {message}")]
     Store {
-        /// The database file.
-        path: PathBuf,
+        /// The store (`sqlite:<path>`, `postgres://host/db`; never a password).
+        store: String,
         /// The database's message.
         message: String,
     },

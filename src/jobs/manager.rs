@@ -1,4 +1,5 @@
-//! [`JobManager`]: the queue, the workers, the sweeper and the callback dispatcher.
+//! [`JobManager`]: the workers, the sweeper, the lease keeper and the callback dispatcher around
+//! a [`JobStore`] that holds the queue (SQLite for one process, PostgreSQL for a cluster).
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -10,7 +11,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::callback::{self, CallbackSender, Delivery, Message};
-use super::store::{CallbackState, Finish, Store};
+use super::store::{
+    self, Active, Beat, CallbackState, Cancelled, Finish, JobStore, Limits, NewJob, Workers,
+};
 use super::{
     now, Generator, JobEvent, JobFailure, JobProgress, JobRecord, JobRequest, JobResult, JobState,
     ListFilter, ManagerConfig, Quota, WebhookEvent,
@@ -24,6 +27,8 @@ const RUN: u8 = 0;
 const CANCEL: u8 = 1;
 const SHUTDOWN: u8 = 2;
 const HALT: u8 = 3;
+/// The job's lease was lost (reaped by another process): stop without touching the store.
+const LOST: u8 = 4;
 
 /// Step durations kept for the moving average.
 const STEP_WINDOW: usize = 32;
@@ -43,50 +48,74 @@ struct Running {
     last_saved: Instant,
 }
 
-struct Queued {
-    id: String,
-    steps: usize,
-    cost: f64,
-}
-
 struct State {
-    store: Store,
-    queue: VecDeque<Queued>,
+    /// The jobs this process's workers run.
     running: HashMap<String, Running>,
     /// Recent seconds per diffusion step per unit of step cost (a moving window).
     step_secs: VecDeque<f64>,
     /// 0 running, SHUTDOWN or HALT.
     stopping: u8,
+    /// Bumped by every submit (a worker that saw no job waits only if nothing came since).
+    submits: u64,
+    /// The cluster's live workers, as last read (shared stores), and when.
+    workers: Option<(Instant, Workers)>,
     /// Counters and histograms since start.
     metrics: super::JobMetrics,
 }
 
 impl State {
     /// The median of the recent step times (robust to one late wake-up or a page fault, which
-    /// would make a mean, and every ETA with it, jump), or `initial` before any was measured.
-    fn seconds_per_unit(&self, initial: Option<f64>) -> Option<f64> {
-        median(&self.step_secs).or(initial)
+    /// would make a mean, and every ETA with it, jump).
+    fn seconds_per_unit(&self) -> Option<f64> {
+        store::median(self.step_secs.iter().copied().collect())
     }
 }
 
-/// The median of `v`; None when empty.
-fn median(v: &VecDeque<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
+/// What the ETAs of a moment are computed from.
+struct View {
+    queue: Vec<Active>,
+    /// Seconds of diffusion the running jobs have left, all together.
+    running_left: f64,
+    running: usize,
+    /// Seconds per unit of step cost.
+    spu: Option<f64>,
+    /// Workers that take jobs from the queue.
+    slots: usize,
+}
+
+impl View {
+    /// The ETA of the job at queue index `pos` with `ahead` seconds of queued work before it.
+    fn eta_at(&self, pos: usize, ahead: f64) -> Option<f64> {
+        let spu = self.spu?;
+        let own = secs(&self.queue[pos], spu);
+        let slots = self.slots.max(1);
+        if self.running + pos < slots {
+            return Some(own);
+        }
+        Some((self.running_left + ahead) / slots as f64 + own)
     }
-    let mut v: Vec<f64> = v.iter().copied().collect();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    })
+
+    /// The queue position (1-based) and ETA of `id`.
+    fn queued(&self, id: &str) -> Option<(usize, Option<f64>)> {
+        let pos = self.queue.iter().position(|q| q.id == id)?;
+        let ahead = self.spu.map_or(0.0, |spu| {
+            self.queue[..pos].iter().map(|q| secs(q, spu)).sum()
+        });
+        Some((pos + 1, self.eta_at(pos, ahead)))
+    }
+}
+
+/// Seconds of diffusion a queued job takes.
+fn secs(q: &Active, spu: f64) -> f64 {
+    q.steps as f64 * q.cost * spu
 }
 
 struct Shared {
     config: ManagerConfig,
     generator: Arc<dyn Generator>,
+    store: Box<dyn JobStore>,
+    /// This process's name in the store (leases, heartbeats).
+    worker_id: String,
     state: Mutex<State>,
     /// Wakes workers (new job, shutdown) and the sweeper (shutdown).
     wake: Condvar,
@@ -112,17 +141,9 @@ pub struct JobManager {
 }
 
 impl JobManager {
-    /// Opens (creating) the data directory, recovers the jobs of a previous run and starts the
-    /// workers, the sweeper and the callback dispatcher.
+    /// Opens (creating) the data directory and the job store, recovers the jobs of a previous
+    /// run and starts the workers, the sweeper, the lease keeper and the callback dispatcher.
     pub fn open(config: ManagerConfig, generator: Arc<dyn Generator>) -> Result<Self> {
-        if config.workers == 0 {
-            return Err(Error::InvalidArgument {
-                name: "workers",
-                value: "0".into(),
-                expected: "at least 1".into(),
-            }
-            .into());
-        }
         let outputs = config.data_dir.join("outputs");
         std::fs::create_dir_all(&outputs).map_err(|e| JobError::StorageUnavailable {
             path: outputs.clone(),
@@ -130,7 +151,15 @@ impl JobManager {
         })?;
         check_writable(&outputs)?;
         check_writable(&config.data_dir)?;
-        let store = Store::open(&config.data_dir.join("jobs.sqlite"))?;
+        let store = store::open(&config.store, &config.data_dir)?;
+        if config.workers == 0 && !store.shared() {
+            return Err(Error::InvalidArgument {
+                name: "workers",
+                value: "0".into(),
+                expected: "at least 1 (0 only with a shared store: PostgreSQL)".into(),
+            }
+            .into());
+        }
         let (tx, rx) = mpsc::channel();
         let dir = &config.data_dir;
         let mut data_dirs: Vec<String> = [Some(dir.clone()), dir.canonicalize().ok()]
@@ -144,12 +173,14 @@ impl JobManager {
         let shared = Arc::new(Shared {
             config,
             generator,
+            store,
+            worker_id: worker_id(),
             state: Mutex::new(State {
-                store,
-                queue: VecDeque::new(),
                 running: HashMap::new(),
                 step_secs: VecDeque::new(),
                 stopping: RUN,
+                submits: 0,
+                workers: None,
                 metrics: super::JobMetrics {
                     queued: 0,
                     running: 0,
@@ -167,7 +198,6 @@ impl JobManager {
             callbacks: Mutex::new(tx),
             data_dirs,
         });
-        shared.recover()?;
         let mut threads = Vec::new();
         let weak = Arc::downgrade(&shared);
         let cb_config = shared.config.callback.clone();
@@ -175,18 +205,33 @@ impl JobManager {
         threads.push(spawn("acestep-callbacks", move || {
             callback_thread(rx, cb_tx, cb_config, weak)
         })?);
+        shared.recover()?;
         for i in 0..shared.config.workers {
             let s = shared.clone();
             threads.push(spawn(&format!("acestep-worker-{i}"), move || s.worker())?);
         }
         let s = shared.clone();
         threads.push(spawn("acestep-sweeper", move || s.sweeper())?);
+        if shared.store.shared() {
+            let s = shared.clone();
+            threads.push(spawn("acestep-leases", move || s.lease_keeper())?);
+        }
         Ok(Self { shared, threads })
     }
 
     /// The settings.
     pub fn config(&self) -> &ManagerConfig {
         &self.shared.config
+    }
+
+    /// The job store, as messages name it (`sqlite:<path>`, `postgres://host/db`).
+    pub fn store(&self) -> String {
+        self.shared.store.describe()
+    }
+
+    /// This process's name in the job store (what holds the leases of the jobs it runs).
+    pub fn worker_id(&self) -> &str {
+        &self.shared.worker_id
     }
 
     /// `text` without the data directory's absolute path (what is shown to clients never names
@@ -200,9 +245,10 @@ impl JobManager {
         &self.shared.generator
     }
 
-    /// Validates `request`, checks `owner`'s quota and queues the job; returns its id at once.
-    /// Nothing is stored when it fails ([`Error::InvalidArgument`] naming the field,
-    /// [`JobError::QuotaExceeded`], [`JobError::ShuttingDown`]).
+    /// Validates `request`, checks `owner`'s quota and the queue depth and queues the job;
+    /// returns its id at once. Nothing is stored when it fails ([`Error::InvalidArgument`]
+    /// naming the field, [`JobError::QuotaExceeded`], [`JobError::QueueFull`],
+    /// [`JobError::ShuttingDown`]).
     pub fn submit(&self, request: JobRequest, owner: &str) -> Result<String> {
         let sh = &self.shared;
         sh.generator.validate(&request.params)?;
@@ -214,54 +260,49 @@ impl JobManager {
         let cost = sh.generator.step_cost(&request.params);
         let id = uuid::Uuid::new_v4().to_string();
         let created_at = now();
+        let rec = JobRecord {
+            id: id.clone(),
+            owner: owner.to_string(),
+            state: JobState::Queued,
+            request,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            expires_at: None,
+            queue_position: 0,
+            eta_seconds: None,
+            progress: JobProgress::default(),
+            result: None,
+            error: None,
+            attempts: 0,
+            cancel_requested: false,
+        };
+        let limits = Limits {
+            per_owner: sh.config.max_active_per_owner,
+            queue: sh.config.max_queue,
+        };
         {
+            // Under the state lock, so that the job's events go out in transition order (a
+            // worker takes the lock before it says the job started).
             let mut st = lock(&sh.state);
             if st.stopping != RUN {
                 return Err(JobError::ShuttingDown);
             }
-            let limit = sh.config.max_queue;
-            if limit > 0 && st.queue.len() >= limit {
-                return Err(JobError::QueueFull {
-                    depth: st.queue.len(),
-                    limit,
-                });
-            }
-            let active = st.store.active_count(owner)?;
-            let limit = sh.config.max_active_per_owner;
-            if active >= limit {
-                return Err(JobError::QuotaExceeded {
-                    owner: owner.to_string(),
-                    active,
-                    limit,
-                });
-            }
-            let rec = JobRecord {
-                id: id.clone(),
-                owner: owner.to_string(),
-                state: JobState::Queued,
-                request,
-                created_at,
-                started_at: None,
-                finished_at: None,
-                expires_at: None,
-                queue_position: 0,
-                eta_seconds: None,
-                progress: JobProgress::default(),
-                result: None,
-                error: None,
-                attempts: 0,
-                cancel_requested: false,
-            };
-            st.store.insert(&rec)?;
+            sh.store.insert(
+                &NewJob {
+                    rec: &rec,
+                    steps,
+                    cost,
+                },
+                limits,
+            )?;
             st.metrics.submitted += 1;
-            st.queue.push_back(Queued {
-                id: id.clone(),
-                steps,
-                cost,
-            });
-            // Events are sent under the state lock, so that they arrive in transition order.
+            st.submits += 1;
             sh.emit(&id, JobState::Queued, created_at);
-            sh.queue_moved(&st, st.queue.len() - 1);
+            if let Ok(view) = sh.view(&mut st) {
+                let from = view.queue.iter().position(|q| q.id == id).unwrap_or(0);
+                sh.queue_moved(&view, from);
+            }
         }
         sh.wake.notify_all();
         Ok(id)
@@ -269,62 +310,63 @@ impl JobManager {
 
     /// The job's record with its live queue position, ETA and progress.
     pub fn poll(&self, id: &str) -> Result<JobRecord> {
-        let st = lock(&self.shared.state);
-        let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
+        let sh = &self.shared;
+        let mut rec = sh.store.get(id)?.ok_or_else(|| not_found(id))?;
         // An output deleted behind the manager's back reads as expired, as its download does.
         if let Some(r) = rec.result.as_mut() {
             if !r.expired && r.files.iter().any(|f| !f.path.exists()) {
-                st.store.mark_expired(id)?;
+                sh.store.mark_expired(id)?;
                 r.expired = true;
             }
         }
-        self.shared.overlay(&st, &mut rec);
+        let mut st = lock(&sh.state);
+        let view = sh.view_for(&mut st, std::slice::from_ref(&rec))?;
+        sh.overlay(&st, view.as_ref(), &mut rec);
         Ok(rec)
     }
 
     /// Records that the outputs of `id` are gone or damaged (found so by a download): its
     /// record then says `expired`, as the download does.
     pub fn mark_output_lost(&self, id: &str) -> Result<()> {
-        let st = lock(&self.shared.state);
-        st.store.mark_expired(id)
+        self.shared.store.mark_expired(id)
     }
 
     /// The records of `ids` that exist, in the order given (unknown ids are left out).
     pub fn retrieve_batch(&self, ids: &[String]) -> Result<Vec<JobRecord>> {
-        let st = lock(&self.shared.state);
+        let sh = &self.shared;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(mut rec) = st.store.get(id)? {
-                self.shared.overlay(&st, &mut rec);
+            if let Some(rec) = sh.store.get(id)? {
                 out.push(rec);
             }
         }
+        sh.overlay_all(&mut out)?;
         Ok(out)
     }
 
     /// Jobs of `owner` (of every owner when None), newest first.
     pub fn list(&self, owner: Option<&str>, filter: &ListFilter) -> Result<Vec<JobRecord>> {
-        let st = lock(&self.shared.state);
-        let mut recs = st.store.list(owner, filter)?;
-        for r in &mut recs {
-            self.shared.overlay(&st, r);
-        }
+        let mut recs = self.shared.store.list(owner, filter)?;
+        self.shared.overlay_all(&mut recs)?;
         Ok(recs)
     }
 
-    /// Counters and histograms since start, with the queue depth and running jobs now.
+    /// Counters and histograms of this process since start, with the queue depth and running
+    /// jobs now (of the whole cluster, with a shared store).
     pub fn metrics(&self) -> super::JobMetrics {
-        let st = lock(&self.shared.state);
+        let sh = &self.shared;
+        let queued = sh.store.queue().map(|q| q.len());
+        let running = sh.store.running().map(|r| r.len());
+        let st = lock(&sh.state);
         let mut m = st.metrics.clone();
-        m.queued = st.queue.len();
-        m.running = st.running.len();
+        m.queued = queued.unwrap_or(0);
+        m.running = running.unwrap_or(st.running.len());
         m
     }
 
     /// `owner`'s concurrency quota.
     pub fn quota(&self, owner: &str) -> Result<Quota> {
-        let st = lock(&self.shared.state);
-        let active = st.store.active_count(owner)?;
+        let active = self.shared.store.active_count(owner)?;
         let limit = self.shared.config.max_active_per_owner;
         Ok(Quota {
             limit,
@@ -334,56 +376,48 @@ impl JobManager {
     }
 
     /// Cancels a job: a queued one at once, a running one at its next diffusion step (the record
-    /// returned then says `cancel_requested`). Cancelling a cancelled job is a no-op; a succeeded
-    /// or failed one is [`JobError::JobFinished`].
+    /// returned then says `cancel_requested`), whichever process runs it. Cancelling a
+    /// cancelled job is a no-op; a succeeded or failed one is [`JobError::JobFinished`].
     pub fn cancel(&self, id: &str) -> Result<JobRecord> {
         let sh = &self.shared;
         let mut st = lock(&sh.state);
-        let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
-        match rec.state {
-            JobState::Queued => {
-                let pos = st.queue.iter().position(|q| q.id == id);
-                st.queue.retain(|q| q.id != id);
-                if let Some(pos) = pos {
-                    sh.queue_moved(&st, pos);
-                }
-                let t = now();
-                st.store.finish(
-                    id,
-                    &Finish {
-                        state: JobState::Cancelled,
-                        finished_at: t,
-                        expires_at: None,
-                        progress: &rec.progress,
-                        result: None,
-                        error: None,
-                    },
-                )?;
-                let mut rec = st.store.get(id)?.ok_or_else(|| not_found(id))?;
-                sh.overlay(&st, &mut rec);
+        match sh.store.cancel(id)? {
+            Cancelled::NotFound => Err(not_found(id)),
+            Cancelled::Now => {
                 st.metrics.cancelled += 1;
-                sh.emit(id, JobState::Cancelled, t);
+                sh.emit(id, JobState::Cancelled, now());
+                let rec = sh.store.get(id)?.ok_or_else(|| not_found(id))?;
+                if let Ok(view) = sh.view(&mut st) {
+                    sh.queue_moved(&view, 0);
+                }
                 drop(st);
+                // The cancel claimed the callback (its lease was set in the same statement).
                 sh.send_callback(&rec);
                 Ok(rec)
             }
-            JobState::Running => {
+            Cancelled::Requested | Cancelled::Terminal(JobState::Running) => {
                 if let Some(r) = st.running.get(id) {
                     let _ =
                         r.abort
                             .compare_exchange(RUN, CANCEL, Ordering::SeqCst, Ordering::SeqCst);
                 }
-                sh.overlay(&st, &mut rec);
+                let mut rec = sh.store.get(id)?.ok_or_else(|| not_found(id))?;
+                let view = sh.view_for(&mut st, std::slice::from_ref(&rec))?;
+                sh.overlay(&st, view.as_ref(), &mut rec);
                 Ok(rec)
             }
-            JobState::Cancelled => {
-                sh.overlay(&st, &mut rec);
+            Cancelled::Terminal(s @ (JobState::Succeeded | JobState::Failed)) => {
+                Err(JobError::JobFinished {
+                    id: id.to_string(),
+                    state: s.as_str().to_string(),
+                })
+            }
+            Cancelled::Terminal(_) => {
+                let mut rec = sh.store.get(id)?.ok_or_else(|| not_found(id))?;
+                let view = sh.view_for(&mut st, std::slice::from_ref(&rec))?;
+                sh.overlay(&st, view.as_ref(), &mut rec);
                 Ok(rec)
             }
-            s @ (JobState::Succeeded | JobState::Failed) => Err(JobError::JobFinished {
-                id: id.to_string(),
-                state: s.as_str().to_string(),
-            }),
         }
     }
 
@@ -441,12 +475,13 @@ impl JobManager {
                 abort.store(HALT, Ordering::SeqCst);
                 st.running.remove(&id);
                 tracing::warn!("job {id} did not stop within {grace:?}; queued again");
-                if let Err(e) = st.store.requeue(&id, true) {
+                if let Err(e) = self.shared.store.requeue(&id, &self.shared.worker_id, true) {
                     tracing::error!("re-queueing job {id}: {e}");
                 }
             }
             any_late
         };
+        self.shared.gone();
         let _ = lock(&self.shared.callbacks).send(Message::Stop);
         // Worker threads still inside a generation are not waited for (they stop at their
         // next progress report); the others are joined.
@@ -462,7 +497,7 @@ impl JobManager {
     }
 
     /// Stops the workers without touching the database, as a crash would (running jobs stay
-    /// `running` on disk). For recovery tests only.
+    /// `running` in the store). For recovery tests only.
     #[doc(hidden)]
     pub fn halt(mut self) {
         self.stop(HALT);
@@ -481,6 +516,9 @@ impl JobManager {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        if mode != HALT {
+            self.shared.gone();
+        }
     }
 }
 
@@ -492,31 +530,23 @@ impl Drop for JobManager {
     }
 }
 
+/// A name for this process in the store: host, process id and a random suffix.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &tag[..8])
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(f)
         .map_err(|e| Error::io(name, e).into())
-}
-
-/// Records job `id` failed with `failure` (at start, before any worker runs).
-fn fail_stored(
-    store: &Store,
-    id: &str,
-    progress: &JobProgress,
-    failure: &JobFailure,
-) -> Result<()> {
-    store.finish(
-        id,
-        &Finish {
-            state: JobState::Failed,
-            finished_at: now(),
-            expires_at: None,
-            progress,
-            result: None,
-            error: Some(failure),
-        },
-    )
 }
 
 /// Checks that `dir` can be written now (a file created and removed).
@@ -547,8 +577,7 @@ fn callback_thread(
             } else {
                 CallbackState::Failed
             };
-            let st = lock(&sh.state);
-            if let Err(e) = st.store.set_callback_state(id, state) {
+            if let Err(e) = sh.store.set_callback_state(id, state) {
                 tracing::warn!("recording callback state of {id}: {e}");
             }
         }
@@ -582,6 +611,25 @@ impl Shared {
         out
     }
 
+    /// How often a running job's lease is renewed and its cancel flag read.
+    fn beat_interval(&self) -> Duration {
+        (self.config.lease / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    }
+
+    /// How long a worker process counts as alive after its last heartbeat.
+    fn alive_window(&self) -> Duration {
+        self.config.lease.max(Duration::from_secs(1))
+    }
+
+    /// Forgets this process in the store (a clean stop).
+    fn gone(&self) {
+        if self.store.shared() && self.config.workers > 0 {
+            if let Err(e) = self.store.worker_gone(&self.worker_id) {
+                tracing::warn!("removing worker {}: {e}", self.worker_id);
+            }
+        }
+    }
+
     fn emit(&self, id: &str, state: JobState, at: f64) {
         let ev = JobEvent {
             id: id.to_string(),
@@ -598,23 +646,117 @@ impl Shared {
         }
     }
 
-    /// Sends a `queued` event with its new position to every queued job from index `from` on
-    /// (called under the state lock when the queue changed there).
-    fn queue_moved(&self, st: &State, from: usize) {
-        // One pass: the running jobs' time left once, the queued work ahead as a running sum.
-        let spu = st.seconds_per_unit(self.config.initial_seconds_per_step);
-        let secs = |q: &Queued, spu: f64| q.steps as f64 * q.cost * spu;
-        let running_left = spu.map(|spu| self.running_left(st, spu));
-        let mut ahead = spu.map_or(0.0, |spu| {
-            st.queue.iter().take(from).map(|q| secs(q, spu)).sum()
-        });
-        for (i, q) in st.queue.iter().enumerate().skip(from) {
-            let eta = spu.zip(running_left).map(|(spu, left)| {
-                let own = secs(q, spu);
-                let eta = self.eta_in_queue(st.running.len(), i, left, ahead, own);
-                ahead += own;
-                eta
+    /// The queue, the running jobs' time left, the speed and the workers now.
+    fn view(&self, st: &mut State) -> Result<View> {
+        let queue = self.store.queue()?;
+        let (slots, cluster_spu) = if self.store.shared() {
+            let fresh = st
+                .workers
+                .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+                .map(|(_, w)| w);
+            let w = match fresh {
+                Some(w) => w,
+                None => {
+                    let w = self.store.workers(self.alive_window())?;
+                    st.workers = Some((Instant::now(), w));
+                    w
+                }
+            };
+            (w.slots, w.seconds_per_unit)
+        } else {
+            (self.config.workers, None)
+        };
+        let spu = st
+            .seconds_per_unit()
+            .or(cluster_spu)
+            .or(self.config.initial_seconds_per_step);
+        let (running, running_left) = if self.store.shared() {
+            let all = self.store.running()?;
+            let left = spu.map_or(0.0, |spu| {
+                all.iter()
+                    .map(|a| match st.running.get(&a.id) {
+                        Some(r) => running_eta(r, spu),
+                        None => a.steps.saturating_sub(a.progress.step) as f64 * a.cost * spu,
+                    })
+                    .sum()
             });
+            (all.len(), left)
+        } else {
+            let left = spu.map_or(0.0, |spu| {
+                st.running.values().map(|r| running_eta(r, spu)).sum()
+            });
+            (st.running.len(), left)
+        };
+        Ok(View {
+            queue,
+            running_left,
+            running,
+            spu,
+            slots,
+        })
+    }
+
+    /// [`Shared::view`] when any of `recs` is queued (the only state that needs the queue), or
+    /// running on another process (for the speed).
+    fn view_for(&self, st: &mut State, recs: &[JobRecord]) -> Result<Option<View>> {
+        let needed = recs.iter().any(|r| match r.state {
+            JobState::Queued => true,
+            JobState::Running => !st.running.contains_key(&r.id),
+            _ => false,
+        });
+        if needed {
+            self.view(st).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn overlay_all(&self, recs: &mut [JobRecord]) -> Result<()> {
+        let mut st = lock(&self.state);
+        let view = self.view_for(&mut st, recs)?;
+        for r in recs {
+            self.overlay(&st, view.as_ref(), r);
+        }
+        Ok(())
+    }
+
+    /// Fills in the live fields: progress, queue position, ETA, cancel flag.
+    fn overlay(&self, st: &State, view: Option<&View>, rec: &mut JobRecord) {
+        match rec.state {
+            JobState::Running => {
+                if let Some(r) = st.running.get(&rec.id) {
+                    let spu = st
+                        .seconds_per_unit()
+                        .or(view.and_then(|v| v.spu))
+                        .or(self.config.initial_seconds_per_step);
+                    rec.progress = r.progress;
+                    rec.cancel_requested |= r.abort.load(Ordering::SeqCst) == CANCEL;
+                    rec.eta_seconds = spu.map(|spu| running_eta(r, spu));
+                } else if let Some(spu) = view.and_then(|v| v.spu) {
+                    // Run by another process: its saved progress.
+                    let cost = self.generator.step_cost(&rec.request.params);
+                    let p = rec.progress;
+                    rec.eta_seconds = Some(p.total.saturating_sub(p.step) as f64 * cost * spu);
+                }
+            }
+            JobState::Queued => {
+                if let Some((pos, eta)) = view.and_then(|v| v.queued(&rec.id)) {
+                    rec.queue_position = pos;
+                    rec.eta_seconds = eta;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends a `queued` event with its new position to every queued job from index `from` on.
+    fn queue_moved(&self, view: &View, from: usize) {
+        let mut ahead = view.spu.map_or(0.0, |spu| {
+            view.queue.iter().take(from).map(|q| secs(q, spu)).sum()
+        });
+        for (i, q) in view.queue.iter().enumerate().skip(from) {
+            let eta = view.eta_at(i, ahead);
+            ahead += view.spu.map_or(0.0, |spu| secs(q, spu));
             self.feed.push(
                 &q.id,
                 "queued",
@@ -628,44 +770,8 @@ impl Shared {
         }
     }
 
-    /// Estimated seconds until the running job `r` ends its diffusion.
-    fn running_eta(r: &Running, spu: f64) -> f64 {
-        let per_step = r.cost * spu;
-        let left = r.steps.saturating_sub(r.progress.step) as f64 * per_step;
-        (left - r.last_step_at.elapsed().as_secs_f64().min(per_step)).max(0.0)
-    }
-
-    /// Estimated seconds until the job at queue index `pos` ends its diffusion.
-    fn queued_eta(&self, st: &State, pos: usize, spu: f64) -> f64 {
-        let secs = |q: &Queued| q.steps as f64 * q.cost * spu;
-        let ahead: f64 = st.queue.iter().take(pos).map(secs).sum();
-        let left = self.running_left(st, spu);
-        self.eta_in_queue(st.running.len(), pos, left, ahead, secs(&st.queue[pos]))
-    }
-
-    /// Seconds of diffusion the running jobs have left, all together.
-    fn running_left(&self, st: &State, spu: f64) -> f64 {
-        st.running.values().map(|r| Self::running_eta(r, spu)).sum()
-    }
-
-    /// The ETA of the job at queue index `pos` (`own` seconds of work) behind `running` jobs
-    /// with `running_left` seconds left and `ahead` seconds of queued work before it.
-    fn eta_in_queue(
-        &self,
-        running: usize,
-        pos: usize,
-        running_left: f64,
-        ahead: f64,
-        own: f64,
-    ) -> f64 {
-        let workers = self.config.workers;
-        if running + pos < workers {
-            return own;
-        }
-        (running_left + ahead) / workers as f64 + own
-    }
-
-    /// Sends the terminal record to the job's webhook (when its filter has `completed`).
+    /// Sends the terminal record to the job's webhook (when its filter has `completed`); the
+    /// caller holds the job's callback claim.
     fn send_callback(&self, rec: &JobRecord) {
         self.send_webhook(rec, WebhookEvent::Completed, "completed".into());
     }
@@ -677,6 +783,12 @@ impl Shared {
             return;
         };
         if !rec.request.wants(event) {
+            if event == WebhookEvent::Completed {
+                // Nothing to deliver: the claim ends here.
+                let _ = self
+                    .store
+                    .set_callback_state(&rec.id, CallbackState::Delivered);
+            }
             return;
         }
         let mut body = rec.public_json(self.config.callback.public_url.as_deref());
@@ -690,144 +802,155 @@ impl Shared {
         }));
     }
 
-    /// Re-queues the jobs of a previous run and resends its pending callbacks.
+    /// Sends the completion callbacks of `ids` (claimed by the caller).
+    fn send_callbacks(&self, ids: Vec<String>) {
+        for id in ids {
+            match self.store.get(&id) {
+                Ok(Some(rec)) => self.send_callback(&rec),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("reading job {id} for its callback: {e}"),
+            }
+        }
+    }
+
+    /// Reaps the jobs of a previous run (every running job of an unshared store; the lapsed
+    /// leases of a shared one) and resends the callbacks left pending.
     fn recover(&self) -> Result<()> {
-        let mut st = lock(&self.state);
-        for (id, attempts) in st.store.ids_in_state(JobState::Running)? {
-            if attempts < 2 {
-                tracing::info!("job {id} was interrupted while running; queued again");
-                st.store.requeue(&id, false)?;
-            } else {
-                let rec = st.store.get(&id)?;
-                let progress = rec.map(|r| r.progress).unwrap_or_default();
-                let failure = JobFailure {
-                    code: "interrupted".into(),
-                    message: format!(
-                        "the job was interrupted while running {attempts} times (process stopped)"
-                    ),
-                };
-                fail_stored(&st.store, &id, &progress, &failure)?;
-            }
-        }
-        for (id, _) in st.store.ids_in_state(JobState::Queued)? {
-            let Some(rec) = st.store.get(&id)? else {
-                continue;
-            };
-            // A record stored before today's bounds must not size work at start.
-            if let Err(e) = self.generator.validate(&rec.request.params) {
-                let failure = JobFailure {
-                    code: "invalid_request".into(),
-                    message: self.scrub(&e.to_string()),
-                };
-                fail_stored(&st.store, &id, &rec.progress, &failure)?;
-                continue;
-            }
-            let steps = self.generator.diffusion_steps(&rec.request.params);
-            let cost = self.generator.step_cost(&rec.request.params);
-            st.queue.push_back(Queued { id, steps, cost });
-        }
-        self.queue_moved(&st, 0);
-        for id in st.store.pending_callbacks()? {
-            if let Some(rec) = st.store.get(&id)? {
-                self.send_callback(&rec);
-            }
-        }
+        let all = !self.store.shared();
+        self.reaped(self.store.reap(all)?);
+        self.send_callbacks(self.store.claim_orphan_callbacks(all)?);
         Ok(())
     }
 
-    /// Fills in the live fields: progress, queue position, ETA, cancel flag.
-    fn overlay(&self, st: &State, rec: &mut JobRecord) {
-        let spu = st.seconds_per_unit(self.config.initial_seconds_per_step);
-        match rec.state {
-            JobState::Running => {
-                if let Some(r) = st.running.get(&rec.id) {
-                    rec.progress = r.progress;
-                    rec.cancel_requested = r.abort.load(Ordering::SeqCst) == CANCEL;
-                    rec.eta_seconds = spu.map(|spu| Self::running_eta(r, spu));
-                }
+    /// Logs and announces reaped jobs.
+    fn reaped(&self, reaped: Vec<store::Reaped>) {
+        for r in reaped {
+            if r.requeued {
+                tracing::info!("job {} was interrupted while running; queued again", r.id);
+                self.wake.notify_all();
+            } else {
+                tracing::warn!("job {} was interrupted twice; failed", r.id);
+                self.emit(&r.id, JobState::Failed, now());
+                self.send_callbacks(vec![r.id]);
             }
-            JobState::Queued => {
-                if let Some(pos) = st.queue.iter().position(|q| q.id == rec.id) {
-                    rec.queue_position = pos + 1;
-                    rec.eta_seconds = spu.map(|spu| self.queued_eta(st, pos, spu));
-                }
-            }
-            _ => {}
         }
     }
 
     fn worker(self: Arc<Self>) {
         loop {
-            let (job, abort) = {
-                let mut st = lock(&self.state);
-                loop {
-                    if st.stopping != RUN {
-                        return;
-                    }
-                    if let Some(q) = st.queue.pop_front() {
-                        break self.start(&mut st, q);
-                    }
-                    st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            let seen = {
+                let st = lock(&self.state);
+                if st.stopping != RUN {
+                    return;
                 }
+                st.submits
             };
-            let Some(rec) = job else {
-                continue;
-            };
-            self.run_job(rec, abort);
+            let claimed = self.store.claim(
+                &self.worker_id,
+                self.config.lease,
+                &JobProgress::encoding(0),
+            );
+            match claimed {
+                Ok(Some(c)) => {
+                    if let Some((rec, abort)) = self.start(c) {
+                        self.run_job(rec, abort);
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("claiming a job: {e}"),
+            }
+            let st = lock(&self.state);
+            if st.stopping == RUN && st.submits == seen {
+                let _ = self
+                    .wake
+                    .wait_timeout(st, self.config.poll_interval)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
         }
     }
 
-    /// Marks the job running; None (skipping it) when its record is gone or unreadable.
-    fn start(&self, st: &mut State, q: Queued) -> (Option<JobRecord>, Arc<AtomicU8>) {
+    /// Starts a claimed job; None when it is not to run (an invalid stored request, a stop).
+    fn start(&self, c: store::Claimed) -> Option<(JobRecord, Arc<AtomicU8>)> {
+        let store::Claimed { rec, steps, cost } = c;
+        let id = rec.id.clone();
         let abort = Arc::new(AtomicU8::new(RUN));
-        let t = now();
-        let rec = match st.store.get(&q.id) {
-            Ok(Some(r)) => r,
-            Ok(None) => return (None, abort),
-            Err(e) => {
-                tracing::error!("reading job {}: {e}", q.id);
-                return (None, abort);
+        let mut st = lock(&self.state);
+        if st.stopping != RUN {
+            if let Err(e) = self.store.requeue(&id, &self.worker_id, true) {
+                tracing::error!("re-queueing job {id}: {e}");
             }
-        };
-        let attempt = match st.store.set_running(&q.id, t) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!("starting job {}: {e}", q.id);
-                return (None, abort);
+            return None;
+        }
+        // A request stored by an API front end (which may not hold the model) or before
+        // today's bounds is checked again before it sizes any work.
+        if let Err(e) = self.generator.validate(&rec.request.params) {
+            let failure = JobFailure {
+                code: "invalid_request".into(),
+                message: self.scrub(&e.to_string()),
+            };
+            let progress = JobProgress::default();
+            let end = Finish {
+                state: JobState::Failed,
+                expires_at: None,
+                progress: &progress,
+                result: None,
+                error: Some(&failure),
+            };
+            match self.store.finish(&id, &self.worker_id, &end) {
+                Ok(true) => {
+                    st.metrics.failed += 1;
+                    self.emit(&id, JobState::Failed, now());
+                    drop(st);
+                    self.send_callbacks(vec![id]);
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!("failing job {id}: {e}"),
             }
-        };
-        let progress = JobProgress::encoding(q.steps);
+            return None;
+        }
+        let progress = JobProgress::encoding(steps);
+        if let Err(e) =
+            self.store
+                .heartbeat(&id, &self.worker_id, self.config.lease, Some(&progress))
+        {
+            tracing::warn!("saving the start of job {id}: {e}");
+        }
         let mut live = rec.clone();
-        live.state = JobState::Running;
-        live.started_at = Some(t);
-        live.attempts = attempt;
         live.progress = progress;
         let webhook = (rec.request.wants(WebhookEvent::Start)
             || rec.request.wants(WebhookEvent::Progress))
         .then(|| live.clone());
         st.running.insert(
-            q.id.clone(),
+            id.clone(),
             Running {
                 abort: abort.clone(),
                 progress,
                 webhook,
                 last_webhook: None,
                 webhooks_sent: 0,
-                steps: q.steps,
-                cost: q.cost,
+                steps,
+                cost,
                 last_step_at: Instant::now(),
                 last_saved: Instant::now(),
             },
         );
-        self.emit(&q.id, JobState::Running, t);
+        let t = rec.started_at.unwrap_or_else(now);
+        self.emit(&id, JobState::Running, t);
         self.feed.push(
-            &q.id,
+            &id,
             "running",
-            serde_json::json!({"id": q.id, "state": JobState::Running, "attempt": attempt}),
+            serde_json::json!({"id": id, "state": JobState::Running, "attempt": rec.attempts}),
         );
-        self.queue_moved(st, 0);
-        self.send_webhook(&live, WebhookEvent::Start, format!("start-{attempt}"));
-        (Some(rec), abort)
+        if let Ok(view) = self.view(&mut st) {
+            self.queue_moved(&view, 0);
+        }
+        self.send_webhook(
+            &live,
+            WebhookEvent::Start,
+            format!("start-{}", rec.attempts),
+        );
+        Some((rec, abort))
     }
 
     fn run_job(&self, rec: JobRecord, abort: Arc<AtomicU8>) {
@@ -877,13 +1000,14 @@ impl Shared {
         let mut st = lock(&self.state);
         let running = st.running.remove(&id);
         let progress = running.map(|r| r.progress).unwrap_or_default();
-        if flag == HALT {
+        if flag == HALT || flag == LOST {
+            // A crash-like stop, or the job is another process's now: its folder too.
             return;
         }
         if flag == SHUTDOWN && outcome.is_err() {
             // Stopped by a graceful shutdown: back to the queue for the next start.
             let _ = std::fs::remove_dir_all(&out_dir);
-            if let Err(e) = st.store.requeue(&id, true) {
+            if let Err(e) = self.store.requeue(&id, &self.worker_id, true) {
                 tracing::error!("re-queueing job {id}: {e}");
             }
             return;
@@ -916,9 +1040,6 @@ impl Shared {
             ),
             Err(Some(f)) => (JobState::Failed, None, Some(f), None),
         };
-        if state != JobState::Succeeded {
-            let _ = std::fs::remove_dir_all(&out_dir);
-        }
         let progress = if state == JobState::Succeeded {
             JobProgress::done(steps)
         } else {
@@ -926,14 +1047,25 @@ impl Shared {
         };
         let end = Finish {
             state,
-            finished_at: t,
             expires_at: expires,
             progress: &progress,
             result: result.as_ref(),
             error: error.as_ref(),
         };
-        if let Err(e) = st.store.finish(&id, &end) {
-            tracing::error!("recording the end of job {id}: {e}");
+        match self.store.finish(&id, &self.worker_id, &end) {
+            Ok(true) => {}
+            Ok(false) => {
+                // Reaped while it ran (its lease lapsed): another worker has it now.
+                tracing::warn!("job {id} ended here after its lease was lost; result dropped");
+                return;
+            }
+            Err(e) => {
+                tracing::error!("recording the end of job {id}: {e}");
+                return;
+            }
+        }
+        if state != JobState::Succeeded {
+            let _ = std::fs::remove_dir_all(&out_dir);
         }
         match state {
             JobState::Succeeded => {
@@ -944,48 +1076,57 @@ impl Shared {
             JobState::Cancelled => st.metrics.cancelled += 1,
             _ => {}
         }
-        let rec = st.store.get(&id).ok().flatten();
         self.emit(&id, state, t);
         drop(st);
-        if let Some(rec) = rec {
-            self.send_callback(&rec);
-        }
+        self.send_callbacks(vec![id]);
     }
 
     fn on_progress(&self, id: &str, p: JobProgress, abort: &AtomicU8) -> Control {
-        let mut guard = lock(&self.state);
-        let st = &mut *guard;
-        if let Some(r) = st.running.get_mut(id) {
-            if p.stage == super::Stage::Diffusion && p.step > r.progress.step {
-                let now = Instant::now();
-                // Only whole steps between two step reports are measured (the first report
-                // includes the encoding).
-                if r.progress.stage == super::Stage::Diffusion && r.cost > 0.0 {
-                    let per = now.duration_since(r.last_step_at).as_secs_f64()
-                        / (p.step - r.progress.step) as f64
-                        / r.cost;
-                    st.step_secs.push_back(per);
-                    st.metrics.step_seconds.observe(per);
-                    if st.step_secs.len() > STEP_WINDOW {
-                        st.step_secs.pop_front();
+        let save = {
+            let mut guard = lock(&self.state);
+            let st = &mut *guard;
+            let mut save = false;
+            if let Some(r) = st.running.get_mut(id) {
+                if p.stage == super::Stage::Diffusion && p.step > r.progress.step {
+                    let now = Instant::now();
+                    // Only whole steps between two step reports are measured (the first report
+                    // includes the encoding).
+                    if r.progress.stage == super::Stage::Diffusion && r.cost > 0.0 {
+                        let per = now.duration_since(r.last_step_at).as_secs_f64()
+                            / (p.step - r.progress.step) as f64
+                            / r.cost;
+                        st.step_secs.push_back(per);
+                        st.metrics.step_seconds.observe(per);
+                        if st.step_secs.len() > STEP_WINDOW {
+                            st.step_secs.pop_front();
+                        }
                     }
+                    r.last_step_at = now;
                 }
-                r.last_step_at = now;
-            }
-            let before = r.progress;
-            r.progress = p;
-            let changed = p.stage != before.stage
-                || p.step != before.step
-                || (p.stage == super::Stage::Decoding && p.percent != before.percent);
-            if changed {
-                self.progressed(id, r, &st.step_secs, &before);
-            }
-            if r.last_saved.elapsed() >= Duration::from_secs(1) {
-                r.last_saved = Instant::now();
-                if let Err(e) = st.store.set_progress(id, &p) {
-                    tracing::warn!("saving progress of {id}: {e}");
+                let before = r.progress;
+                r.progress = p;
+                let changed = p.stage != before.stage
+                    || p.step != before.step
+                    || (p.stage == super::Stage::Decoding && p.percent != before.percent);
+                if changed {
+                    self.progressed(id, r, &st.step_secs, &before);
+                }
+                // A shared store hears of a cancel through the heartbeat: at each step, at most
+                // every beat interval / 2; its pollers read the saved progress.
+                let every = if self.store.shared() {
+                    (self.beat_interval() / 2).min(Duration::from_millis(250))
+                } else {
+                    Duration::from_secs(1)
+                };
+                if r.last_saved.elapsed() >= every {
+                    r.last_saved = Instant::now();
+                    save = true;
                 }
             }
+            save
+        };
+        if save {
+            self.beat(id, Some(&p), abort);
         }
         match abort.load(Ordering::SeqCst) {
             RUN => Control::Continue,
@@ -994,6 +1135,27 @@ impl Shared {
                 Control::Continue
             }
             _ => Control::Cancel,
+        }
+    }
+
+    /// Renews the lease of running job `id` (saving `progress`) and applies what the store says:
+    /// a cancel request, or the lease lost.
+    fn beat(&self, id: &str, progress: Option<&JobProgress>, abort: &AtomicU8) {
+        match self
+            .store
+            .heartbeat(id, &self.worker_id, self.config.lease, progress)
+        {
+            Ok(Beat::Held { cancel: true }) => {
+                let _ = abort.compare_exchange(RUN, CANCEL, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            Ok(Beat::Held { cancel: false }) => {}
+            Ok(Beat::Lost) => {
+                if abort.load(Ordering::SeqCst) != HALT {
+                    tracing::warn!("job {id}: lease lost (reaped by another process); stopping");
+                    abort.store(LOST, Ordering::SeqCst);
+                }
+            }
+            Err(e) => tracing::warn!("heartbeat of job {id}: {e}"),
         }
     }
 
@@ -1014,8 +1176,9 @@ impl Shared {
             super::Stage::Writing => "writing",
             _ => return,
         };
-        let spu = median(step_secs).or(self.config.initial_seconds_per_step);
-        let eta = spu.map(|spu| Self::running_eta(r, spu));
+        let spu = store::median(step_secs.iter().copied().collect())
+            .or(self.config.initial_seconds_per_step);
+        let eta = spu.map(|spu| running_eta(r, spu));
         self.feed.push(
             id,
             kind,
@@ -1047,6 +1210,53 @@ impl Shared {
         }
     }
 
+    /// With a shared store: renews the leases of this process's running jobs (a long decode
+    /// reports no progress), says the workers are alive, reaps the jobs of dead workers and
+    /// takes over the callbacks they left.
+    fn lease_keeper(self: Arc<Self>) {
+        let mut last_orphans = Instant::now();
+        loop {
+            {
+                let st = lock(&self.state);
+                let (st, _) = self
+                    .wake
+                    .wait_timeout_while(st, self.beat_interval(), |s| s.stopping == RUN)
+                    .unwrap_or_else(|e| e.into_inner());
+                if st.stopping != RUN {
+                    return;
+                }
+            }
+            let running: Vec<(String, Arc<AtomicU8>)> = lock(&self.state)
+                .running
+                .iter()
+                .map(|(id, r)| (id.clone(), r.abort.clone()))
+                .collect();
+            for (id, abort) in running {
+                self.beat(&id, None, &abort);
+            }
+            if self.config.workers > 0 {
+                let spu = lock(&self.state).seconds_per_unit();
+                if let Err(e) = self
+                    .store
+                    .worker_alive(&self.worker_id, self.config.workers, spu)
+                {
+                    tracing::warn!("worker heartbeat: {e}");
+                }
+            }
+            match self.store.reap(false) {
+                Ok(r) => self.reaped(r),
+                Err(e) => tracing::warn!("reaping lapsed leases: {e}"),
+            }
+            if last_orphans.elapsed() >= Duration::from_secs(10) {
+                last_orphans = Instant::now();
+                match self.store.claim_orphan_callbacks(false) {
+                    Ok(ids) => self.send_callbacks(ids),
+                    Err(e) => tracing::warn!("taking over callbacks: {e}"),
+                }
+            }
+        }
+    }
+
     fn sweeper(self: Arc<Self>) {
         loop {
             {
@@ -1065,18 +1275,24 @@ impl Shared {
         }
     }
 
+    /// Claims the expired jobs (each by one process of a cluster) and deletes their outputs.
     fn sweep(&self) -> Result<usize> {
-        let st = lock(&self.state);
-        let due = st.store.due_for_expiry(now())?;
+        let due = self.store.expire_due()?;
         for id in &due {
             let dir = self.output_dir(id);
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&dir, e).into()),
+                Err(e) => tracing::warn!("deleting the outputs of job {id}: {e}"),
             }
-            st.store.mark_expired(id)?;
         }
         Ok(due.len())
     }
+}
+
+/// Estimated seconds until the running job `r` ends its diffusion.
+fn running_eta(r: &Running, spu: f64) -> f64 {
+    let per_step = r.cost * spu;
+    let left = r.steps.saturating_sub(r.progress.step) as f64 * per_step;
+    (left - r.last_step_at.elapsed().as_secs_f64().min(per_step)).max(0.0)
 }

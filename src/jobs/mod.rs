@@ -10,9 +10,13 @@
 //! - [`JobManager::poll`] gives the [`JobRecord`]: state, queue position, ETA (moving average of
 //!   measured seconds per diffusion step times the steps ahead), progress, result or error.
 //! - [`JobManager::cancel`]: a queued job is cancelled at once, a running one at its next step.
-//! - Persistence: `<data_dir>/jobs.sqlite`; on restart queued jobs are queued again in order, a job
-//!   that was running is re-queued once, and failed with code `interrupted` if that happens again.
-//!   Outputs live in `<data_dir>/outputs/<job id>/` and are deleted when the retention expires.
+//! - Persistence: a [`StoreLocation`]: `<data_dir>/jobs.sqlite` by default (one process), or a
+//!   PostgreSQL database shared by API front ends (`workers: 0`) and worker processes (a
+//!   cluster). On restart queued jobs are queued again in order, a job that was running is
+//!   re-queued once, and failed with code `interrupted` if that happens again; in a cluster a
+//!   worker holds its job under a lease renewed by heartbeats, and the job of a worker that died
+//!   is re-queued (the same once) when the lease runs out. Outputs live in
+//!   `<data_dir>/outputs/<job id>/` and are deleted when the retention expires.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -58,6 +62,7 @@ pub use generator::{
     GenerationOutput, Generator, JobProgress, OutputFile, PipelineGenerator, Stage,
 };
 pub use manager::JobManager;
+pub use store::StoreLocation;
 
 use crate::pipeline::GenerationParams;
 
@@ -450,9 +455,13 @@ impl Default for CallbackConfig {
 /// Job manager settings.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
-    /// Holds `jobs.sqlite` and `outputs/`.
+    /// Holds `outputs/` (and `jobs.sqlite` with the default store). Every process of a cluster
+    /// names the same folder (a shared mount), so that any of them serves any job's files.
     pub data_dir: PathBuf,
-    /// Worker threads (default 1: one per device).
+    /// Where the jobs are kept (default: `<data_dir>/jobs.sqlite`).
+    pub store: StoreLocation,
+    /// Worker threads (default 1: one per device); 0 makes an API-only front end (a shared
+    /// store only: other processes run the jobs).
     pub workers: usize,
     /// Maximum queued + running jobs per owner (default 10).
     pub max_active_per_owner: usize,
@@ -468,6 +477,13 @@ pub struct ManagerConfig {
     pub initial_seconds_per_step: Option<f64>,
     /// Callback delivery.
     pub callback: CallbackConfig,
+    /// How long a worker holds a running job without a heartbeat (shared stores; default
+    /// 30 s). Heartbeats come every quarter of it; a job whose worker died is queued again
+    /// (once) when it runs out.
+    pub lease: Duration,
+    /// How often an idle worker asks the store for work that another process queued (default
+    /// 250 ms; a submit in this process wakes it at once).
+    pub poll_interval: Duration,
 }
 
 impl ManagerConfig {
@@ -475,6 +491,7 @@ impl ManagerConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            store: StoreLocation::DataDir,
             workers: 1,
             max_active_per_owner: 10,
             max_queue: 1000,
@@ -482,6 +499,8 @@ impl ManagerConfig {
             sweep_interval: Duration::from_secs(60),
             initial_seconds_per_step: None,
             callback: CallbackConfig::default(),
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
         }
     }
 }

@@ -101,7 +101,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// generation seconds, requests and their latency per dialect.
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     use std::fmt::Write;
-    let m = state.jobs.metrics();
+    // The store is read on the blocking pool (PostgreSQL's client must not run on an async thread).
+    let m = match state.blocking(|s| Ok(s.jobs.metrics())).await {
+        Ok(m) => m,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
     let mut t = String::new();
     let gauge = |t: &mut String, name: &str, help: &str, kind: &str| {
         let _ = writeln!(t, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -233,7 +233,7 @@ impl AppState {
         self.stopping.subscribe()
     }
 
-    /// Runs `f` (job store reads and writes: SQLite) on the blocking pool, so that it never
+    /// Runs `f` (job store reads and writes: SQLite, PostgreSQL) on the blocking pool, so that it never
     /// holds an async thread.
     pub(crate) async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
