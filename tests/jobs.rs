@@ -1,9 +1,11 @@
-//! The job manager with a fake generator (every transition, cancel, quota, ETA, restart
-//! recovery, retention, callbacks, concurrency) and with the tiny real checkpoint.
+//! The job manager's behaviour suite, run on both job stores (`sqlite::*` and `postgres::*`):
+//! with a fake generator (every transition, cancel, quota, ETA, restart recovery, retention,
+//! callbacks, concurrency) and with the tiny real checkpoint. The PostgreSQL half needs a server:
+//! run through `tools/with-postgres` (as README's test command does).
 
 mod common;
 
-use common::Fake;
+use common::{Backend, Fake};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use acestep::jobs::{
     JobError, JobManager, JobRecord, JobRequest, JobState, ListFilter, ManagerConfig, Stage,
+    StoreLocation,
 };
 use acestep::pipeline::GenerationParams;
 use acestep::Error;
@@ -29,6 +32,43 @@ fn request(prompt: &str, steps: usize) -> JobRequest {
             ..Default::default()
         },
         ..Default::default()
+    }
+}
+
+/// A test's data directory and store.
+struct Env {
+    dir: tempfile::TempDir,
+    store: StoreLocation,
+}
+
+impl Env {
+    fn new(b: Backend) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            store: b.store(),
+        }
+    }
+
+    /// Waits until the leases of a crashed manager's jobs have lapsed (a shared store reaps a
+    /// running job only then: another process may still be running it).
+    fn after_crash(&self) {
+        if matches!(self.store, StoreLocation::Postgres(_)) {
+            std::thread::sleep(self.config().lease + Duration::from_millis(300));
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The test settings over this directory and store (a PostgreSQL store with a 2 s lease,
+    /// so that a halted manager's jobs are reaped soon).
+    fn config(&self) -> ManagerConfig {
+        let mut c = config(self.path());
+        c.store = self.store.clone();
+        c.lease = Duration::from_secs(2);
+        c.poll_interval = Duration::from_millis(20);
+        c
     }
 }
 
@@ -85,10 +125,9 @@ fn terminal(m: &JobManager, id: &str) -> JobRecord {
     wait_until(m, id, |r| r.state.is_terminal())
 }
 
-#[test]
-fn a_job_goes_queued_running_succeeded_with_timestamps_progress_and_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = JobManager::open(config(dir.path()), Fake::new(5)).unwrap();
+fn a_job_goes_queued_running_succeeded_with_timestamps_progress_and_files(b: Backend) {
+    let dir = Env::new(b);
+    let m = JobManager::open(dir.config(), Fake::new(5)).unwrap();
     let events = m.subscribe();
     let id = m.submit(request("song", 10), "alice").unwrap();
     assert!(uuid::Uuid::parse_str(&id).is_ok());
@@ -124,10 +163,9 @@ fn a_job_goes_queued_running_succeeded_with_timestamps_progress_and_files() {
     );
 }
 
-#[test]
-fn errors_and_panics_fail_the_job_not_the_manager() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+fn errors_and_panics_fail_the_job_not_the_manager(b: Backend) {
+    let dir = Env::new(b);
+    let m = JobManager::open(dir.config(), Fake::new(1)).unwrap();
     let a = m.submit(request("fail", 5), "bob").unwrap();
     let b = m.submit(request("panic", 5), "bob").unwrap();
     let c = m.submit(request("fine", 5), "bob").unwrap();
@@ -153,10 +191,9 @@ fn errors_and_panics_fail_the_job_not_the_manager() {
     assert!(!m.output_dir(&a).exists());
 }
 
-#[test]
-fn bad_requests_are_rejected_naming_the_field_and_nothing_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+fn bad_requests_are_rejected_naming_the_field_and_nothing_is_stored(b: Backend) {
+    let dir = Env::new(b);
+    let m = JobManager::open(dir.config(), Fake::new(1)).unwrap();
     let mut r = request("x", 0);
     match m.submit(r.clone(), "carol") {
         Err(JobError::Engine(Error::InvalidArgument { name, value, .. })) => {
@@ -187,11 +224,10 @@ fn bad_requests_are_rejected_naming_the_field_and_nothing_is_stored() {
     assert!(matches!(m.poll("nope"), Err(JobError::JobNotFound { .. })));
 }
 
-#[test]
-fn cancel_while_queued_is_immediate_and_while_running_stops_within_one_step() {
-    let dir = tempfile::tempdir().unwrap();
+fn cancel_while_queued_is_immediate_and_while_running_stops_within_one_step(b: Backend) {
+    let dir = Env::new(b);
     let fake = Fake::new(20);
-    let m = JobManager::open(config(dir.path()), fake.clone()).unwrap();
+    let m = JobManager::open(dir.config(), fake.clone()).unwrap();
     let events = m.subscribe();
     let long = m.submit(request("long", 200), "dave").unwrap();
     let queued = m.submit(request("queued", 5), "dave").unwrap();
@@ -235,10 +271,9 @@ fn cancel_while_queued_is_immediate_and_while_running_stops_within_one_step() {
     );
 }
 
-#[test]
-fn quota_limits_queued_plus_running_jobs_per_owner() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
+fn quota_limits_queued_plus_running_jobs_per_owner(b: Backend) {
+    let dir = Env::new(b);
+    let mut c = dir.config();
     c.max_active_per_owner = 2;
     let m = JobManager::open(c, Fake::new(20)).unwrap();
     let a = m.submit(request("a", 100), "erin").unwrap();
@@ -296,11 +331,10 @@ fn quota_limits_queued_plus_running_jobs_per_owner() {
     );
 }
 
-#[test]
-fn eta_decreases_on_a_steady_queue() {
-    let dir = tempfile::tempdir().unwrap();
+fn eta_decreases_on_a_steady_queue(b: Backend) {
+    let dir = Env::new(b);
     let step: f64 = 20.0e-3;
-    let m = JobManager::open(config(dir.path()), Fake::new(20)).unwrap();
+    let m = JobManager::open(dir.config(), Fake::new(20)).unwrap();
     let ids: Vec<String> = (0..4)
         .map(|i| m.submit(request(&format!("j{i}"), 30), "gina").unwrap())
         .collect();
@@ -342,18 +376,18 @@ fn eta_decreases_on_a_steady_queue() {
     );
 }
 
-#[test]
-fn restart_requeues_running_jobs_once_and_keeps_queue_order() {
-    let dir = tempfile::tempdir().unwrap();
+fn restart_requeues_running_jobs_once_and_keeps_queue_order(b: Backend) {
+    let dir = Env::new(b);
     // A crash while job 0 runs.
-    let m = JobManager::open(config(dir.path()), Fake::new(20)).unwrap();
+    let m = JobManager::open(dir.config(), Fake::new(20)).unwrap();
     let ids: Vec<String> = (0..3)
         .map(|i| m.submit(request(&format!("r{i}"), 100), "hank").unwrap())
         .collect();
     wait_until(&m, &ids[0], |r| r.progress.step >= 2);
     m.halt();
+    dir.after_crash();
     // Second run: job 0 is queued again (attempt 2), then crashes again.
-    let m = JobManager::open(config(dir.path()), Fake::new(20)).unwrap();
+    let m = JobManager::open(dir.config(), Fake::new(20)).unwrap();
     let r0 = wait_until(&m, &ids[0], |r| {
         r.state == JobState::Running && r.progress.step >= 1
     });
@@ -361,9 +395,10 @@ fn restart_requeues_running_jobs_once_and_keeps_queue_order() {
     assert_eq!(m.poll(&ids[1]).unwrap().queue_position, 1);
     assert_eq!(m.poll(&ids[2]).unwrap().queue_position, 2);
     m.halt();
+    dir.after_crash();
     // Third run: job 0 was interrupted twice: failed; the others run in order.
     let fake = Fake::new(1);
-    let m = JobManager::open(config(dir.path()), fake.clone()).unwrap();
+    let m = JobManager::open(dir.config(), fake.clone()).unwrap();
     let f0 = m.poll(&ids[0]).unwrap();
     assert_eq!(f0.state, JobState::Failed);
     assert_eq!(f0.error.unwrap().code, "interrupted");
@@ -380,17 +415,16 @@ fn restart_requeues_running_jobs_once_and_keeps_queue_order() {
     let id = m.submit(request("graceful", 100), "hank").unwrap();
     wait_until(&m, &id, |r| r.progress.step >= 1);
     drop(m);
-    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+    let m = JobManager::open(dir.config(), Fake::new(1)).unwrap();
     let r = terminal(&m, &id);
     assert_eq!(r.state, JobState::Succeeded);
     assert_eq!(r.attempts, 1);
     assert_eq!(m.list(None, &ListFilter::default()).unwrap().len(), 4);
 }
 
-#[test]
-fn expired_results_are_swept_with_their_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
+fn expired_results_are_swept_with_their_files(b: Backend) {
+    let dir = Env::new(b);
+    let mut c = dir.config();
     c.retention = Duration::from_millis(200);
     c.sweep_interval = Duration::from_secs(3600);
     let m = JobManager::open(c, Fake::new(1)).unwrap();
@@ -409,10 +443,9 @@ fn expired_results_are_swept_with_their_files() {
     assert_eq!(m.sweep_now().unwrap(), 0);
 }
 
-#[test]
-fn the_sweeper_thread_expires_results_on_its_own() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
+fn the_sweeper_thread_expires_results_on_its_own(b: Backend) {
+    let dir = Env::new(b);
+    let mut c = dir.config();
     c.retention = Duration::ZERO;
     let m = JobManager::open(c, Fake::new(1)).unwrap();
     let id = m.submit(request("gone", 2), "ivy").unwrap();
@@ -465,11 +498,10 @@ fn flaky_listener() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, bodies)
 }
 
-#[test]
-fn callbacks_are_delivered_with_a_retry_after_a_500() {
-    let dir = tempfile::tempdir().unwrap();
+fn callbacks_are_delivered_with_a_retry_after_a_500(b: Backend) {
+    let dir = Env::new(b);
     let (url, bodies) = flaky_listener();
-    let mut c = config(dir.path());
+    let mut c = dir.config();
     // The test's receiver is on loopback.
     c.callback.allow_private = true;
     c.callback.public_url = Some("https://music.example".into());
@@ -505,10 +537,9 @@ fn callbacks_are_delivered_with_a_retry_after_a_500() {
     assert_eq!(bodies.lock().unwrap().len(), 2, "no delivery after a 200");
 }
 
-#[test]
-fn eight_threads_two_hundred_jobs_each_terminal_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
+fn eight_threads_two_hundred_jobs_each_terminal_exactly_once(b: Backend) {
+    let dir = Env::new(b);
+    let mut c = dir.config();
     c.workers = 3;
     c.max_active_per_owner = 1000;
     let m = Arc::new(JobManager::open(c, Fake::new(0)).unwrap());
@@ -572,12 +603,11 @@ fn eight_threads_two_hundred_jobs_each_terminal_exactly_once() {
     assert!(succeeded >= 200 - 8 * 4);
 }
 
-#[test]
-fn the_tiny_real_checkpoint_runs_as_a_job() {
+fn the_tiny_real_checkpoint_runs_as_a_job(b: Backend) {
     use acestep::jobs::PipelineGenerator;
     let pipe = common::tiny_pipeline();
-    let dir = tempfile::tempdir().unwrap();
-    let m = JobManager::open(config(dir.path()), Arc::new(PipelineGenerator::new(pipe))).unwrap();
+    let dir = Env::new(b);
+    let m = JobManager::open(dir.config(), Arc::new(PipelineGenerator::new(pipe))).unwrap();
     let req = JobRequest {
         params: GenerationParams {
             prompt: "lofi hip hop".into(),
@@ -607,3 +637,18 @@ fn the_tiny_real_checkpoint_runs_as_a_job() {
     assert_eq!(sidecar["seed"], 3);
     assert_eq!(sidecar["prompt"], "lofi hip hop");
 }
+
+common::on_both_stores!(
+    a_job_goes_queued_running_succeeded_with_timestamps_progress_and_files,
+    errors_and_panics_fail_the_job_not_the_manager,
+    bad_requests_are_rejected_naming_the_field_and_nothing_is_stored,
+    cancel_while_queued_is_immediate_and_while_running_stops_within_one_step,
+    quota_limits_queued_plus_running_jobs_per_owner,
+    eta_decreases_on_a_steady_queue,
+    restart_requeues_running_jobs_once_and_keeps_queue_order,
+    expired_results_are_swept_with_their_files,
+    the_sweeper_thread_expires_results_on_its_own,
+    callbacks_are_delivered_with_a_retry_after_a_500,
+    eight_threads_two_hundred_jobs_each_terminal_exactly_once,
+    the_tiny_real_checkpoint_runs_as_a_job,
+);

@@ -818,6 +818,12 @@ impl Shared {
     fn recover(&self) -> Result<()> {
         let all = !self.store.shared();
         self.reaped(self.store.reap(all)?);
+        {
+            // The queue found at start: each job's position, for its event stream.
+            let mut st = lock(&self.state);
+            let view = self.view(&mut st)?;
+            self.queue_moved(&view, 0);
+        }
         self.send_callbacks(self.store.claim_orphan_callbacks(all)?);
         Ok(())
     }

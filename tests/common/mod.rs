@@ -309,3 +309,62 @@ pub async fn request(
         body,
     }
 }
+
+/// Which job store a test of the behaviour suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The data directory's `jobs.sqlite`.
+    Sqlite,
+    /// A new database on the server of `ACESTEP_TEST_POSTGRES`.
+    Postgres,
+}
+
+impl Backend {
+    /// The store of a new test: the data directory's SQLite file, or a new, empty PostgreSQL
+    /// database.
+    pub fn store(self) -> acestep::jobs::StoreLocation {
+        match self {
+            Backend::Sqlite => acestep::jobs::StoreLocation::DataDir,
+            Backend::Postgres => acestep::jobs::StoreLocation::Postgres(postgres_database()),
+        }
+    }
+}
+
+/// The server the PostgreSQL tests use (`tools/with-postgres` starts one and sets it).
+pub fn postgres_server() -> String {
+    std::env::var("ACESTEP_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "ACESTEP_TEST_POSTGRES is not set: the PostgreSQL job-store tests need a server; run \
+             the tests through `tools/with-postgres cargo test` (it starts a throwaway one), or \
+             set ACESTEP_TEST_POSTGRES=postgres://user@host/db (a role that may CREATE DATABASE)"
+        )
+    })
+}
+
+/// A new, empty database on the test server; its URL.
+pub fn postgres_database() -> String {
+    let server = postgres_server();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut client = postgres::Client::connect(&server, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connecting to {server}: {e}"));
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+    let mut url = url::Url::parse(&server).expect("ACESTEP_TEST_POSTGRES is a postgres:// URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Runs each named `fn(Backend)` as two tests: `sqlite::<name>` and `postgres::<name>`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name($crate::common::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name($crate::common::Backend::Postgres) })*
+        }
+    };
+}
+pub use on_both_stores;
