@@ -238,8 +238,7 @@ impl Generator for PipelineGenerator {
     }
 
     fn step_cost(&self, params: &GenerationParams) -> f64 {
-        // The DiT's linear attention is linear in frames; one unit = one 10 s song.
-        (params.batch_size * params.frame_length()).max(1) as f64 / 107.0
+        pipeline_step_cost(params)
     }
 
     fn generate(
@@ -284,6 +283,37 @@ impl Generator for PipelineGenerator {
                 })
                 .collect(),
             info,
+        })
+    }
+}
+
+/// The relative cost of one diffusion step of `params` on the real pipeline: the DiT's linear
+/// attention is linear in frames; one unit is one 10 s song.
+fn pipeline_step_cost(params: &GenerationParams) -> f64 {
+    (params.batch_size * params.frame_length()).max(1) as f64 / 107.0
+}
+
+/// The generator of an API-only front end (`acestep serve --workers 0` over a shared store):
+/// it checks requests as far as that is possible without the model (the parameters' bounds;
+/// the text and lyric lengths are checked by the worker that takes the job, which fails it
+/// `invalid_request` when they do not fit) and sizes them as [`PipelineGenerator`] does, but
+/// never generates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueOnly;
+
+impl Generator for QueueOnly {
+    fn step_cost(&self, params: &GenerationParams) -> f64 {
+        pipeline_step_cost(params)
+    }
+
+    fn generate(
+        &self,
+        _params: &GenerationParams,
+        _out_dir: &Path,
+        _progress: &mut dyn FnMut(JobProgress) -> Control,
+    ) -> Result<GenerationOutput> {
+        Err(crate::Error::Internal {
+            message: "an API-only front end runs no jobs (it has no workers)".into(),
         })
     }
 }

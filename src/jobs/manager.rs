@@ -904,13 +904,13 @@ impl Shared {
                 error: Some(&failure),
             };
             match self.store.finish(&id, &self.worker_id, &end) {
-                Ok(true) => {
+                Ok(Some(state)) => {
                     st.metrics.failed += 1;
-                    self.emit(&id, JobState::Failed, now());
+                    self.emit(&id, state, now());
                     drop(st);
                     self.send_callbacks(vec![id]);
                 }
-                Ok(false) => {}
+                Ok(None) => {}
                 Err(e) => tracing::error!("failing job {id}: {e}"),
             }
             return None;
@@ -1058,9 +1058,10 @@ impl Shared {
             result: result.as_ref(),
             error: error.as_ref(),
         };
-        match self.store.finish(&id, &self.worker_id, &end) {
-            Ok(true) => {}
-            Ok(false) => {
+        // The store has the last word: a cancel asked after the last heartbeat still lands.
+        let state = match self.store.finish(&id, &self.worker_id, &end) {
+            Ok(Some(state)) => state,
+            Ok(None) => {
                 // Reaped while it ran (its lease lapsed): another worker has it now.
                 tracing::warn!("job {id} ended here after its lease was lost; result dropped");
                 return;
@@ -1069,7 +1070,8 @@ impl Shared {
                 tracing::error!("recording the end of job {id}: {e}");
                 return;
             }
-        }
+        };
+        tracing::info!("job {id} {state} (worker {})", self.worker_id);
         if state != JobState::Succeeded {
             let _ = std::fs::remove_dir_all(&out_dir);
         }

@@ -59,7 +59,7 @@ pub use callback::{webhook_signature, WEBHOOK_TOLERANCE};
 pub use error::{JobError, Result};
 pub use events::{EventFeed, FeedEvent, Follower};
 pub use generator::{
-    GenerationOutput, Generator, JobProgress, OutputFile, PipelineGenerator, Stage,
+    GenerationOutput, Generator, JobProgress, OutputFile, PipelineGenerator, QueueOnly, Stage,
 };
 pub use manager::JobManager;
 pub use store::StoreLocation;

@@ -8,12 +8,16 @@ use clap::{Parser, Subcommand};
 
 mod encode_text;
 mod generate;
+#[cfg(feature = "server")]
+mod jobs_args;
 mod model;
 mod quantize;
 mod reconstruct;
 #[cfg(feature = "server")]
 mod serve;
 mod tokenize_lyrics;
+#[cfg(feature = "server")]
+mod worker;
 
 /// ACE-Step v1 3.5B music generation, in pure Rust.
 #[derive(Parser, Debug)]
@@ -41,6 +45,10 @@ enum Command {
     /// Serve the three async-task API dialects over HTTP (job queue, persistence, downloads).
     #[cfg(feature = "server")]
     Serve(serve::Args),
+    /// Run the jobs of a shared PostgreSQL job store (a cluster: API front ends started with
+    /// `serve --workers 0`, any number of workers); stops gracefully on Ctrl-C / SIGTERM.
+    #[cfg(feature = "server")]
+    Worker(worker::Args),
     /// Write a quantized copy of a checkpoint (the DiT's and the text encoder's weights as GGUF
     /// in the same folder layout; `--checkpoint-dir OUT` then loads it).
     Quantize(quantize::Args),
@@ -79,6 +87,8 @@ fn main() -> ExitCode {
         Command::TokenizeLyrics(a) => tokenize_lyrics::run(a).map_err(|e| e.to_string()),
         #[cfg(feature = "server")]
         Command::Serve(a) => serve::run(a).map_err(|e| e.to_string()),
+        #[cfg(feature = "server")]
+        Command::Worker(a) => worker::run(a).map_err(|e| e.to_string()),
         Command::Quantize(a) => quantize::run(a).map_err(|e| e.to_string()),
     };
     match result {

@@ -1,7 +1,7 @@
-//! `acestep serve`: the job manager and the HTTP server over one loaded pipeline.
+//! `acestep serve`: the HTTP server over the job manager: with its own workers over one loaded
+//! pipeline, or API-only (`--workers 0`) in front of `acestep worker` processes.
 
-use std::path::PathBuf;
-
+use crate::jobs_args::{stop_signal, JobArgs};
 use crate::model::ModelArgs;
 
 /// Options of `acestep serve`.
@@ -13,25 +13,10 @@ pub struct Args {
     /// Port (0: any free port; the URL printed says which).
     #[arg(long, default_value_t = 8001)]
     port: u16,
-    /// Where jobs.sqlite, outputs/ and uploads/ live.
-    #[arg(long, env = "ACESTEP_DATA_DIR", default_value = "acestep-data")]
-    data_dir: PathBuf,
     /// Accepted API key (repeatable); when any is set every API call needs
     /// `Authorization: Bearer <key>`. Also ACESTEP_API_KEYS=key1,key2.
     #[arg(long = "api-key", env = "ACESTEP_API_KEYS", value_delimiter = ',')]
     api_keys: Vec<String>,
-    /// Generation workers sharing the loaded model.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
-    /// Maximum queued + running jobs per API key.
-    #[arg(long, default_value_t = 10)]
-    quota: usize,
-    /// Most jobs waiting in the queue, all keys together (429 beyond it; 0: no limit).
-    #[arg(long, default_value_t = 1000)]
-    max_queue: usize,
-    /// Hours outputs are kept (download links expire after it).
-    #[arg(long, default_value_t = 24.0)]
-    retention_hours: f64,
     /// Seconds a synchronous `POST /producer/audios` waits before returning the running task.
     #[arg(long, default_value_t = 600)]
     sync_timeout: u64,
@@ -43,10 +28,6 @@ pub struct Args {
     /// LoRA ids are accepted.
     #[arg(long)]
     allow_local_paths: bool,
-    /// Deliver completion callbacks to loopback, private and link-local addresses too (off:
-    /// such `callback_url`s are refused).
-    #[arg(long)]
-    allow_private_callbacks: bool,
     /// Largest JSON, text or x-www-form-urlencoded request body, in KiB (413 beyond it).
     #[arg(long, default_value_t = 1024)]
     max_body_kb: usize,
@@ -56,21 +37,15 @@ pub struct Args {
     /// Seconds a client may take to send a request's headers, and (x6) its body.
     #[arg(long, default_value_t = 10)]
     request_timeout: u64,
-    /// Seconds a stop (Ctrl-C, SIGTERM) waits for requests in flight and for a running job to
-    /// finish decoding before the job is put back in the queue.
-    #[arg(long, default_value_t = 30)]
-    shutdown_grace: u64,
     /// Submissions per API key, e.g. `30/min`, `5/s`, `1000/h` (429 with Retry-After beyond
     /// it; bursts up to the count). Default: no rate limit (the quota still holds).
     #[arg(long, env = "ACESTEP_RATE_LIMIT")]
     rate_limit: Option<acestep::server::RateLimit>,
-    /// Key that signs every webhook delivery (HMAC-SHA256, Standard Webhooks headers
-    /// `webhook-id`, `webhook-timestamp`, `webhook-signature`); `whsec_<base64>` or any string.
-    #[arg(long, env = "ACESTEP_WEBHOOK_SECRET", hide_env_values = true)]
-    webhook_secret: Option<String>,
     /// Seconds between keep-alive comments on an idle event stream (`.../events`).
     #[arg(long, default_value_t = 15)]
     sse_keep_alive: u64,
+    #[command(flatten)]
+    jobs: JobArgs,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -81,40 +56,26 @@ pub fn run(args: Args) -> acestep::jobs::Result<()> {
     let Args {
         host,
         port,
-        data_dir,
         api_keys,
-        workers,
-        quota,
-        max_queue,
         rate_limit,
-        webhook_secret,
         sse_keep_alive,
-        retention_hours,
         sync_timeout,
         public_url,
         allow_local_paths,
-        allow_private_callbacks,
         max_body_kb,
         max_upload_mb,
         request_timeout,
-        shutdown_grace,
+        jobs: job_args,
         model,
     } = args;
-    if !(retention_hours.is_finite() && retention_hours >= 0.0) {
-        return Err(acestep::Error::InvalidArgument {
-            name: "retention-hours",
-            value: retention_hours.to_string(),
-            expected: "a number of hours >= 0".into(),
-        }
-        .into());
-    }
     let api_keys: Vec<String> = api_keys
         .into_iter()
         .map(|k| k.trim().to_string())
         .filter(|k| !k.is_empty())
         .collect();
-    let pipe = model.resolve()?.pipeline();
-    let generator = acestep::jobs::PipelineGenerator::new(pipe?);
+    // Checked before the model loads (minutes), so that a bad flag fails at once.
+    job_args.config(None)?;
+    let generator = job_args.generator(&model)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,19 +96,9 @@ pub fn run(args: Args) -> acestep::jobs::Result<()> {
     let base_url = public_url
         .clone()
         .unwrap_or_else(|| format!("http://{link_host}:{}", local.port()));
-    let mut config = acestep::jobs::ManagerConfig::new(&data_dir);
-    config.workers = workers;
-    config.max_active_per_owner = quota;
-    config.max_queue = max_queue;
-    config.retention = std::time::Duration::from_secs_f64(retention_hours * 3600.0);
-    config.callback.allow_private = allow_private_callbacks;
-    config.callback.public_url = Some(base_url);
-    config.callback.secret = webhook_secret;
-    let jobs = Arc::new(acestep::jobs::JobManager::open(
-        config,
-        Arc::new(generator),
-    )?);
-    let grace = std::time::Duration::from_secs(shutdown_grace);
+    let config = job_args.config(Some(base_url))?;
+    let jobs = Arc::new(acestep::jobs::JobManager::open(config, generator)?);
+    let grace = job_args.grace();
     let server_config = acestep::server::ServerConfig {
         api_keys,
         sync_timeout: std::time::Duration::from_secs(sync_timeout),
@@ -167,10 +118,18 @@ pub fn run(args: Args) -> acestep::jobs::Result<()> {
     };
     let auth = !server_config.api_keys.is_empty();
     let state = acestep::server::AppState::new(jobs.clone(), server_config);
+    let store = jobs.store();
+    let data_dir = job_args.data_dir.clone();
+    let workers = job_args.workers;
     rt.block_on(async move {
         println!(
-            "acestep serve: listening on http://{local} (data dir {}, {})",
+            "acestep serve: listening on http://{local} (data dir {}, store {store}, {}, {})",
             data_dir.display(),
+            if workers == 0 {
+                "API only".to_string()
+            } else {
+                format!("{workers} worker(s)")
+            },
             if auth {
                 "API keys required"
             } else {
@@ -179,11 +138,12 @@ pub fn run(args: Args) -> acestep::jobs::Result<()> {
         );
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        acestep::server::serve(listener, state, stop_signal()).await
+        acestep::server::serve(listener, state, stop_signal("serve")).await
     })?;
     eprintln!(
-        "acestep serve: stopping (a job decoding gets {shutdown_grace} s to finish; others are \
-         re-queued for the next start)"
+        "acestep serve: stopping (a job decoding gets {} s to finish; others are \
+         re-queued for the next start)",
+        grace.as_secs()
     );
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match Arc::try_unwrap(jobs) {
@@ -191,28 +151,4 @@ pub fn run(args: Args) -> acestep::jobs::Result<()> {
         Err(jobs) => drop(jobs),
     }
     Ok(())
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM: both stop the server gracefully.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    eprintln!("acestep serve: shutting down");
 }

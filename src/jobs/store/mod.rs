@@ -236,9 +236,10 @@ pub(crate) trait JobStore: Send + Sync {
         progress: Option<&JobProgress>,
     ) -> Result<Beat>;
 
-    /// Records the end of running job `id` held by `worker`; false (nothing written) when the
-    /// worker no longer holds it.
-    fn finish(&self, id: &str, worker: &str, end: &Finish<'_>) -> Result<bool>;
+    /// Records the end of running job `id` held by `worker`; a success asked to cancel before
+    /// this moment is recorded cancelled (without its result). The state recorded, or None
+    /// (nothing written) when the worker no longer holds the job.
+    fn finish(&self, id: &str, worker: &str, end: &Finish<'_>) -> Result<Option<JobState>>;
 
     /// Cancels a queued job, or asks the worker of a running one to stop.
     fn cancel(&self, id: &str) -> Result<Cancelled>;

@@ -114,6 +114,27 @@ impl Drop for Conn<'_> {
     }
 }
 
+/// A failure's message: a database error's own message and detail, not only "db error".
+struct Failure(String);
+
+impl From<postgres::Error> for Failure {
+    fn from(e: postgres::Error) -> Self {
+        Failure(match e.as_db_error() {
+            Some(db) => match db.detail() {
+                Some(d) => format!("{} ({d})", db.message()),
+                None => db.message().to_string(),
+            },
+            None => e.to_string(),
+        })
+    }
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure(s)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -132,8 +153,8 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> JobError {
-        store_err(&self.name, e)
+    fn err(&self, e: impl Into<Failure>) -> JobError {
+        store_err(&self.name, e.into().0)
     }
 
     /// A connection from the pool (a new one while fewer than [`POOL_SIZE`] are open).
@@ -394,13 +415,20 @@ impl JobStore for PostgresStore {
         })
     }
 
-    fn finish(&self, id: &str, worker: &str, end: &Finish<'_>) -> Result<bool> {
-        let n = self.execute(
+    fn finish(&self, id: &str, worker: &str, end: &Finish<'_>) -> Result<Option<JobState>> {
+        let rows = self.query(
             &format!(
-                "UPDATE jobs SET state = $3, finished_at = {NOW}, expires_at = $4, progress = $5, \
-                 result = $6, error_code = $7, error_message = $8, lease_until = NULL, \
-                 callback_lease = CASE WHEN callback_state = 'pending' THEN {} END \
-                 WHERE id = $1 AND worker = $2 AND state = 'running'",
+                "UPDATE jobs SET \
+                   state = CASE WHEN cancel_requested AND $3::TEXT = 'succeeded' THEN 'cancelled' \
+                     ELSE $3::TEXT END, \
+                   expires_at = CASE WHEN cancel_requested AND $3::TEXT = 'succeeded' THEN NULL \
+                     ELSE $4::DOUBLE PRECISION END, \
+                   result = CASE WHEN cancel_requested AND $3::TEXT = 'succeeded' THEN NULL \
+                     ELSE $6::TEXT END, \
+                   finished_at = {NOW}, progress = $5, error_code = $7, error_message = $8, \
+                   lease_until = NULL, \
+                   callback_lease = CASE WHEN callback_state = 'pending' THEN {} END \
+                 WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING state",
                 callback_lease()
             ),
             &[
@@ -414,7 +442,9 @@ impl JobStore for PostgresStore {
                 &end.error.map(|e| e.message.clone()),
             ],
         )?;
-        Ok(n == 1)
+        Ok(rows
+            .first()
+            .and_then(|r| JobState::parse(r.get::<_, &str>(0))))
     }
 
     fn cancel(&self, id: &str) -> Result<Cancelled> {

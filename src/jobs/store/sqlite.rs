@@ -325,13 +325,17 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn finish(&self, id: &str, worker: &str, end: &Finish<'_>) -> Result<bool> {
+    fn finish(&self, id: &str, worker: &str, end: &Finish<'_>) -> Result<Option<JobState>> {
         let t = now();
-        let n = self.exec(
-            "UPDATE jobs SET state = ?3, finished_at = ?4, expires_at = ?5, progress = ?6, \
-             result = ?7, error_code = ?8, error_message = ?9, lease_until = NULL, \
-             callback_lease = CASE WHEN callback_state = 'pending' THEN ?10 END \
-             WHERE id = ?1 AND worker = ?2 AND state = 'running'",
+        let got = self.rows(
+            "UPDATE jobs SET \
+               state = CASE WHEN cancel_requested AND ?3 = 'succeeded' THEN 'cancelled' ELSE ?3 END, \
+               expires_at = CASE WHEN cancel_requested AND ?3 = 'succeeded' THEN NULL ELSE ?5 END, \
+               result = CASE WHEN cancel_requested AND ?3 = 'succeeded' THEN NULL ELSE ?7 END, \
+               finished_at = ?4, progress = ?6, error_code = ?8, error_message = ?9, \
+               lease_until = NULL, \
+               callback_lease = CASE WHEN callback_state = 'pending' THEN ?10 END \
+             WHERE id = ?1 AND worker = ?2 AND state = 'running' RETURNING state",
             params![
                 id,
                 worker,
@@ -344,8 +348,9 @@ impl JobStore for SqliteStore {
                 end.error.map(|e| e.message.clone()),
                 t + CALLBACK_LEASE.as_secs_f64(),
             ],
+            |r| r.get::<_, String>(0),
         )?;
-        Ok(n == 1)
+        Ok(got.first().and_then(|s| JobState::parse(s)))
     }
 
     fn cancel(&self, id: &str) -> Result<Cancelled> {
