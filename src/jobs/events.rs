@@ -112,10 +112,18 @@ impl EventFeed {
         (boot == self.boot).then(|| seq.parse().ok()).flatten()
     }
 
-    /// Appends an event of kind `kind` to job `id`'s feed and wakes its followers.
+    /// Appends an event of kind `kind` to job `id`'s feed and wakes its followers; a feed that
+    /// ended (a terminal event) takes nothing more.
     pub(crate) fn push(&self, id: &str, kind: &'static str, data: serde_json::Value) {
         let feed = {
             let mut feeds = lock(&self.feeds);
+            if feeds
+                .jobs
+                .get(id)
+                .is_some_and(|f| lock(&f.events).back().is_some_and(|e| e.is_terminal()))
+            {
+                return;
+            }
             if kind == "succeeded" || kind == "failed" || kind == "cancelled" {
                 feeds.finished.push_back((Instant::now(), id.to_string()));
                 feeds.to_compact.push_back((Instant::now(), id.to_string()));
@@ -177,6 +185,16 @@ impl EventFeed {
                 feeds.jobs.remove(&id);
             }
         }
+    }
+
+    /// The jobs whose feed has not ended (no terminal event yet).
+    pub(crate) fn open_ids(&self) -> Vec<String> {
+        lock(&self.feeds)
+            .jobs
+            .iter()
+            .filter(|(_, f)| !lock(&f.events).back().is_some_and(|e| e.is_terminal()))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// A follower of job `id`'s events. `create`: make an empty feed when the job has none (a

@@ -215,6 +215,8 @@ impl JobManager {
         if shared.store.shared() {
             let s = shared.clone();
             threads.push(spawn("acestep-leases", move || s.lease_keeper())?);
+            let s = shared.clone();
+            threads.push(spawn("acestep-relay", move || s.relay())?);
         }
         Ok(Self { shared, threads })
     }
@@ -1158,7 +1160,9 @@ impl Shared {
             }
             Ok(Beat::Held { cancel: false }) => {}
             Ok(Beat::Lost) => {
-                if abort.load(Ordering::SeqCst) != HALT {
+                // A job that ended here meanwhile is not lost.
+                let mine = lock(&self.state).running.contains_key(id);
+                if mine && abort.load(Ordering::SeqCst) != HALT {
                     tracing::warn!("job {id}: lease lost (reaped by another process); stopping");
                     abort.store(LOST, Ordering::SeqCst);
                 }
@@ -1265,6 +1269,118 @@ impl Shared {
         }
     }
 
+    /// With a shared store: relays to this process's event feeds what other processes do to
+    /// the jobs it has feeds of (a front end's event streams and synchronous waits see the
+    /// start, the progress and the end of jobs that workers elsewhere run), every poll interval.
+    fn relay(self: Arc<Self>) {
+        let mut seen: HashMap<String, Seen> = HashMap::new();
+        let every = self.config.poll_interval.max(Duration::from_millis(100));
+        loop {
+            {
+                let st = lock(&self.state);
+                let (st, _) = self
+                    .wake
+                    .wait_timeout_while(st, every, |s| s.stopping == RUN)
+                    .unwrap_or_else(|e| e.into_inner());
+                if st.stopping != RUN {
+                    return;
+                }
+            }
+            let ids = self.feed.open_ids();
+            let open: std::collections::HashSet<&String> = ids.iter().collect();
+            seen.retain(|id, _| open.contains(id));
+            if ids.is_empty() {
+                continue;
+            }
+            let recs = match self.store.get_many(&ids) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("relaying job events: {e}");
+                    continue;
+                }
+            };
+            let mut st = lock(&self.state);
+            let view = match self.view_for(&mut st, &recs) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!("relaying job events: {e}");
+                    continue;
+                }
+            };
+            for mut rec in recs {
+                // This process's own jobs send their events themselves.
+                if st.running.contains_key(&rec.id) {
+                    continue;
+                }
+                self.overlay(&st, view.as_ref(), &mut rec);
+                let now_seen = Seen::of(&rec);
+                let before = seen.insert(rec.id.clone(), now_seen);
+                if before != Some(now_seen) {
+                    self.relay_one(&rec, before);
+                }
+            }
+        }
+    }
+
+    /// The events of `rec`'s change since `before` (None: first seen by the relay).
+    fn relay_one(&self, rec: &JobRecord, before: Option<Seen>) {
+        let id = &rec.id;
+        match rec.state {
+            JobState::Queued => {
+                // A job first seen queued has its position already (from its submit, or the
+                // stream's first snapshot).
+                if before.is_some_and(|b| {
+                    b.state != JobState::Queued || b.position != rec.queue_position
+                }) {
+                    self.feed.push(
+                        id,
+                        "queued",
+                        serde_json::json!({
+                            "id": id,
+                            "state": JobState::Queued,
+                            "queue_position": rec.queue_position,
+                            "eta_seconds": rec.eta_seconds,
+                        }),
+                    );
+                }
+            }
+            JobState::Running => {
+                let p = rec.progress;
+                if before.is_none_or(|b| b.state != JobState::Running || b.attempts != rec.attempts)
+                {
+                    self.emit(id, JobState::Running, rec.started_at.unwrap_or_else(now));
+                    self.feed.push(
+                        id,
+                        "running",
+                        serde_json::json!({"id": id, "state": JobState::Running, "attempt": rec.attempts}),
+                    );
+                }
+                let kind = match p.stage {
+                    super::Stage::Diffusion => "progress",
+                    super::Stage::Decoding => "decoding",
+                    super::Stage::Writing => "writing",
+                    _ => return,
+                };
+                if before.is_none_or(|b| b.progress != (p.stage, p.step, p.percent)) {
+                    self.feed.push(
+                        id,
+                        kind,
+                        serde_json::json!({
+                            "id": id,
+                            "state": JobState::Running,
+                            "stage": p.stage,
+                            "step": p.step,
+                            "total": p.total,
+                            "percent": p.percent,
+                            "eta_seconds": rec.eta_seconds,
+                        }),
+                    );
+                }
+            }
+            s => self.emit(id, s, rec.finished_at.unwrap_or_else(now)),
+        }
+    }
+
     fn sweeper(self: Arc<Self>) {
         loop {
             {
@@ -1295,6 +1411,27 @@ impl Shared {
             }
         }
         Ok(due.len())
+    }
+}
+
+/// What the relay last saw of a job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Seen {
+    state: JobState,
+    attempts: u32,
+    progress: (super::Stage, usize, f64),
+    position: usize,
+}
+
+impl Seen {
+    fn of(rec: &JobRecord) -> Self {
+        let p = rec.progress;
+        Self {
+            state: rec.state,
+            attempts: rec.attempts,
+            progress: (p.stage, p.step, p.percent),
+            position: rec.queue_position,
+        }
     }
 }
 

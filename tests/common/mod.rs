@@ -208,16 +208,28 @@ pub struct Served {
 /// Starts `acestep serve` on any free port over the tiny checkpoint with `args` and `data`,
 /// and waits for the URL it prints once ready.
 pub fn spawn_serve(args: &[&str], data: &Path) -> Served {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tiny = root.join("tests/fixtures/tiny");
+    let data = data.to_string_lossy();
+    let mut all = vec!["serve", "--port", "0", "--threads", "2"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--checkpoint-dir",
+        tiny.to_str().unwrap(),
+        "--data-dir",
+        &data,
+    ]);
+    spawn_acestep(&all, "listening on ", &[])
+}
+
+/// Starts `acestep <args>` with `env` and waits for the stdout line that holds `ready`; `url`
+/// is the first word after it (a server's URL, a worker's id). Its stderr is echoed and kept.
+pub fn spawn_acestep(args: &[&str], ready: &str, env: &[(&str, &str)]) -> Served {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_acestep"))
-        .args(["serve", "--port", "0", "--threads", "2"])
         .args(args)
-        .arg("--checkpoint-dir")
-        .arg(root.join("tests/fixtures/tiny"))
-        .arg("--data-dir")
-        .arg(data)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -247,8 +259,8 @@ pub fn spawn_serve(args: &[&str], data: &Path) -> Served {
     let url = loop {
         let line = rx
             .recv_timeout(Duration::from_secs(120).saturating_sub(t0.elapsed()))
-            .expect("the server prints its URL once ready");
-        if let Some(rest) = line.split("listening on ").nth(1) {
+            .unwrap_or_else(|_| panic!("`acestep {}` did not print `{ready}`", args.join(" ")));
+        if let Some(rest) = line.split(ready).nth(1) {
             break rest
                 .split_whitespace()
                 .next()
@@ -367,4 +379,3 @@ macro_rules! on_both_stores {
         }
     };
 }
-pub use on_both_stores;

@@ -206,6 +206,9 @@ pub(crate) trait JobStore: Send + Sync {
     /// The stored record (queue position / ETA left at 0 / None; `cancel_requested` as stored).
     fn get(&self, id: &str) -> Result<Option<JobRecord>>;
 
+    /// The stored records of those of `ids` that exist, in no particular order.
+    fn get_many(&self, ids: &[String]) -> Result<Vec<JobRecord>>;
+
     /// Jobs of `owner` (every owner when None), newest first.
     fn list(&self, owner: Option<&str>, filter: &ListFilter) -> Result<Vec<JobRecord>>;
 

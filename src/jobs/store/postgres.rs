@@ -343,6 +343,14 @@ impl JobStore for PostgresStore {
         rows.first().map(|r| self.record(r)).transpose()
     }
 
+    fn get_many(&self, ids: &[String]) -> Result<Vec<JobRecord>> {
+        let rows = self.query(
+            &format!("SELECT {COLUMNS} FROM jobs WHERE id = ANY($1)"),
+            &[&ids],
+        )?;
+        rows.iter().map(|r| self.record(r)).collect()
+    }
+
     fn list(&self, owner: Option<&str>, filter: &ListFilter) -> Result<Vec<JobRecord>> {
         let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE ($1::TEXT IS NULL OR owner = $1)");
         if !filter.states.is_empty() {

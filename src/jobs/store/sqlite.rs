@@ -240,6 +240,14 @@ impl JobStore for SqliteStore {
             .transpose()
     }
 
+    fn get_many(&self, ids: &[String]) -> Result<Vec<JobRecord>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.get(id)?);
+        }
+        Ok(out)
+    }
+
     fn list(&self, owner: Option<&str>, filter: &ListFilter) -> Result<Vec<JobRecord>> {
         let mut sql = format!("SELECT {COLUMNS} FROM jobs WHERE (?1 IS NULL OR owner = ?1)");
         if !filter.states.is_empty() {
