@@ -638,7 +638,7 @@ fn the_tiny_real_checkpoint_runs_as_a_job(b: Backend) {
     assert_eq!(sidecar["prompt"], "lofi hip hop");
 }
 
-common::on_both_stores!(
+on_both_stores!(
     a_job_goes_queued_running_succeeded_with_timestamps_progress_and_files,
     errors_and_panics_fail_the_job_not_the_manager,
     bad_requests_are_rejected_naming_the_field_and_nothing_is_stored,

@@ -197,6 +197,14 @@ impl EventFeed {
             .collect()
     }
 
+    /// Whether job `id`'s feed exists and has not ended.
+    pub(crate) fn is_open(&self, id: &str) -> bool {
+        lock(&self.feeds)
+            .jobs
+            .get(id)
+            .is_some_and(|f| !lock(&f.events).back().is_some_and(|e| e.is_terminal()))
+    }
+
     /// A follower of job `id`'s events. `create`: make an empty feed when the job has none (a
     /// job queued before this run, or finished long ago); else None then.
     pub fn follow(&self, id: &str, create: bool) -> Option<Follower> {

@@ -151,7 +151,8 @@ impl JobManager {
         })?;
         check_writable(&outputs)?;
         check_writable(&config.data_dir)?;
-        let store = store::open(&config.store, &config.data_dir)?;
+        let worker_id = worker_id();
+        let store = store::open(&config.store, &config.data_dir, &worker_id)?;
         if config.workers == 0 && !store.shared() {
             return Err(Error::InvalidArgument {
                 name: "workers",
@@ -174,7 +175,7 @@ impl JobManager {
             config,
             generator,
             store,
-            worker_id: worker_id(),
+            worker_id,
             state: Mutex::new(State {
                 running: HashMap::new(),
                 step_secs: VecDeque::new(),
@@ -625,7 +626,7 @@ impl Shared {
 
     /// Forgets this process in the store (a clean stop).
     fn gone(&self) {
-        if self.store.shared() && self.config.workers > 0 {
+        if self.store.shared() {
             if let Err(e) = self.store.worker_gone(&self.worker_id) {
                 tracing::warn!("removing worker {}: {e}", self.worker_id);
             }
@@ -826,7 +827,10 @@ impl Shared {
             let view = self.view(&mut st)?;
             self.queue_moved(&view, 0);
         }
-        self.send_callbacks(self.store.claim_orphan_callbacks(all)?);
+        self.send_callbacks(
+            self.store
+                .claim_orphan_callbacks(all, self.alive_window())?,
+        );
         Ok(())
     }
 
@@ -846,13 +850,13 @@ impl Shared {
 
     fn worker(self: Arc<Self>) {
         loop {
-            let seen = {
-                let st = lock(&self.state);
-                if st.stopping != RUN {
-                    return;
-                }
-                st.submits
-            };
+            // The claim and the start are one step under the state lock, so that the relay
+            // never takes this process's job for another's.
+            let mut st = lock(&self.state);
+            if st.stopping != RUN {
+                return;
+            }
+            let seen = st.submits;
             let claimed = self.store.claim(
                 &self.worker_id,
                 self.config.lease,
@@ -860,7 +864,8 @@ impl Shared {
             );
             match claimed {
                 Ok(Some(c)) => {
-                    if let Some((rec, abort)) = self.start(c) {
+                    if let Some((rec, abort)) = self.start(&mut st, c) {
+                        drop(st);
                         self.run_job(rec, abort);
                     }
                     continue;
@@ -868,7 +873,6 @@ impl Shared {
                 Ok(None) => {}
                 Err(e) => tracing::error!("claiming a job: {e}"),
             }
-            let st = lock(&self.state);
             if st.stopping == RUN && st.submits == seen {
                 let _ = self
                     .wake
@@ -879,11 +883,10 @@ impl Shared {
     }
 
     /// Starts a claimed job; None when it is not to run (an invalid stored request, a stop).
-    fn start(&self, c: store::Claimed) -> Option<(JobRecord, Arc<AtomicU8>)> {
+    fn start(&self, st: &mut State, c: store::Claimed) -> Option<(JobRecord, Arc<AtomicU8>)> {
         let store::Claimed { rec, steps, cost } = c;
         let id = rec.id.clone();
         let abort = Arc::new(AtomicU8::new(RUN));
-        let mut st = lock(&self.state);
         if st.stopping != RUN {
             if let Err(e) = self.store.requeue(&id, &self.worker_id, true) {
                 tracing::error!("re-queueing job {id}: {e}");
@@ -909,7 +912,6 @@ impl Shared {
                 Ok(Some(state)) => {
                     st.metrics.failed += 1;
                     self.emit(&id, state, now());
-                    drop(st);
                     self.send_callbacks(vec![id]);
                 }
                 Ok(None) => {}
@@ -950,7 +952,7 @@ impl Shared {
             "running",
             serde_json::json!({"id": id, "state": JobState::Running, "attempt": rec.attempts}),
         );
-        if let Ok(view) = self.view(&mut st) {
+        if let Ok(view) = self.view(st) {
             self.queue_moved(&view, 0);
         }
         self.send_webhook(
@@ -1223,10 +1225,9 @@ impl Shared {
     }
 
     /// With a shared store: renews the leases of this process's running jobs (a long decode
-    /// reports no progress), says the workers are alive, reaps the jobs of dead workers and
-    /// takes over the callbacks they left.
+    /// reports no progress), says the process is alive, reaps the jobs of dead workers and
+    /// takes over the callbacks that dead processes left.
     fn lease_keeper(self: Arc<Self>) {
-        let mut last_orphans = Instant::now();
         loop {
             {
                 let st = lock(&self.state);
@@ -1246,25 +1247,25 @@ impl Shared {
             for (id, abort) in running {
                 self.beat(&id, None, &abort);
             }
-            if self.config.workers > 0 {
-                let spu = lock(&self.state).seconds_per_unit();
-                if let Err(e) = self
-                    .store
-                    .worker_alive(&self.worker_id, self.config.workers, spu)
-                {
-                    tracing::warn!("worker heartbeat: {e}");
-                }
+            // Every process says it is alive (a front end with 0 slots): a callback held by one
+            // that is not is taken over.
+            let spu = lock(&self.state).seconds_per_unit();
+            if let Err(e) = self
+                .store
+                .worker_alive(&self.worker_id, self.config.workers, spu)
+            {
+                tracing::warn!("process heartbeat: {e}");
             }
             match self.store.reap(false) {
                 Ok(r) => self.reaped(r),
                 Err(e) => tracing::warn!("reaping lapsed leases: {e}"),
             }
-            if last_orphans.elapsed() >= Duration::from_secs(10) {
-                last_orphans = Instant::now();
-                match self.store.claim_orphan_callbacks(false) {
-                    Ok(ids) => self.send_callbacks(ids),
-                    Err(e) => tracing::warn!("taking over callbacks: {e}"),
-                }
+            match self
+                .store
+                .claim_orphan_callbacks(false, self.alive_window())
+            {
+                Ok(ids) => self.send_callbacks(ids),
+                Err(e) => tracing::warn!("taking over callbacks: {e}"),
             }
         }
     }
@@ -1308,8 +1309,9 @@ impl Shared {
                 }
             };
             for mut rec in recs {
-                // This process's own jobs send their events themselves.
-                if st.running.contains_key(&rec.id) {
+                // This process's own jobs send their events themselves (those it ended since
+                // the read have a closed feed).
+                if st.running.contains_key(&rec.id) || !self.feed.is_open(&rec.id) {
                     continue;
                 }
                 self.overlay(&st, view.as_ref(), &mut rec);
@@ -1377,7 +1379,20 @@ impl Shared {
                     );
                 }
             }
-            s => self.emit(id, s, rec.finished_at.unwrap_or_else(now)),
+            s => {
+                // A start that fell between two reads is told before the end.
+                if let Some(started) = rec.started_at {
+                    if before.is_none_or(|b| b.state != JobState::Running) {
+                        self.emit(id, JobState::Running, started);
+                        self.feed.push(
+                            id,
+                            "running",
+                            serde_json::json!({"id": id, "state": JobState::Running, "attempt": rec.attempts}),
+                        );
+                    }
+                }
+                self.emit(id, s, rec.finished_at.unwrap_or_else(now));
+            }
         }
     }
 

@@ -266,12 +266,13 @@ pub(crate) trait JobStore: Send + Sync {
     /// Records the end of `id`'s callback delivery.
     fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<()>;
 
-    /// Claims the terminal jobs whose completion callback is pending and unheld (after a
-    /// restart, or a process that died delivering); every pending one when `all`.
-    fn claim_orphan_callbacks(&self, all: bool) -> Result<Vec<String>>;
+    /// Claims the terminal jobs whose completion callback is pending and unheld: its lease ran
+    /// out, or the process that held it has not been seen alive within `alive` (it died while
+    /// delivering); every pending one when `all` (the start of an unshared store).
+    fn claim_orphan_callbacks(&self, all: bool, alive: Duration) -> Result<Vec<String>>;
 
-    /// Records that worker process `worker` is alive with `slots` workers and its measured
-    /// seconds per unit of step cost.
+    /// Records that process `worker` is alive with `slots` workers (0: an API front end) and
+    /// its measured seconds per unit of step cost.
     fn worker_alive(&self, worker: &str, slots: usize, seconds_per_unit: Option<f64>)
         -> Result<()>;
 
@@ -282,19 +283,27 @@ pub(crate) trait JobStore: Send + Sync {
     fn workers(&self, within: Duration) -> Result<Workers>;
 }
 
-/// Opens the store at `location` (`data_dir` holds the default SQLite database), applying its
-/// schema migrations.
+/// Opens the store at `location` (`data_dir` holds the default SQLite database) for process
+/// `holder` (who holds the callbacks it claims), applying its schema migrations.
 pub(crate) fn open(
     location: &StoreLocation,
     data_dir: &std::path::Path,
+    holder: &str,
 ) -> Result<Box<dyn JobStore>> {
+    let holder = sql_literal(holder);
     Ok(match location {
-        StoreLocation::DataDir => {
-            Box::new(sqlite::SqliteStore::open(&data_dir.join("jobs.sqlite"))?)
-        }
-        StoreLocation::Sqlite(p) => Box::new(sqlite::SqliteStore::open(p)?),
-        StoreLocation::Postgres(url) => Box::new(postgres::PostgresStore::open(url)?),
+        StoreLocation::DataDir => Box::new(sqlite::SqliteStore::open(
+            &data_dir.join("jobs.sqlite"),
+            holder,
+        )?),
+        StoreLocation::Sqlite(p) => Box::new(sqlite::SqliteStore::open(p, holder)?),
+        StoreLocation::Postgres(url) => Box::new(postgres::PostgresStore::open(url, holder)?),
     })
+}
+
+/// `s` as an SQL string literal.
+fn sql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The columns every backend reads a job from, in this order.

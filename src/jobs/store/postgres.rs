@@ -48,6 +48,7 @@ const MIGRATIONS: [&str; 2] = [
     ALTER TABLE jobs ADD COLUMN lease_until DOUBLE PRECISION;
     ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;
     ALTER TABLE jobs ADD COLUMN callback_lease DOUBLE PRECISION;
+    ALTER TABLE jobs ADD COLUMN callback_holder TEXT;
     CREATE INDEX jobs_state_seq ON jobs(state, seq);
     CREATE TABLE workers (
         id TEXT PRIMARY KEY,
@@ -72,6 +73,8 @@ const POOL_SIZE: usize = 8;
 pub(crate) struct PostgresStore {
     url: String,
     name: String,
+    /// This process, as an SQL literal (the holder of the callbacks it claims).
+    holder: String,
     idle: Mutex<Vec<Client>>,
     /// Connections open (idle or lent).
     open: Mutex<usize>,
@@ -141,16 +144,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl PostgresStore {
     /// Connects to `url` and migrates the database to the current schema.
-    pub fn open(url: &str) -> Result<Self> {
+    pub fn open(url: &str, holder: String) -> Result<Self> {
         let store = Self {
             url: url.to_string(),
             name: redact(url),
+            holder,
             idle: Mutex::new(Vec::new()),
             open: Mutex::new(0),
             freed: Condvar::new(),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// The SQL that claims a job's pending callback for this process when `cond` holds (its
+    /// lease on the database's clock).
+    fn claim_callback(&self, cond: &str) -> String {
+        format!(
+            "callback_lease = CASE WHEN {cond} THEN {NOW} + {} END, \
+             callback_holder = CASE WHEN {cond} THEN {} END",
+            CALLBACK_LEASE.as_secs_f64(),
+            self.holder
+        )
     }
 
     fn err(&self, e: impl Into<Failure>) -> JobError {
@@ -289,10 +304,8 @@ fn read_raw(r: &Row) -> std::result::Result<RawJob, postgres::Error> {
     })
 }
 
-/// The callback lease's end, in SQL (the database's clock).
-fn callback_lease() -> String {
-    format!("{NOW} + {}", CALLBACK_LEASE.as_secs_f64())
-}
+/// The condition under which an ending job's callback is claimed by the process that ends it.
+const PENDING: &str = "callback_state = 'pending'";
 
 impl JobStore for PostgresStore {
     fn describe(&self) -> String {
@@ -434,10 +447,9 @@ impl JobStore for PostgresStore {
                    result = CASE WHEN cancel_requested AND $3::TEXT = 'succeeded' THEN NULL \
                      ELSE $6::TEXT END, \
                    finished_at = {NOW}, progress = $5, error_code = $7, error_message = $8, \
-                   lease_until = NULL, \
-                   callback_lease = CASE WHEN callback_state = 'pending' THEN {} END \
+                   lease_until = NULL, {} \
                  WHERE id = $1 AND worker = $2 AND state = 'running' RETURNING state",
-                callback_lease()
+                self.claim_callback(PENDING)
             ),
             &[
                 &id,
@@ -460,10 +472,9 @@ impl JobStore for PostgresStore {
         let n = c
             .execute(
                 &format!(
-                    "UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, \
-                     callback_lease = CASE WHEN callback_state = 'pending' THEN {} END \
+                    "UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, {} \
                      WHERE id = $1 AND state = 'queued'",
-                    callback_lease()
+                    self.claim_callback(PENDING)
                 ),
                 &[&id],
             )
@@ -519,14 +530,13 @@ impl JobStore for PostgresStore {
                      'the job was interrupted while running ' || attempts || \
                      ' times (its worker stopped)' END, \
                    progress = CASE WHEN attempts < 2 THEN $3 ELSE progress END, \
-                   callback_lease = CASE WHEN attempts >= 2 AND callback_state = 'pending' \
-                     THEN {} END, \
+                   {}, \
                    worker = NULL, lease_until = NULL, cancel_requested = FALSE \
                  WHERE seq IN (SELECT seq FROM jobs WHERE state = 'running' \
                      AND ($1 OR lease_until IS NULL OR lease_until < {NOW}) \
                      ORDER BY seq FOR UPDATE SKIP LOCKED) \
                  RETURNING id, state",
-                callback_lease()
+                self.claim_callback(&format!("attempts >= 2 AND {PENDING}"))
             ),
             &[&all, &f.code, &to_json(&JobProgress::default())],
         )?;
@@ -568,22 +578,25 @@ impl JobStore for PostgresStore {
 
     fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<()> {
         self.execute(
-            "UPDATE jobs SET callback_state = $2, callback_lease = NULL WHERE id = $1",
+            "UPDATE jobs SET callback_state = $2, callback_lease = NULL, callback_holder = NULL \
+             WHERE id = $1",
             &[&id, &state.as_str()],
         )?;
         Ok(())
     }
 
-    fn claim_orphan_callbacks(&self, all: bool) -> Result<Vec<String>> {
+    fn claim_orphan_callbacks(&self, all: bool, alive: Duration) -> Result<Vec<String>> {
         let rows = self.query(
             &format!(
-                "UPDATE jobs SET callback_lease = {} WHERE seq IN (SELECT seq FROM jobs \
+                "UPDATE jobs SET {} WHERE seq IN (SELECT seq FROM jobs \
                  WHERE callback_state = 'pending' AND state IN ('succeeded', 'failed', 'cancelled') \
-                 AND ($1 OR callback_lease IS NULL OR callback_lease < {NOW}) \
+                 AND ($1 OR callback_lease IS NULL OR callback_lease < {NOW} \
+                      OR callback_holder IS NULL \
+                      OR callback_holder NOT IN (SELECT id FROM workers WHERE seen_at >= {NOW} - $2)) \
                  FOR UPDATE SKIP LOCKED) RETURNING id",
-                callback_lease()
+                self.claim_callback("TRUE")
             ),
-            &[&all],
+            &[&all, &alive.as_secs_f64()],
         )?;
         self.ids(rows)
     }

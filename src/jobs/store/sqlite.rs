@@ -44,6 +44,7 @@ const MIGRATIONS: [&str; 2] = [
     ALTER TABLE jobs ADD COLUMN lease_until REAL;
     ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN callback_lease REAL;
+    ALTER TABLE jobs ADD COLUMN callback_holder TEXT;
     CREATE INDEX jobs_state_seq ON jobs(state, seq);
     CREATE TABLE workers (
         id TEXT PRIMARY KEY,
@@ -53,15 +54,20 @@ const MIGRATIONS: [&str; 2] = [
     );",
 ];
 
+/// The condition under which an ending job's callback is claimed by the process that ends it.
+const PENDING: &str = "callback_state = 'pending'";
+
 /// The SQLite job store.
 pub(crate) struct SqliteStore {
     conn: Mutex<Connection>,
     name: String,
+    /// This process, as an SQL literal (the holder of the callbacks it claims).
+    holder: String,
 }
 
 impl SqliteStore {
     /// Opens (creating) the database at `path` and migrates it to the current schema.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path, holder: String) -> Result<Self> {
         let name = format!("sqlite:{}", path.display());
         let err = |e: rusqlite::Error| store_err(&name, e);
         let mut conn = Connection::open(path).map_err(err)?;
@@ -108,7 +114,18 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             name,
+            holder,
         })
+    }
+
+    /// The SQL that claims a job's pending callback for this process when `cond` holds, with
+    /// its lease ending at parameter `lease`.
+    fn claim_callback(&self, cond: &str, lease: &str) -> String {
+        format!(
+            "callback_lease = CASE WHEN {cond} THEN {lease} END, \
+             callback_holder = CASE WHEN {cond} THEN {} END",
+            self.holder
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -335,15 +352,18 @@ impl JobStore for SqliteStore {
 
     fn finish(&self, id: &str, worker: &str, end: &Finish<'_>) -> Result<Option<JobState>> {
         let t = now();
-        let got = self.rows(
+        let sql = format!(
             "UPDATE jobs SET \
                state = CASE WHEN cancel_requested AND ?3 = 'succeeded' THEN 'cancelled' ELSE ?3 END, \
                expires_at = CASE WHEN cancel_requested AND ?3 = 'succeeded' THEN NULL ELSE ?5 END, \
                result = CASE WHEN cancel_requested AND ?3 = 'succeeded' THEN NULL ELSE ?7 END, \
                finished_at = ?4, progress = ?6, error_code = ?8, error_message = ?9, \
-               lease_until = NULL, \
-               callback_lease = CASE WHEN callback_state = 'pending' THEN ?10 END \
+               lease_until = NULL, {} \
              WHERE id = ?1 AND worker = ?2 AND state = 'running' RETURNING state",
+            self.claim_callback(PENDING, "?10")
+        );
+        let got = self.rows(
+            &sql,
             params![
                 id,
                 worker,
@@ -371,9 +391,11 @@ impl JobStore for SqliteStore {
         };
         let lease = t + CALLBACK_LEASE.as_secs_f64();
         if exec(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?2, \
-             callback_lease = CASE WHEN callback_state = 'pending' THEN ?3 END \
-             WHERE id = ?1 AND state = 'queued'",
+            &format!(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ?2, {} \
+                 WHERE id = ?1 AND state = 'queued'",
+                self.claim_callback(PENDING, "?3")
+            ),
             &[&id, &t, &lease],
         )? == 1
         {
@@ -438,10 +460,12 @@ impl JobStore for SqliteStore {
             } else {
                 let f = interrupted(attempts);
                 tx.execute(
-                    "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = ?3, \
-                     error_message = ?4, worker = NULL, lease_until = NULL, \
-                     callback_lease = CASE WHEN callback_state = 'pending' THEN ?5 END \
-                     WHERE id = ?1",
+                    &format!(
+                        "UPDATE jobs SET state = 'failed', finished_at = ?2, error_code = ?3, \
+                         error_message = ?4, worker = NULL, lease_until = NULL, {} \
+                         WHERE id = ?1",
+                        self.claim_callback(PENDING, "?5")
+                    ),
                     params![id, t, f.code, f.message, t + CALLBACK_LEASE.as_secs_f64()],
                 )
             }
@@ -475,19 +499,31 @@ impl JobStore for SqliteStore {
 
     fn set_callback_state(&self, id: &str, state: CallbackState) -> Result<()> {
         self.exec(
-            "UPDATE jobs SET callback_state = ?2, callback_lease = NULL WHERE id = ?1",
+            "UPDATE jobs SET callback_state = ?2, callback_lease = NULL, callback_holder = NULL \
+             WHERE id = ?1",
             params![id, state.as_str()],
         )?;
         Ok(())
     }
 
-    fn claim_orphan_callbacks(&self, all: bool) -> Result<Vec<String>> {
+    fn claim_orphan_callbacks(&self, all: bool, alive: Duration) -> Result<Vec<String>> {
         let t = now();
         self.rows(
-            "UPDATE jobs SET callback_lease = ?1 WHERE callback_state = 'pending' \
-             AND state IN ('succeeded', 'failed', 'cancelled') \
-             AND (?3 OR callback_lease IS NULL OR callback_lease < ?2) RETURNING id",
-            params![t + CALLBACK_LEASE.as_secs_f64(), t, all],
+            &format!(
+                "UPDATE jobs SET {} WHERE callback_state = 'pending' \
+                 AND state IN ('succeeded', 'failed', 'cancelled') \
+                 AND (?3 OR callback_lease IS NULL OR callback_lease < ?2 \
+                      OR callback_holder IS NULL \
+                      OR callback_holder NOT IN (SELECT id FROM workers WHERE seen_at >= ?4)) \
+                 RETURNING id",
+                self.claim_callback("TRUE", "?1")
+            ),
+            params![
+                t + CALLBACK_LEASE.as_secs_f64(),
+                t,
+                all,
+                t - alive.as_secs_f64()
+            ],
             |r| r.get(0),
         )
     }
