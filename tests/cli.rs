@@ -98,6 +98,51 @@ fn bad_arguments_give_one_clear_line() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("int4"));
+
+    // The cluster flags: a worker and an API-only front end need a shared store, a store is a
+    // PostgreSQL URL or an SQLite path, a lease at least a second; each refused before any
+    // model loads, naming the flag.
+    let data = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["worker"], &["store", "postgres://"]),
+        (&["serve", "--workers", "0"], &["workers", "postgres://"]),
+        (
+            &["serve", "--store", "mysql://db/x"],
+            &["store", "mysql://db/x"],
+        ),
+        (
+            &[
+                "worker",
+                "--store",
+                "postgres://u:secret@127.0.0.1:1/x",
+                "--workers",
+                "0",
+            ],
+            &["workers", "at least 1"],
+        ),
+        (
+            &["serve", "--lease-seconds", "0.5"],
+            &["lease-seconds", "0.5"],
+        ),
+    ];
+    for (args, wanted) in cases {
+        let out = acestep()
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--port", "0"].iter().filter(|_| args[0] == "serve"))
+            .arg("--checkpoint-dir")
+            .arg("/nonexistent/ckpt")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for w in wanted {
+            assert!(err.contains(w), "{args:?}: {err}");
+        }
+        assert!(!err.contains("secret"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -31,6 +31,8 @@ const SERVICE_CRATES: &[&str] = &[
     "tower",
     "tower-http",
     "rusqlite",
+    "postgres",
+    "tokio-postgres",
     "ureq",
     "reqwest",
     "hf-hub",

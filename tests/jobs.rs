@@ -638,6 +638,76 @@ fn the_tiny_real_checkpoint_runs_as_a_job(b: Backend) {
     assert_eq!(sidecar["prompt"], "lofi hip hop");
 }
 
+fn a_store_of_a_newer_schema_is_refused(b: Backend) {
+    let dir = Env::new(b);
+    drop(JobManager::open(dir.config(), Fake::new(1)).unwrap());
+    // Reopening a migrated store changes nothing.
+    drop(JobManager::open(dir.config(), Fake::new(1)).unwrap());
+    let bump = "INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)";
+    match &dir.store {
+        StoreLocation::Postgres(url) => {
+            let mut c = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+            c.batch_execute(bump).unwrap();
+        }
+        _ => {
+            let c = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+            c.execute_batch(bump).unwrap();
+        }
+    }
+    let err = JobManager::open(dir.config(), Fake::new(1)).err().unwrap();
+    assert!(matches!(err, JobError::Store { .. }), "{err}");
+    assert!(
+        err.to_string().contains("schema is version 99, newer"),
+        "{err}"
+    );
+}
+
+/// A database written by the single-process manager (schema version 1, before migrations were
+/// recorded) is migrated in place: its queued job runs, its finished job is kept.
+#[test]
+fn an_sqlite_store_of_schema_1_is_migrated_and_its_jobs_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = rusqlite::Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+        c.execute_batch(
+            "CREATE TABLE jobs (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                owner TEXT NOT NULL, state TEXT NOT NULL, request TEXT NOT NULL,
+                created_at REAL NOT NULL, started_at REAL, finished_at REAL, expires_at REAL,
+                progress TEXT, result TEXT, error_code TEXT, error_message TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0, callback_state TEXT,
+                expired INTEGER NOT NULL DEFAULT 0);
+             CREATE INDEX jobs_owner_state ON jobs(owner, state);
+             CREATE INDEX jobs_state ON jobs(state);",
+        )
+        .unwrap();
+        let req = serde_json::to_string(&request("old queued", 3)).unwrap();
+        c.execute(
+            "INSERT INTO jobs (id, owner, state, request, created_at) \
+             VALUES ('old-1', 'olga', 'queued', ?1, 1.0)",
+            [&req],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO jobs (id, owner, state, request, created_at, finished_at, error_code, \
+             error_message, attempts) VALUES ('old-0', 'olga', 'failed', ?1, 0.5, 0.7, \
+             'generation_failed', 'boom', 1)",
+            [&req],
+        )
+        .unwrap();
+    }
+    let m = JobManager::open(config(dir.path()), Fake::new(1)).unwrap();
+    let done = terminal(&m, "old-1");
+    assert_eq!(done.state, JobState::Succeeded, "{done:?}");
+    let old = m.poll("old-0").unwrap();
+    assert_eq!(old.state, JobState::Failed);
+    assert_eq!(old.error.unwrap().message, "boom");
+    assert_eq!(
+        m.list(Some("olga"), &ListFilter::default()).unwrap().len(),
+        2
+    );
+}
+
 on_both_stores!(
     a_job_goes_queued_running_succeeded_with_timestamps_progress_and_files,
     errors_and_panics_fail_the_job_not_the_manager,
@@ -651,4 +721,5 @@ on_both_stores!(
     callbacks_are_delivered_with_a_retry_after_a_500,
     eight_threads_two_hundred_jobs_each_terminal_exactly_once,
     the_tiny_real_checkpoint_runs_as_a_job,
+    a_store_of_a_newer_schema_is_refused,
 );

@@ -20,21 +20,16 @@ use super::{JobFailure, JobProgress, JobRecord, JobResult, JobState, ListFilter}
 use crate::jobs::{JobError, Result};
 
 /// Where the jobs are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StoreLocation {
     /// The embedded SQLite database `<data_dir>/jobs.sqlite` (one process).
+    #[default]
     DataDir,
     /// An SQLite database file (one process).
     Sqlite(PathBuf),
     /// A PostgreSQL database shared by API front ends and workers (`postgres://user@host/db`
     /// or a libpq key-value string).
     Postgres(String),
-}
-
-impl Default for StoreLocation {
-    fn default() -> Self {
-        StoreLocation::DataDir
-    }
 }
 
 impl std::str::FromStr for StoreLocation {
