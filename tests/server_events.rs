@@ -6,8 +6,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acestep::jobs::{JobManager, ManagerConfig};
@@ -454,50 +454,6 @@ fn a_job_without_kept_events_starts_with_its_state() {
     drop(jobs);
 }
 
-/// The deliveries a receiver got: headers (lower-case names) and body of each.
-type Deliveries = Arc<Mutex<Vec<(HashMap<String, String>, String)>>>;
-
-/// Receives webhook deliveries, answered 200.
-fn receiver() -> (String, Deliveries) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = got.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let sink = sink.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut headers = HashMap::new();
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).unwrap();
-                    let l = line.trim_end();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = l.split_once(':') {
-                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    }
-                }
-                let len: usize = headers["content-length"].parse().unwrap();
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                sink.lock()
-                    .unwrap()
-                    .push((headers, String::from_utf8(body).unwrap()));
-                let _ = conn.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                );
-            });
-        }
-    });
-    (url, got)
-}
-
 #[test]
 fn webhooks_are_signed_and_filtered() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -506,7 +462,7 @@ fn webhooks_are_signed_and_filtered() {
         c.callback.secret = Some(secret.into());
         c.callback.public_url = Some("http://music.local".into());
     });
-    let (hook, got) = receiver();
+    let (hook, got) = common::webhook_receiver();
     let submit = |filter: Value| {
         let (status, v, _) = post(
             &format!("{}/v1/async/music/generations", s.url),

@@ -206,6 +206,13 @@ impl JobManager {
         threads.push(spawn("acestep-callbacks", move || {
             callback_thread(rx, cb_tx, cb_config, weak)
         })?);
+        if shared.store.shared() {
+            // Seen alive before it holds anything (a callback held by a process never seen is
+            // taken over by the others).
+            shared
+                .store
+                .worker_alive(&shared.worker_id, shared.config.workers, None)?;
+        }
         shared.recover()?;
         for i in 0..shared.config.workers {
             let s = shared.clone();
@@ -624,6 +631,12 @@ impl Shared {
         self.config.lease.max(Duration::from_secs(1))
     }
 
+    /// How long a process must be unseen before the callbacks it holds are taken over (longer
+    /// than a lease: a delivery in flight is not repeated for a late heartbeat).
+    fn callback_takeover(&self) -> Duration {
+        (self.config.lease * 3).max(Duration::from_secs(10))
+    }
+
     /// Forgets this process in the store (a clean stop).
     fn gone(&self) {
         if self.store.shared() {
@@ -752,6 +765,40 @@ impl Shared {
         }
     }
 
+    /// Sends the `running` event of a job's attempt `attempt`.
+    fn push_running(&self, id: &str, attempt: u32) {
+        self.feed.push(
+            id,
+            "running",
+            serde_json::json!({"id": id, "state": JobState::Running, "attempt": attempt}),
+        );
+    }
+
+    /// Sends the event of a running job's progress `p` (`progress` for a diffusion step,
+    /// `decoding`, `writing`); false (nothing sent) in the other stages.
+    fn push_progress(&self, id: &str, p: &JobProgress, eta: Option<f64>) -> bool {
+        let kind = match p.stage {
+            super::Stage::Diffusion => "progress",
+            super::Stage::Decoding => "decoding",
+            super::Stage::Writing => "writing",
+            _ => return false,
+        };
+        self.feed.push(
+            id,
+            kind,
+            serde_json::json!({
+                "id": id,
+                "state": JobState::Running,
+                "stage": p.stage,
+                "step": p.step,
+                "total": p.total,
+                "percent": p.percent,
+                "eta_seconds": eta,
+            }),
+        );
+        true
+    }
+
     /// Sends a `queued` event with its new position to every queued job from index `from` on.
     fn queue_moved(&self, view: &View, from: usize) {
         let mut ahead = view.spu.map_or(0.0, |spu| {
@@ -829,7 +876,7 @@ impl Shared {
         }
         self.send_callbacks(
             self.store
-                .claim_orphan_callbacks(all, self.alive_window())?,
+                .claim_orphan_callbacks(all, self.callback_takeover())?,
         );
         Ok(())
     }
@@ -947,11 +994,7 @@ impl Shared {
         );
         let t = rec.started_at.unwrap_or_else(now);
         self.emit(&id, JobState::Running, t);
-        self.feed.push(
-            &id,
-            "running",
-            serde_json::json!({"id": id, "state": JobState::Running, "attempt": rec.attempts}),
-        );
+        self.push_running(&id, rec.attempts);
         if let Ok(view) = self.view(st) {
             self.queue_moved(&view, 0);
         }
@@ -1184,28 +1227,12 @@ impl Shared {
         before: &JobProgress,
     ) {
         let p = r.progress;
-        let kind = match p.stage {
-            super::Stage::Diffusion => "progress",
-            super::Stage::Decoding => "decoding",
-            super::Stage::Writing => "writing",
-            _ => return,
-        };
         let spu = store::median(step_secs.iter().copied().collect())
             .or(self.config.initial_seconds_per_step);
         let eta = spu.map(|spu| running_eta(r, spu));
-        self.feed.push(
-            id,
-            kind,
-            serde_json::json!({
-                "id": id,
-                "state": JobState::Running,
-                "stage": p.stage,
-                "step": p.step,
-                "total": p.total,
-                "percent": p.percent,
-                "eta_seconds": eta,
-            }),
-        );
+        if !self.push_progress(id, &p, eta) {
+            return;
+        }
         let Some(live) = r.webhook.as_mut() else {
             return;
         };
@@ -1262,7 +1289,7 @@ impl Shared {
             }
             match self
                 .store
-                .claim_orphan_callbacks(false, self.alive_window())
+                .claim_orphan_callbacks(false, self.callback_takeover())
             {
                 Ok(ids) => self.send_callbacks(ids),
                 Err(e) => tracing::warn!("taking over callbacks: {e}"),
@@ -1351,32 +1378,10 @@ impl Shared {
                 if before.is_none_or(|b| b.state != JobState::Running || b.attempts != rec.attempts)
                 {
                     self.emit(id, JobState::Running, rec.started_at.unwrap_or_else(now));
-                    self.feed.push(
-                        id,
-                        "running",
-                        serde_json::json!({"id": id, "state": JobState::Running, "attempt": rec.attempts}),
-                    );
+                    self.push_running(id, rec.attempts);
                 }
-                let kind = match p.stage {
-                    super::Stage::Diffusion => "progress",
-                    super::Stage::Decoding => "decoding",
-                    super::Stage::Writing => "writing",
-                    _ => return,
-                };
                 if before.is_none_or(|b| b.progress != (p.stage, p.step, p.percent)) {
-                    self.feed.push(
-                        id,
-                        kind,
-                        serde_json::json!({
-                            "id": id,
-                            "state": JobState::Running,
-                            "stage": p.stage,
-                            "step": p.step,
-                            "total": p.total,
-                            "percent": p.percent,
-                            "eta_seconds": rec.eta_seconds,
-                        }),
-                    );
+                    self.push_progress(id, &p, rec.eta_seconds);
                 }
             }
             s => {
@@ -1384,11 +1389,7 @@ impl Shared {
                 if let Some(started) = rec.started_at {
                     if before.is_none_or(|b| b.state != JobState::Running) {
                         self.emit(id, JobState::Running, started);
-                        self.feed.push(
-                            id,
-                            "running",
-                            serde_json::json!({"id": id, "state": JobState::Running, "attempt": rec.attempts}),
-                        );
+                        self.push_running(id, rec.attempts);
                     }
                 }
                 self.emit(id, s, rec.finished_at.unwrap_or_else(now));

@@ -379,3 +379,48 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+/// The deliveries a receiver got: headers (lower-case names) and body of each.
+pub type Deliveries = Arc<Mutex<Vec<(HashMap<String, String>, String)>>>;
+
+/// Receives webhook deliveries, answered 200.
+pub fn webhook_receiver() -> (String, Deliveries) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut headers = HashMap::new();
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = l.split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                }
+                let len: usize = headers["content-length"].parse().unwrap();
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                sink.lock()
+                    .unwrap()
+                    .push((headers, String::from_utf8(body).unwrap()));
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    (url, got)
+}

@@ -210,11 +210,18 @@ pub(crate) trait JobStore: Send + Sync {
     /// Queued + running jobs of `owner`.
     fn active_count(&self, owner: &str) -> Result<usize>;
 
+    /// The jobs in `state` (queued or running), oldest first.
+    fn active(&self, state: JobState) -> Result<Vec<Active>>;
+
     /// The queue, oldest first.
-    fn queue(&self) -> Result<Vec<Active>>;
+    fn queue(&self) -> Result<Vec<Active>> {
+        self.active(JobState::Queued)
+    }
 
     /// The running jobs.
-    fn running(&self) -> Result<Vec<Active>>;
+    fn running(&self) -> Result<Vec<Active>> {
+        self.active(JobState::Running)
+    }
 
     /// Claims the oldest queued job for `worker` under a lease of `lease`; None when the queue
     /// is empty.

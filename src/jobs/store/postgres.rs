@@ -258,26 +258,6 @@ impl PostgresStore {
             .map_err(|e| self.err(e))
     }
 
-    fn active(&self, state: JobState) -> Result<Vec<Active>> {
-        let rows = self.query(
-            "SELECT id, steps, cost, progress FROM jobs WHERE state = $1 ORDER BY seq",
-            &[&state.as_str()],
-        )?;
-        rows.iter()
-            .map(|r| {
-                let progress: Option<String> = r.try_get(3).map_err(|e| self.err(e))?;
-                Ok(Active {
-                    id: r.try_get(0).map_err(|e| self.err(e))?,
-                    steps: r.try_get::<_, i64>(1).map_err(|e| self.err(e))?.max(0) as usize,
-                    cost: r.try_get(2).map_err(|e| self.err(e))?,
-                    progress: progress
-                        .and_then(|p| serde_json::from_str(&p).ok())
-                        .unwrap_or_default(),
-                })
-            })
-            .collect()
-    }
-
     fn ids(&self, rows: Vec<Row>) -> Result<Vec<String>> {
         rows.iter()
             .map(|r| r.try_get(0).map_err(|e| self.err(e)))
@@ -383,12 +363,24 @@ impl JobStore for PostgresStore {
         Ok(rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0) as usize)
     }
 
-    fn queue(&self) -> Result<Vec<Active>> {
-        self.active(JobState::Queued)
-    }
-
-    fn running(&self) -> Result<Vec<Active>> {
-        self.active(JobState::Running)
+    fn active(&self, state: JobState) -> Result<Vec<Active>> {
+        let rows = self.query(
+            "SELECT id, steps, cost, progress FROM jobs WHERE state = $1 ORDER BY seq",
+            &[&state.as_str()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let progress: Option<String> = r.try_get(3).map_err(|e| self.err(e))?;
+                Ok(Active {
+                    id: r.try_get(0).map_err(|e| self.err(e))?,
+                    steps: r.try_get::<_, i64>(1).map_err(|e| self.err(e))?.max(0) as usize,
+                    cost: r.try_get(2).map_err(|e| self.err(e))?,
+                    progress: progress
+                        .and_then(|p| serde_json::from_str(&p).ok())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
     }
 
     fn claim(

@@ -164,24 +164,6 @@ impl SqliteStore {
             .map(|r| r.into_record().map_err(|e| store_err(&self.name, e)))
             .collect()
     }
-
-    fn active(&self, state: JobState) -> Result<Vec<Active>> {
-        self.rows(
-            "SELECT id, steps, cost, progress FROM jobs WHERE state = ?1 ORDER BY seq",
-            params![state.as_str()],
-            |r| {
-                let progress: Option<String> = r.get(3)?;
-                Ok(Active {
-                    id: r.get(0)?,
-                    steps: r.get::<_, i64>(1)?.max(0) as usize,
-                    cost: r.get(2)?,
-                    progress: progress
-                        .and_then(|p| serde_json::from_str(&p).ok())
-                        .unwrap_or_default(),
-                })
-            },
-        )
-    }
 }
 
 fn read_raw(r: &Row<'_>) -> rusqlite::Result<RawJob> {
@@ -288,12 +270,22 @@ impl JobStore for SqliteStore {
         Ok(n.first().copied().unwrap_or(0) as usize)
     }
 
-    fn queue(&self) -> Result<Vec<Active>> {
-        self.active(JobState::Queued)
-    }
-
-    fn running(&self) -> Result<Vec<Active>> {
-        self.active(JobState::Running)
+    fn active(&self, state: JobState) -> Result<Vec<Active>> {
+        self.rows(
+            "SELECT id, steps, cost, progress FROM jobs WHERE state = ?1 ORDER BY seq",
+            params![state.as_str()],
+            |r| {
+                let progress: Option<String> = r.get(3)?;
+                Ok(Active {
+                    id: r.get(0)?,
+                    steps: r.get::<_, i64>(1)?.max(0) as usize,
+                    cost: r.get(2)?,
+                    progress: progress
+                        .and_then(|p| serde_json::from_str(&p).ok())
+                        .unwrap_or_default(),
+                })
+            },
+        )
     }
 
     fn claim(
