@@ -492,6 +492,7 @@ impl JobManager {
             any_late
         };
         self.shared.gone();
+        self.shared.wake.notify_all();
         let _ = lock(&self.shared.callbacks).send(Message::Stop);
         // Worker threads still inside a generation are not waited for (they stop at their
         // next progress report); the others are joined.
@@ -1052,6 +1053,10 @@ impl Shared {
         let flag = abort.load(Ordering::SeqCst);
         let mut st = lock(&self.state);
         let running = st.running.remove(&id);
+        if st.stopping != RUN {
+            // The lease keeper waits for the last job of a graceful stop.
+            self.wake.notify_all();
+        }
         let progress = running.map(|r| r.progress).unwrap_or_default();
         if flag == HALT || flag == LOST {
             // A crash-like stop, or the job is another process's now: its folder too.
@@ -1257,12 +1262,15 @@ impl Shared {
     fn lease_keeper(self: Arc<Self>) {
         loop {
             {
+                // A graceful stop keeps the leases of the jobs let finish until they have.
                 let st = lock(&self.state);
                 let (st, _) = self
                     .wake
-                    .wait_timeout_while(st, self.beat_interval(), |s| s.stopping == RUN)
+                    .wait_timeout_while(st, self.beat_interval(), |s| {
+                        s.stopping == RUN || (s.stopping == SHUTDOWN && !s.running.is_empty())
+                    })
                     .unwrap_or_else(|e| e.into_inner());
-                if st.stopping != RUN {
+                if st.stopping == HALT || (st.stopping == SHUTDOWN && st.running.is_empty()) {
                     return;
                 }
             }
