@@ -1427,12 +1427,14 @@ impl Shared {
     fn sweep(&self) -> Result<usize> {
         let due = self.store.expire_due()?;
         for id in &due {
+            // Deleted first, then said expired: a record that says so has no files left.
             let dir = self.output_dir(id);
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!("deleting the outputs of job {id}: {e}"),
+                Err(e) => return Err(Error::io(&dir, e).into()),
             }
+            self.store.mark_expired(id)?;
         }
         Ok(due.len())
     }

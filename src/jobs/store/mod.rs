@@ -172,6 +172,9 @@ impl CallbackState {
     }
 }
 
+/// How long an expiry claimed by a sweeper that did not finish it waits before another takes it.
+pub(crate) const SWEEP_RETRY: Duration = Duration::from_secs(600);
+
 /// The live workers of a cluster, as their heartbeats say.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Workers {
@@ -258,8 +261,9 @@ pub(crate) trait JobStore: Send + Sync {
     /// their second.
     fn reap(&self, all: bool) -> Result<Vec<Reaped>>;
 
-    /// Claims the succeeded jobs whose retention ran out and marks their outputs expired (each
-    /// expiry is returned to one caller only).
+    /// Claims the succeeded jobs whose retention ran out, for their outputs to be deleted and
+    /// then marked expired ([`JobStore::mark_expired`]); each is returned to one caller only
+    /// (again after [`SWEEP_RETRY`], should that caller have died meanwhile).
     fn expire_due(&self) -> Result<Vec<String>>;
 
     /// Marks the outputs of `id` expired (deleted or damaged).

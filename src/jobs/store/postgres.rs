@@ -15,7 +15,7 @@ use postgres::{Client, NoTls, Row};
 use super::{
     check_limits, interrupted, median, redact, state_list, store_err, to_json, Active, Beat,
     CallbackState, Cancelled, Claimed, Finish, JobStore, Limits, NewJob, RawJob, Reaped, Workers,
-    CALLBACK_LEASE, COLUMNS,
+    CALLBACK_LEASE, COLUMNS, SWEEP_RETRY,
 };
 use crate::jobs::{JobError, JobProgress, JobRecord, JobState, ListFilter, Result};
 
@@ -49,6 +49,7 @@ const MIGRATIONS: [&str; 2] = [
     ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN NOT NULL DEFAULT FALSE;
     ALTER TABLE jobs ADD COLUMN callback_lease DOUBLE PRECISION;
     ALTER TABLE jobs ADD COLUMN callback_holder TEXT;
+    ALTER TABLE jobs ADD COLUMN sweep_claimed DOUBLE PRECISION;
     CREATE INDEX jobs_state_seq ON jobs(state, seq);
     CREATE TABLE workers (
         id TEXT PRIMARY KEY,
@@ -546,13 +547,12 @@ impl JobStore for PostgresStore {
     fn expire_due(&self) -> Result<Vec<String>> {
         let rows = self.query(
             &format!(
-                "UPDATE jobs SET expired = TRUE, \
-                 result = CASE WHEN result IS NULL THEN NULL \
-                   ELSE jsonb_set(result::jsonb, '{{expired}}', 'true'::jsonb)::TEXT END \
-                 WHERE seq IN (SELECT seq FROM jobs WHERE NOT expired AND expires_at IS NOT NULL \
-                     AND expires_at <= {NOW} FOR UPDATE SKIP LOCKED) RETURNING id"
+                "UPDATE jobs SET sweep_claimed = {NOW} WHERE seq IN (SELECT seq FROM jobs \
+                 WHERE NOT expired AND expires_at IS NOT NULL AND expires_at <= {NOW} \
+                 AND (sweep_claimed IS NULL OR sweep_claimed < {NOW} - $1) \
+                 FOR UPDATE SKIP LOCKED) RETURNING id"
             ),
-            &[],
+            &[&SWEEP_RETRY.as_secs_f64()],
         )?;
         self.ids(rows)
     }

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{
     check_limits, interrupted, median, state_list, store_err, to_json, Active, Beat, CallbackState,
     Cancelled, Claimed, Finish, JobStore, Limits, NewJob, RawJob, Reaped, Workers, CALLBACK_LEASE,
-    COLUMNS,
+    COLUMNS, SWEEP_RETRY,
 };
 use crate::jobs::{now, JobProgress, JobRecord, JobState, ListFilter, Result};
 
@@ -45,6 +45,7 @@ const MIGRATIONS: [&str; 2] = [
     ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN callback_lease REAL;
     ALTER TABLE jobs ADD COLUMN callback_holder TEXT;
+    ALTER TABLE jobs ADD COLUMN sweep_claimed REAL;
     CREATE INDEX jobs_state_seq ON jobs(state, seq);
     CREATE TABLE workers (
         id TEXT PRIMARY KEY,
@@ -469,14 +470,13 @@ impl JobStore for SqliteStore {
     }
 
     fn expire_due(&self) -> Result<Vec<String>> {
-        let ids = self.rows(
-            "UPDATE jobs SET expired = 1, \
-             result = CASE WHEN result IS NULL THEN NULL ELSE json_set(result, '$.expired', json('true')) END \
-             WHERE expired = 0 AND expires_at IS NOT NULL AND expires_at <= ?1 RETURNING id",
-            params![now()],
+        let t = now();
+        self.rows(
+            "UPDATE jobs SET sweep_claimed = ?1 WHERE expired = 0 AND expires_at IS NOT NULL \
+             AND expires_at <= ?1 AND (sweep_claimed IS NULL OR sweep_claimed < ?2) RETURNING id",
+            params![t, t - SWEEP_RETRY.as_secs_f64()],
             |r| r.get(0),
-        )?;
-        Ok(ids)
+        )
     }
 
     fn mark_expired(&self, id: &str) -> Result<()> {
