@@ -102,8 +102,10 @@ pub fn parse_dtype(spec: &str, device: &Device) -> Result<DType> {
     Ok(dtype)
 }
 
-/// Whether `device` can run the models in `dtype`: candle's CPU backend has no bf16 matmul, so
-/// bf16 on the CPU is refused up front (f32 and f16 work everywhere).
+/// Whether `device` can run the models in `dtype`. bf16 on the CPU is refused up front: candle's
+/// CPU backend has no bf16 matrix kernel (it widens both operands of every bf16 matmul to f32
+/// and narrows the result), so it is slower than f32 and less exact (f32 and f16 work
+/// everywhere; the parity suite measures bf16 on the CPU through `acestep::testing` only).
 pub fn check_dtype(device: &Device, dtype: DType) -> Result<()> {
     match dtype {
         DType::F32 | DType::F16 => Ok(()),
@@ -111,7 +113,7 @@ pub fn check_dtype(device: &Device, dtype: DType) -> Result<()> {
         DType::BF16 => Err(Error::InvalidArgument {
             name: "dtype",
             value: "bf16".into(),
-            expected: "f32 or f16 on the CPU (candle's CPU matmul has no bf16); bf16 needs a cuda or metal device".into(),
+            expected: "f32 or f16 on the CPU (candle's CPU matmul has no bf16 kernel: bf16 would be slower than f32); bf16 needs a cuda or metal device".into(),
         }),
         other => Err(Error::InvalidArgument {
             name: "dtype",

@@ -111,18 +111,26 @@ pub fn apg(
         diff = m.update(&diff)?;
     }
     if norm_threshold > 0.0 {
+        // The norm's sum in f32 whatever the dtype.
         let norm = diff
+            .to_dtype(DType::F32)?
             .sqr()?
             .sum_keepdim(D::Minus1)?
             .sum_keepdim(D::Minus2)?
             .sqrt()?;
         // min(1, threshold / norm); a zero norm gives inf -> 1, as torch.minimum does.
         let scale = (norm.ones_like()?.affine(norm_threshold, 0.0)? / &norm)?.minimum(1.0)?;
-        diff = diff.broadcast_mul(&scale)?;
+        diff = diff.broadcast_mul(&scale.to_dtype(dtype)?)?;
     }
-    // Projection in f64: v1 = normalize(pred_cond) over (h, w), eps 1e-12.
-    let v0 = diff.to_dtype(DType::F64)?;
-    let v1 = pred_cond.to_dtype(DType::F64)?;
+    // Projection in f64 (f32 on Metal, which has no f64): v1 = normalize(pred_cond) over
+    // (h, w), eps 1e-12.
+    let wide = if pred_cond.device().is_metal() {
+        DType::F32
+    } else {
+        DType::F64
+    };
+    let v0 = diff.to_dtype(wide)?;
+    let v1 = pred_cond.to_dtype(wide)?;
     let n1 = v1
         .sqr()?
         .sum_keepdim(D::Minus1)?
@@ -174,11 +182,13 @@ pub fn cfg_zero_star(
         return Ok(cond.zeros_like()?);
     }
     let b = cond.dim(0)?;
-    let pos = cond.reshape((b, ()))?;
-    let neg = uncond.reshape((b, ()))?;
+    // The projection's sums in f32 whatever the dtype (a bf16 / f16 sum over a whole latent
+    // loses most of its digits).
+    let pos = cond.reshape((b, ()))?.to_dtype(DType::F32)?;
+    let neg = uncond.reshape((b, ()))?.to_dtype(DType::F32)?;
     let dot = (&pos * &neg)?.sum_keepdim(1)?;
     let sq = (neg.sqr()?.sum_keepdim(1)? + 1e-8)?;
-    let alpha = (dot / sq)?.reshape((b, 1, 1, 1))?;
+    let alpha = (dot / sq)?.reshape((b, 1, 1, 1))?.to_dtype(cond.dtype())?;
     let scaled_uncond = uncond.broadcast_mul(&alpha)?;
     Ok((&scaled_uncond + (cond - &scaled_uncond)?.affine(scale, 0.0)?)?)
 }

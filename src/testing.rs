@@ -5,6 +5,11 @@
 //! - [`ManifestRecorder`] records every `(name, shape)` a constructor asks for and hands back
 //!   zero-stride views of a single zero, so building the full 3.5B model allocates nothing.
 //! - [`random_var_builder`] hands back random tensors, for criterion benches at full size.
+//! - [`write_random_checkpoint`] writes a full-size checkpoint of seeded random weights in the
+//!   real folder layout, for whole-pipeline timings and memory figures.
+//! - [`test_target`] is the device and dtype the parity tests run on (`ACESTEP_TEST_DEVICE`,
+//!   `ACESTEP_TEST_DTYPE`): f32 results are held to each test's f32 tolerance, bf16 / f16 ones
+//!   to that test's stated drift bound against the same f32 reference.
 //!
 //! The relative error reported everywhere in this project is **scale-relative**:
 //! `max_rel = max|ours - ref| / max|ref|`, i.e. the largest deviation measured against the
@@ -12,9 +17,9 @@
 //! crosses zero). The element-wise ratio over entries with `|ref| >= 1e-2 * max|ref|` is printed
 //! beside it for information.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
@@ -46,11 +51,12 @@ pub fn compare(ours: &Tensor, reference: &Tensor) -> Result<Comparison> {
             expected: format!("the reference shape {:?}", reference.dims()),
         });
     }
-    let a = ours.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
-    let b = reference
-        .to_dtype(DType::F64)?
-        .flatten_all()?
-        .to_vec1::<f64>()?;
+    // On the host: not every device has f64 (Metal).
+    let host = |t: &Tensor| -> Result<Vec<f64>> {
+        let t = t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+        Ok(t.flatten_all()?.to_vec1::<f64>()?)
+    };
+    let (a, b) = (host(ours)?, host(reference)?);
     let ref_scale = b.iter().fold(0f64, |m, v| m.max(v.abs()));
     let mut max_abs = 0f64;
     let mut max_elem_rel = 0f64;
@@ -98,6 +104,107 @@ pub fn assert_close(name: &str, ours: &Tensor, reference: &Tensor, tol_rel: f64)
         c.max_abs
     );
     c
+}
+
+/// The device and dtype the parity tests run on, from the environment:
+/// `ACESTEP_TEST_DEVICE` (`cpu` when unset; `cuda`, `cuda:N`, `metal`, `metal:N` as `--device`
+/// takes them) and `ACESTEP_TEST_DTYPE` (`f32` when unset; `bf16`, `f16`). Models are loaded
+/// there, float inputs are cast to the dtype, and results are compared with the f32 reference
+/// recorded from PyTorch.
+#[derive(Debug, Clone)]
+pub struct TestTarget {
+    /// Where models and inputs live.
+    pub device: Device,
+    /// The models' compute dtype.
+    pub dtype: DType,
+}
+
+/// The tolerance a parity test states for each reduced-precision dtype: the measured drift of
+/// that component against the f32 reference, with headroom (see README, GPU and precision).
+#[derive(Debug, Clone, Copy)]
+pub struct Drift {
+    /// Bound on `max_rel` in bf16 (8 significant bits).
+    pub bf16: f64,
+    /// Bound on `max_rel` in f16 (11 significant bits).
+    pub f16: f64,
+}
+
+impl TestTarget {
+    /// Reads `ACESTEP_TEST_DEVICE` and `ACESTEP_TEST_DTYPE`.
+    pub fn from_env() -> Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let device = match var("ACESTEP_TEST_DEVICE") {
+            Some(spec) => crate::device::parse_device(&spec)?,
+            None => Device::Cpu,
+        };
+        let dtype = match var("ACESTEP_TEST_DTYPE").as_deref().map(str::trim) {
+            None | Some("f32") => DType::F32,
+            Some("bf16") => DType::BF16,
+            Some("f16") => DType::F16,
+            Some(other) => {
+                return Err(Error::InvalidArgument {
+                    name: "ACESTEP_TEST_DTYPE",
+                    value: other.to_string(),
+                    expected: "f32, bf16 or f16".into(),
+                })
+            }
+        };
+        Ok(Self { device, dtype })
+    }
+
+    /// `t` on the target device: floating-point tensors in the target dtype, integer ones as
+    /// they are.
+    pub fn put(&self, t: &Tensor) -> Result<Tensor> {
+        let t = t.to_device(&self.device)?;
+        Ok(if t.dtype().is_float() {
+            t.to_dtype(self.dtype)?
+        } else {
+            t
+        })
+    }
+
+    /// Every tensor of a safetensors file, [`TestTarget::put`] on the target.
+    pub fn load(&self, path: &Path) -> Result<HashMap<String, Tensor>> {
+        let host = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+            Error::InvalidArgument {
+                name: "fixture",
+                value: path.display().to_string(),
+                expected: format!("a readable safetensors file ({e})"),
+            }
+        })?;
+        host.into_iter()
+            .map(|(k, t)| Ok((k, self.put(&t)?)))
+            .collect()
+    }
+
+    /// The tolerance of a comparison with the f32 reference: `f32` when the target is f32,
+    /// else the drift bound of the target's dtype.
+    pub fn tol(&self, f32: f64, drift: Drift) -> f64 {
+        match self.dtype {
+            DType::BF16 => drift.bf16,
+            DType::F16 => drift.f16,
+            _ => f32,
+        }
+    }
+
+    /// True for the default target (the CPU in f32), where every figure of the reference is
+    /// expected to the f32 tolerances and bit-exact checks hold.
+    pub fn is_cpu_f32(&self) -> bool {
+        self.device.is_cpu() && self.dtype == DType::F32
+    }
+}
+
+/// The process's [`TestTarget`], read once; panics (in a test) with the offending value when the
+/// environment names a device or dtype that cannot be used.
+pub fn test_target() -> &'static TestTarget {
+    static TARGET: OnceLock<TestTarget> = OnceLock::new();
+    TARGET.get_or_init(|| match TestTarget::from_env() {
+        Ok(t) => {
+            println!("test target: {:?} {:?}", t.device, t.dtype);
+            t
+        }
+        Err(e) => panic!("test target: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -301,4 +408,118 @@ impl Manifest {
         }
         d
     }
+}
+
+/// Values per seeded chunk of a random tensor (chunks are generated in parallel).
+const RANDOM_CHUNK: usize = 1 << 20;
+
+/// The seed of chunk `chunk` of tensor `name`: FNV-1a of the name, mixed with the chunk index.
+fn random_seed(name: &str, chunk: usize) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    h ^ (chunk as u64).wrapping_mul(0x9e3779b97f4a7c15)
+}
+
+/// `n` seeded normal values for tensor `name` (std 0.02; norm gains around one).
+fn random_values(name: &str, n: usize) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    use rayon::prelude::*;
+    let gain = name.ends_with("norm.weight") || name.ends_with("norm1.weight");
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(RANDOM_CHUNK)
+        .enumerate()
+        .for_each(|(i, c)| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(random_seed(name, i));
+            for x in c.iter_mut() {
+                let v: f32 = rng.sample(rand_distr::StandardNormal);
+                *x = if gain { 1.0 + 0.02 * v } else { 0.02 * v };
+            }
+        });
+    out
+}
+
+/// Streams a safetensors file of f32 tensors (header first, then each tensor as generated).
+fn write_random_safetensors(path: &Path, tensors: &[(String, Vec<usize>)]) -> Result<()> {
+    use std::io::Write;
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape) in tensors {
+        let n: usize = shape.iter().product();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + 4 * n]}),
+        );
+        offset += 4 * n;
+    }
+    let mut text = serde_json::Value::Object(header).to_string();
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let io = |e| Error::io(path, e);
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut f = std::io::BufWriter::with_capacity(1 << 22, file);
+    f.write_all(&(text.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    for (name, shape) in tensors {
+        let v = random_values(name, shape.iter().product());
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        f.write_all(&bytes).map_err(io)?;
+    }
+    f.flush().map_err(io)
+}
+
+/// Writes a full-size checkpoint of seeded random weights (f32, about 15 GB) under `out` in the
+/// real folder layout, from the tensor manifests in `fixtures/manifests/` (the configs and
+/// shapes of ACE-Step v1 3.5B), with the UMT5 tokenizer of the tiny fixture
+/// (`fixtures/tiny/umt5-base`; its ids are valid for the full vocabulary). Values are normal
+/// with standard deviation 0.02 (norm gains around one) and the same on every run (each tensor's
+/// generator is seeded by its name). Prints one line per component.
+pub fn write_random_checkpoint(out: &Path, fixtures: &Path) -> Result<()> {
+    for (component, weights) in [
+        (
+            "ace_step_transformer",
+            "diffusion_pytorch_model.safetensors",
+        ),
+        ("music_dcae_f8c8", "diffusion_pytorch_model.safetensors"),
+        ("music_vocoder", "diffusion_pytorch_model.safetensors"),
+        ("umt5-base", "model.safetensors"),
+    ] {
+        let manifest = read_manifest(&fixtures.join(format!("manifests/{component}.json")))?;
+        let dir = out.join(component);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let config = dir.join("config.json");
+        let text =
+            serde_json::to_string_pretty(&manifest.config).map_err(|source| Error::Config {
+                path: config.clone(),
+                source,
+            })?;
+        std::fs::write(&config, text).map_err(|e| Error::io(&config, e))?;
+        let tensors: Vec<(String, Vec<usize>)> = manifest.tensors.into_iter().collect();
+        let t0 = std::time::Instant::now();
+        write_random_safetensors(&dir.join(weights), &tensors)?;
+        let params: usize = tensors
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        println!(
+            "{component}: {} tensors, {:.2} B parameters, {:.0} s",
+            tensors.len(),
+            params as f64 / 1e9,
+            t0.elapsed().as_secs_f64()
+        );
+        if component == "umt5-base" {
+            for f in [
+                "tokenizer.json",
+                "special_tokens_map.json",
+                "tokenizer_config.json",
+            ] {
+                let from = fixtures.join("tiny/umt5-base").join(f);
+                std::fs::copy(&from, dir.join(f)).map_err(|e| Error::io(&from, e))?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! The editing tasks and LoRA through `Pipeline` on the tiny checkpoint: source / reference audio
 //! read from files and DCAE-encoded, spans, seeds, errors. (Numerical parity with the reference
-//! is in `editing_parity.rs`.)
+//! is in `tests/parity/editing.rs`.)
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

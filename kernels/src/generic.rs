@@ -2,7 +2,7 @@
 //! per-group or per-sample launches (depthwise convolutions are shifted multiply-adds, grouped
 //! ones batched matmuls).
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{DType, Module, Result, Tensor, D};
 
 use crate::{Activation, ConvSpec, Fused};
 
@@ -43,7 +43,9 @@ pub(crate) fn conv1d(
     let (_, cin, _) = x.dims3()?;
     let (cout, _, k) = w.dims3()?;
     let y = if s.groups == 1 {
-        x.conv1d(w, s.padding, s.stride, s.dilation, 1)?
+        widened(&x, w, |x, w| {
+            x.conv1d(w, s.padding, s.stride, s.dilation, 1)
+        })?
     } else if s.groups == cin && cin == cout && s.stride == 1 {
         // Depthwise: k shifted multiply-adds over all channels at once.
         let lout = x.dim(2)? + 2 * s.padding - s.dilation * (k - 1);
@@ -101,6 +103,21 @@ fn grouped_conv1d(x: &Tensor, w: &Tensor, s: ConvSpec) -> Result<Tensor> {
 ///
 /// candle 0.11's CPU `conv_transpose1d` takes a col2im shortcut when `padding == 0` whose batched
 /// matmul gets every batch item after the first wrong: on the CPU such calls run item by item.
+/// `conv(x, w)`, through f32 for bf16 on the CPU: candle 0.11's CPU convolutions have no bf16
+/// matrix product (its plain `matmul` widens bf16 the same way), so the result is the f32
+/// convolution rounded to bf16, as a GPU's bf16 convolution with f32 accumulation gives.
+fn widened(
+    x: &Tensor,
+    w: &Tensor,
+    conv: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::BF16 {
+        let y = conv(&x.to_dtype(DType::F32)?, &w.to_dtype(DType::F32)?)?;
+        return y.to_dtype(DType::BF16);
+    }
+    conv(x, w)
+}
+
 pub(crate) fn conv_transpose1d(
     x: &Tensor,
     w: &Tensor,
@@ -112,13 +129,16 @@ pub(crate) fn conv_transpose1d(
     if padding == 0 && b > 1 && x.device().is_cpu() {
         let items = (0..b)
             .map(|i| {
-                x.narrow(0, i, 1)?
-                    .conv_transpose1d(w, 0, output_padding, stride, 1, 1)
+                widened(&x.narrow(0, i, 1)?, w, |x, w| {
+                    x.conv_transpose1d(w, 0, output_padding, stride, 1, 1)
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         return Tensor::cat(&items, 0);
     }
-    x.conv_transpose1d(w, padding, output_padding, stride, 1, 1)
+    widened(x, w, |x, w| {
+        x.conv_transpose1d(w, padding, output_padding, stride, 1, 1)
+    })
 }
 
 /// 2-D convolution: candle's for dense ones, shifted multiply-adds for depthwise ones, a batched
@@ -134,7 +154,9 @@ pub(crate) fn conv2d(
     let (b, cin, h, wd) = x.dims4()?;
     let (cout, cig, kh, kw) = w.dims4()?;
     let y = if s.groups == 1 {
-        x.conv2d(w, s.padding, s.stride, s.dilation, 1)?
+        widened(&x, w, |x, w| {
+            x.conv2d(w, s.padding, s.stride, s.dilation, 1)
+        })?
     } else if s.groups == cin && cin == cout && s.stride == 1 {
         let ho = h + 2 * s.padding - s.dilation * (kh - 1);
         let wo = wd + 2 * s.padding - s.dilation * (kw - 1);
@@ -168,7 +190,9 @@ pub(crate) fn conv2d(
             .contiguous()?;
         wg.matmul(&xg.contiguous()?)?.reshape((b, cout, h, wd))?
     } else {
-        x.conv2d(w, s.padding, s.stride, s.dilation, s.groups)?
+        widened(&x, w, |x, w| {
+            x.conv2d(w, s.padding, s.stride, s.dilation, s.groups)
+        })?
     };
     finish(y, bias, &f)
 }
@@ -183,7 +207,7 @@ pub(crate) fn norm_channels(
     residual: Option<&Tensor>,
 ) -> Result<Tensor> {
     let dtype = x.dtype();
-    let xf = x.to_dtype(candle_core::DType::F32)?;
+    let xf = x.to_dtype(DType::F32)?;
     let xc = match kind {
         crate::cpu::norm::Kind::Rms => xf,
         crate::cpu::norm::Kind::Layer => xf.broadcast_sub(&xf.mean_keepdim(1)?)?,
@@ -225,7 +249,7 @@ pub(crate) fn relu_linear_attention(parts: &[&Tensor], hd: usize, eps: f64) -> R
     let (b, _, h, w) = parts[0].dims4()?;
     let n = h * w;
     let dtype = parts[0].dtype();
-    let all = Tensor::cat(parts, 1)?.to_dtype(candle_core::DType::F32)?;
+    let all = Tensor::cat(parts, 1)?.to_dtype(DType::F32)?;
     let all = all.reshape((b, (), 3 * hd, n))?;
     let q = all.narrow(2, 0, hd)?.relu()?;
     let k = all.narrow(2, hd, hd)?.relu()?;
@@ -272,7 +296,7 @@ pub(crate) fn rel_position_softmax(
     scale: f64,
 ) -> Result<Tensor> {
     let dtype = ac.dtype();
-    let f32 = candle_core::DType::F32;
+    let f32 = DType::F32;
     let bd = if bd.dims() != ac.dims() {
         rel_shift(bd)?
     } else {

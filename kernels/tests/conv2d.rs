@@ -5,7 +5,7 @@ mod common;
 
 use acestep_kernels::{Activation, Conv2d, Conv2dAlgo, ConvSpec, Fused};
 use candle_core::{Device, Tensor};
-use common::rel_err;
+use common::{max_diff, rel_err};
 
 fn act(t: Tensor, a: Activation) -> Tensor {
     match a {
@@ -202,5 +202,37 @@ fn strided_and_dilated_taps_match_plain() {
             groups: g,
         };
         run(b, cin, cout, h, w, k, s, Conv2dAlgo::Taps, 1e-5);
+    }
+}
+
+#[test]
+fn bf16_on_the_cpu_is_the_f32_convolution_rounded() {
+    // candle's CPU convolutions have no bf16 matrix product: the candle-op path widens, as a
+    // GPU's bf16 convolution accumulates in f32. Dense and grouped, padded and strided.
+    use candle_core::DType;
+    let dev = Device::Cpu;
+    for (cin, groups, stride) in [(6, 1, 1), (8, 2, 2)] {
+        let s = ConvSpec {
+            padding: 1,
+            stride,
+            dilation: 1,
+            groups,
+        };
+        let x = Tensor::randn(0f32, 1.0, (2, cin, 9, 13), &dev)
+            .and_then(|t| t.to_dtype(DType::BF16))
+            .unwrap();
+        let wt = Tensor::randn(0f32, 0.3, (4, cin / groups, 3, 3), &dev)
+            .and_then(|t| t.to_dtype(DType::BF16))
+            .unwrap();
+        let got = Conv2d::new(wt.clone(), None, s)
+            .forward_fused(&x, Fused::default())
+            .unwrap();
+        assert_eq!(got.dtype(), DType::BF16);
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let want = f32(&x)
+            .conv2d(&f32(&wt), 1, stride, 1, groups)
+            .and_then(|t| t.to_dtype(DType::BF16))
+            .unwrap();
+        assert_eq!(max_diff(&f32(&got), &f32(&want)), 0.0, "{s:?}");
     }
 }

@@ -38,14 +38,20 @@ impl std::fmt::Debug for LogMelSpectrogram {
     }
 }
 
+/// On the host (not every device has f64).
 fn to_f64(t: Tensor) -> Result<Vec<f64>> {
-    t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()
+    t.to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?
+        .flatten_all()?
+        .to_vec1()
 }
 
 impl LogMelSpectrogram {
     /// Builds from `mel_transform.*` of the vocoder checkpoint.
     pub fn new(cfg: &VocoderConfig, vb: VarBuilder) -> Result<Self> {
         let bins = cfg.n_fft / 2 + 1;
+        // As stored (f32), whatever the model's dtype: the transform computes in f64.
+        let vb = vb.to_dtype(DType::F32);
         let window = to_f64(vb.get(cfg.win_length, "spectrogram.window")?)?;
         let fb = to_f64(vb.get((bins, cfg.n_mels), "mel_scale.fb")?)?;
         if cfg.win_length != cfg.n_fft {

@@ -3,40 +3,60 @@
 //! ERG-diffusion, and decode to a longer / shorter output length. Batch of 2 with padded text and
 //! lyrics of different lengths, odd T = 27.
 //!
-//! Tolerance: max relative error (max|ours - ref| / max|ref|) <= 1e-4, f32.
+//! Tolerance: max relative error (max|ours - ref| / max|ref|) <= 1e-4 in f32; drift bounds
+//! in bf16 / f16 (`DRIFT`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use acestep::dit::AceStepTransformer2DModel;
-use acestep::testing::assert_close;
+use acestep::testing::{assert_close, compare, test_target, Drift};
 use acestep::QueryScale;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 
-const TOL: f64 = 1e-4;
+const F32_TOL: f64 = 1e-4;
+const DRIFT: Drift = Drift {
+    bf16: 4e-2,
+    f16: 5e-3,
+};
 
-fn load(name: &str) -> (AceStepTransformer2DModel, HashMap<String, Tensor>) {
-    let fix = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+/// The model on the test target, the fixture's inputs on the target, and the reference's
+/// outputs as recorded (f32, host).
+fn load(
+    name: &str,
+) -> (
+    AceStepTransformer2DModel,
+    HashMap<String, Tensor>,
+    HashMap<String, Tensor>,
+) {
+    let target = test_target();
+    let fix = crate::fixtures();
     let dir = fix.join(format!("dit_{name}"));
     // Config "a" is the DiT of the tiny four-component checkpoint; "b" stands alone.
     let weights = match name {
         "a" => fix.join("tiny/ace_step_transformer"),
         _ => dir.join("ace_step_transformer"),
     };
-    let model = AceStepTransformer2DModel::load_dir(&weights, &Device::Cpu, DType::F32)
+    let model = AceStepTransformer2DModel::load_dir(&weights, &target.device, target.dtype)
         .expect("load tiny DiT");
-    let io = candle_core::safetensors::load(dir.join("parity.safetensors"), &Device::Cpu)
-        .expect("fixture");
-    (model, io)
+    let path = dir.join("parity.safetensors");
+    let mut io = target.load(&path).expect("fixture");
+    let refs = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).expect("fixture");
+    // The pipeline passes timesteps in f32 whatever the model's dtype (as the reference does).
+    let t = refs["timestep"]
+        .to_device(&target.device)
+        .expect("timestep");
+    io.insert("timestep".into(), t);
+    (model, io, refs)
 }
 
 fn range(io: &HashMap<String, Tensor>, key: &str) -> std::ops::Range<usize> {
-    let v: Vec<i64> = io[key].to_vec1().unwrap();
+    let v: Vec<i64> = io[key].to_dtype(DType::I64).unwrap().to_vec1().unwrap();
     v[0] as usize..v[1] as usize
 }
 
 fn check(name: &str) {
-    let (m, io) = load(name);
+    let (m, io, refs) = load(name);
+    let tol = test_target().tol(F32_TOL, DRIFT);
     let erg_lyric = QueryScale::new(0.01, range(&io, "erg_lyric_range"));
     let erg_diff = QueryScale::new(0.01, range(&io, "erg_diffusion_range"));
     let enc_args = (
@@ -54,20 +74,11 @@ fn check(name: &str) {
     assert_close(
         &format!("dit_{name} encode"),
         &enc,
-        &io["encoder_hidden_states"],
-        TOL,
+        &refs["encoder_hidden_states"],
+        tol,
     );
-    let mask_diff = (mask - &io["encoder_hidden_mask"])
-        .unwrap()
-        .abs()
-        .unwrap()
-        .sum_all()
-        .unwrap();
-    assert_eq!(
-        mask_diff.to_scalar::<f32>().unwrap(),
-        0.0,
-        "encoder mask differs"
-    );
+    let mask_diff = compare(&mask, &refs["encoder_hidden_mask"]).unwrap();
+    assert_eq!(mask_diff.max_abs, 0.0, "encoder mask differs");
 
     let (enc_erg, _) = m
         .encode(
@@ -82,8 +93,8 @@ fn check(name: &str) {
     assert_close(
         &format!("dit_{name} encode ERG-lyric {:?}", erg_lyric.layers),
         &enc_erg,
-        &io["encoder_hidden_states_erg_lyric"],
-        TOL,
+        &refs["encoder_hidden_states_erg_lyric"],
+        tol,
     );
 
     let lat = &io["latents"];
@@ -105,26 +116,26 @@ fn check(name: &str) {
     assert_close(
         &format!("dit_{name} decode"),
         &dec(t, None),
-        &io["velocity"],
-        TOL,
+        &refs["velocity"],
+        tol,
     );
     assert_close(
         &format!("dit_{name} decode ERG-diffusion {:?}", erg_diff.layers),
         &dec(t, Some(&erg_diff)),
-        &io["velocity_erg_diffusion"],
-        TOL,
+        &refs["velocity_erg_diffusion"],
+        tol,
     );
     assert_close(
         &format!("dit_{name} decode output_length t+5"),
         &dec(t + 5, None),
-        &io["velocity_long"],
-        TOL,
+        &refs["velocity_long"],
+        tol,
     );
     assert_close(
         &format!("dit_{name} decode output_length t-4"),
         &dec(t - 4, None),
-        &io["velocity_short"],
-        TOL,
+        &refs["velocity_short"],
+        tol,
     );
 
     // A prepared condition gives the same result as decode.
@@ -135,8 +146,8 @@ fn check(name: &str) {
     assert_close(
         &format!("dit_{name} decode_with prepared condition"),
         &v,
-        &io["velocity"],
-        TOL,
+        &refs["velocity"],
+        tol,
     );
 }
 
@@ -152,7 +163,7 @@ fn dit_config_b_matches_reference() {
 
 #[test]
 fn bad_inputs_are_errors_not_panics() {
-    let (m, io) = load("b");
+    let (m, io, _) = load("b");
     // Lyric id beyond the vocabulary.
     let ids = (io["lyric_token_ids"].ones_like().unwrap() * 5000.0).unwrap();
     let e = m
@@ -182,7 +193,12 @@ fn bad_inputs_are_errors_not_panics() {
         .to_string();
     assert!(e.contains("15..20"), "{e}");
     // Latents of the wrong shape.
-    let bad = Tensor::zeros((2, 4, 16, 10), DType::F32, &Device::Cpu).unwrap();
+    let bad = Tensor::zeros(
+        (2, 4, 16, 10),
+        io["latents"].dtype(),
+        io["latents"].device(),
+    )
+    .unwrap();
     let e = m
         .decode(
             &bad,
