@@ -7,7 +7,11 @@
 //! gpu_check checkpoint OUT_DIR                      # ~15 GB of seeded random f32 weights
 //! gpu_check generate --checkpoint DIR --seconds 60 [--steps 27] [--device cuda] [--dtype bf16]
 //!                    [--vocab vocab.json]
+//! gpu_check drift --checkpoint DIR --seconds 10 [--steps 27] [--device cuda] [--dtype bf16]
 //! ```
+//!
+//! `drift` is the whole pipeline's reduced-precision drift: the same generation (same seed) in
+//! `--dtype` and in f32 on the same device, final latents and audio compared.
 //!
 //! Every timing is the median of `--reps` calls after one warm-up call, each ended by a device
 //! synchronization. A generation runs text2music with the defaults of the reference's pipeline
@@ -134,9 +138,15 @@ fn report(name: &str, secs: f64, audio_seconds: Option<f64>) {
     }
 }
 
-/// Latent frames of `seconds` of audio (44.1 kHz, 512 x 8 samples per frame).
-fn frames(seconds: f64) -> usize {
-    (seconds * 44100.0 / 512.0 / 8.0) as usize
+/// The lengths timed: (latent frames, seconds of audio) of 10 s and 60 s as the benches have
+/// them (T = 107 and 646), or short ones for a dry run at the tiny configs.
+fn lengths(tiny: bool) -> [(usize, f64); 2] {
+    let secs = |t: usize| t as f64 * 4096.0 / 44100.0;
+    if tiny {
+        [(16, secs(16)), (64, secs(64))]
+    } else {
+        [(107, 10.0), (646, 60.0)]
+    }
 }
 
 fn components(a: &Args) -> Res<()> {
@@ -180,41 +190,50 @@ fn components(a: &Args) -> Res<()> {
             model.encode(&text, &text_mask, &speaker, &lyrics, &lyric_mask, None)?;
         let cond = model.prepare_condition(&enc, &enc_mask)?;
         let timestep = Tensor::new(&[500f32], dev)?;
-        for secs in [10.0, 60.0] {
-            let t = frames(secs);
+        for (t, secs) in lengths(a.tiny) {
             let latents = Tensor::randn(0f32, 1.0, (1, 8, 16, t), dev)?.to_dtype(dt)?;
             let mask = Tensor::ones((1, t), dt, dev)?;
             let s = time(dev, reps, || {
                 model.decode_with(&latents, &mask, &cond, &timestep, t, None)?;
                 Ok(())
             })?;
-            report(&format!("dit decode T={t} ({secs} s), one pass"), s, None);
+            report(
+                &format!("dit decode T={t} ({secs:.1} s), one pass"),
+                s,
+                None,
+            );
         }
     }
     {
         let dcae_cfg: AutoencoderDcConfig = config("music_dcae_f8c8", a.tiny)?;
         let voc_cfg: VocoderConfig = config("music_vocoder", a.tiny)?;
         let model = MusicDcae::new(&dcae_cfg, &voc_cfg, vb(), vb())?;
-        for secs in [10.0, 60.0] {
-            let latents = Tensor::randn(0f32, 1.0, (1, 8, 16, frames(secs)), dev)?.to_dtype(dt)?;
+        for (t, secs) in lengths(a.tiny) {
+            let latents = Tensor::randn(0f32, 1.0, (1, 8, 16, t), dev)?.to_dtype(dt)?;
             let s = time(dev, reps, || {
                 model.decode(&latents)?;
                 Ok(())
             })?;
-            report(&format!("MusicDCAE.decode {secs} s"), s, Some(secs));
+            report(&format!("MusicDCAE.decode {secs:.1} s"), s, Some(secs));
         }
-        let latents = Tensor::randn(0f32, 1.0, (1, 8, 16, frames(60.0)), dev)?.to_dtype(dt)?;
+        let [(_, short), (t, secs)] = lengths(a.tiny);
+        let latents = Tensor::randn(0f32, 1.0, (1, 8, 16, t), dev)?.to_dtype(dt)?;
         let s = time(dev, reps, || {
             model.decode_overlap(&latents)?;
             Ok(())
         })?;
-        report("MusicDCAE.decode_overlap 60 s", s, Some(60.0));
-        let audio = Tensor::randn(0f32, 0.1, (1, 2, 441_000), dev)?.to_dtype(dt)?;
+        report(
+            &format!("MusicDCAE.decode_overlap {secs:.1} s"),
+            s,
+            Some(secs),
+        );
+        let samples = (short * 44100.0) as usize;
+        let audio = Tensor::randn(0f32, 0.1, (1, 2, samples), dev)?.to_dtype(dt)?;
         let s = time(dev, reps, || {
             model.encode(&audio, None)?;
             Ok(())
         })?;
-        report("MusicDCAE.encode 10 s", s, Some(10.0));
+        report(&format!("MusicDCAE.encode {short:.1} s"), s, Some(short));
     }
     Ok(())
 }
@@ -295,12 +314,53 @@ fn generate(a: &Args) -> Res<()> {
     Ok(())
 }
 
+fn drift(a: &Args) -> Res<()> {
+    let dir = a.checkpoint.clone().ok_or("drift needs --checkpoint DIR")?;
+    let checkpoint = Checkpoint::from_dir(&dir)?;
+    let lyrics = if a.vocab.is_some() { LYRICS } else { "" };
+    let params = GenerationParams {
+        prompt: PROMPT.into(),
+        lyrics: lyrics.into(),
+        audio_duration: a.seconds,
+        infer_step: a.steps,
+        manual_seeds: vec![42],
+        ..Default::default()
+    };
+    let run = |dtype: DType| -> Res<acestep::GeneratedAudio> {
+        let options = PipelineOptions {
+            device: a.device.clone(),
+            dtype: Some(dtype),
+            lyric_vocab: a.vocab.clone(),
+            ..Default::default()
+        };
+        let pipe = Pipeline::load(&checkpoint, &options)?;
+        let mut songs = pipe.generate(&params)?;
+        Ok(songs.remove(0))
+    };
+    let reduced = run(a.dtype)?;
+    let full = run(DType::F32)?;
+    let c = acestep::testing::compare(&reduced.latents, &full.latents)?;
+    println!(
+        "gpu_check drift {:?} vs f32, {} s, {} steps: final latents max_rel {:.3e} (max_abs {:.3e})",
+        a.dtype, a.seconds, a.steps, c.max_rel, c.max_abs
+    );
+    let (x, y) = (&reduced.audio.channels[0], &full.audio.channels[0]);
+    let peak = y.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+    let err = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+    println!(
+        "gpu_check drift audio (left channel): max_rel {:.3e}",
+        err / peak
+    );
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let a = parse_args()?;
     println!("gpu_check device {:?}, dtype {:?}", a.device, a.dtype);
     match a.command.as_str() {
         "components" => components(&a),
         "generate" => generate(&a),
+        "drift" => drift(&a),
         "checkpoint" => {
             let out = a.positional.first().ok_or("checkpoint needs OUT_DIR")?;
             Ok(acestep::testing::write_random_checkpoint(
@@ -308,6 +368,8 @@ fn main() -> Res<()> {
                 &fixtures(),
             )?)
         }
-        other => Err(format!("unknown command {other}: components, checkpoint or generate").into()),
+        other => Err(
+            format!("unknown command {other}: components, checkpoint, generate or drift").into(),
+        ),
     }
 }

@@ -7,6 +7,11 @@ our criterion benches (same machine, same thread count, same shapes).
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py dcae --threads 2 --reps 3
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py lyrics --reps 10
     python tools/bench_reference.py kernels --threads 2 --reps 5
+    ACESTEP_REFERENCE=... python tools/bench_reference.py dit --device cuda --dtype bf16 --reps 5
+
+`--device` / `--dtype` (umt5, dit, dcae) move the models and their float inputs there; each timed
+call ends with a device synchronization. The figures' names keep their `_f32` prefix (the
+benches' names); the header line says where they ran.
 """
 
 import argparse
@@ -19,12 +24,29 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Where the umt5 / dit / dcae benches run (--device, --dtype).
+DEVICE = torch.device("cpu")
+DTYPE = torch.float32
+
+
+def _on(x):
+    """`x` on the bench's device; floating-point tensors in its dtype."""
+    return x.to(DEVICE, DTYPE) if x.is_floating_point() else x.to(DEVICE)
+
+
+def _sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def _timeit(fn, reps):
     fn()  # warm-up
+    _sync()
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - t)
     times.sort()
     return times[len(times) // 2]
@@ -35,10 +57,10 @@ def bench_umt5(reps):
 
     with open(os.path.join(ROOT, "tests", "fixtures", "manifests", "umt5-base.json")) as f:
         cfg = json.load(f)["config"]
-    model = UMT5EncoderModel(UMT5Config(**cfg)).eval()
+    model = UMT5EncoderModel(UMT5Config(**cfg)).eval().to(DEVICE, DTYPE)
     for length in (64, 256):
-        ids = (torch.arange(length) * 37 % 256000)[None]
-        mask = torch.ones(1, length, dtype=torch.long)
+        ids = _on((torch.arange(length) * 37 % 256000)[None])
+        mask = _on(torch.ones(1, length, dtype=torch.long))
         with torch.no_grad():
             t = _timeit(lambda: model(input_ids=ids, attention_mask=mask), reps)
         print(f"umt5_base_encode_f32/tokens/{length}: {t * 1e3:.1f} ms (median of {reps})")
@@ -56,17 +78,17 @@ def _full_dit():
 
     with open(os.path.join(ROOT, "tests", "fixtures", "manifests", "ace_step_transformer.json")) as f:
         cfg = json.load(f)["config"]
-    model = ACEStepTransformer2DModel(**cfg).eval()
+    model = ACEStepTransformer2DModel(**cfg).eval().to(DEVICE, DTYPE)
     inputs = (torch.randn(1, 64, 768), torch.ones(1, 64, dtype=torch.long), torch.zeros(1, 512),
               (torch.arange(256) * 7 % 6000)[None], torch.ones(1, 256, dtype=torch.long))
-    return model, inputs
+    return model, tuple(_on(x) for x in inputs)
 
 
 def _decode_fn(model, enc, enc_mask, length):
     """One `decode` of random latents of `length` frames at timestep 500."""
-    lat = torch.randn(1, 8, 16, length)
-    mask = torch.ones(1, length)
-    ts = torch.tensor([500.0])
+    lat = _on(torch.randn(1, 8, 16, length))
+    mask = _on(torch.ones(1, length))
+    ts = torch.tensor([500.0], device=DEVICE)  # the pipeline passes timesteps in f32
     return lambda: model.decode(hidden_states=lat, attention_mask=mask, encoder_hidden_states=enc,
                                 encoder_hidden_mask=enc_mask, timestep=ts, output_length=length)
 
@@ -125,16 +147,16 @@ def bench_dcae(reps):
         AutoencoderDC(**cfg("music_dcae_f8c8")).save_pretrained(os.path.join(d, "dcae"))
         ADaMoSHiFiGANV1(**cfg("music_vocoder")).save_pretrained(os.path.join(d, "vocoder"))
         m = MusicDCAE(dcae_checkpoint_path=os.path.join(d, "dcae"),
-                      vocoder_checkpoint_path=os.path.join(d, "vocoder")).eval()
+                      vocoder_checkpoint_path=os.path.join(d, "vocoder")).eval().to(DEVICE, DTYPE)
     with torch.no_grad():
         for length, secs in ((107, 10), (646, 60)):
-            lat = torch.randn(1, 8, 16, length)
+            lat = _on(torch.randn(1, 8, 16, length))
             t = _timeit(lambda: m.decode(lat), reps)
             print(f"music_dcae_full_f32/decode/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
             if length > 516:
                 t = _timeit(lambda: m.decode_overlap(lat), reps)
                 print(f"music_dcae_full_f32/decode_overlap/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
-        audio = torch.randn(1, 2, 441000) * 0.1
+        audio = _on(torch.randn(1, 2, 441000) * 0.1)
         t = _timeit(lambda: m.encode(audio), reps)
         print(f"music_dcae_full_f32/encode/10s: {t * 1e3:.1f} ms (median of {reps})")
 
@@ -213,7 +235,13 @@ def main():
     ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae", "lyrics", "kernels"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--device", default="cpu", help="umt5 / dit / dcae: cpu, cuda, cuda:N")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"])
     args = ap.parse_args()
+    global DEVICE, DTYPE
+    DEVICE = torch.device(args.device)
+    DTYPE = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[args.dtype]
+    print(f"reference {args.what} on {DEVICE}, {args.dtype}, torch {torch.__version__}")
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora, "dcae": bench_dcae,

@@ -8,6 +8,12 @@
 #                              # no Rust, no network; CUDA 13 libraries from its PyTorch install
 #   tools/gpu-check.sh dry     # here, on the CPU: the same steps with the tiny checkpoint
 #
+# The PyTorch reference on the same GPU (umt5, DiT, DCAE timings of tools/bench_reference.py in
+# bf16): `ACESTEP_REFERENCE=/path/to/ACE-Step tools/gpu-check.sh pack` also packs its `acestep`
+# sources (about 1 MB, not committed) and a wheelhouse of what it imports beyond PyTorch
+# (transformers, diffusers and their dependencies, for CPython 3.10-3.13), installed there
+# without network into a temporary folder. Without them the run says what is missing.
+#
 # With the device tool: run(command="tools/gpu-check.sh run", carry=["target/gpu-check/bundle.tar.xz"],
 # timeout_s=560). The run takes at most 8 minutes (each step has its own time limit) and ends
 # with a summary; ACESTEP_GPU_CHECK_SECONDS="60 240" sets the generation lengths.
@@ -18,6 +24,11 @@ out=target/gpu-check
 mode=${1:-}
 
 step() { printf '\n== %s\n' "$*"; }
+
+# What the reference's benches import beyond PyTorch, numpy and pillow (installed --no-deps).
+ref_wheels=(transformers==4.50.0 diffusers==0.33.1 huggingface_hub tokenizers safetensors regex pyyaml
+  tqdm requests urllib3 idna certifi charset_normalizer filelock packaging fsspec
+  importlib_metadata zipp typing_extensions)
 
 case "$mode" in
 pack)
@@ -33,7 +44,23 @@ pack)
   # The lyric vocab (not committed) lets the timed generation have lyrics.
   [ -f ../shared/reference/vocab.json ] && cp ../shared/reference/vocab.json "$out/bin/"
   ls -l "$out/bin"
-  tar -C "$out" -cJf "$out/bundle.tar.xz" bin
+  parts=(bin)
+  rm -rf "$out/reference"
+  if [ -n "${ACESTEP_REFERENCE:-}" ]; then
+    mkdir -p "$out/reference/wheels"
+    cp -r "$ACESTEP_REFERENCE/acestep" "$out/reference/"
+    # Wheels for CPython 3.10-3.13 of what the reference imports beyond what a PyTorch install
+    # brings (numpy, pillow, torchaudio and torchvision must be on the machine).
+    for py in 3.10 3.11 3.12 3.13; do
+      python3 -m pip download -q --disable-pip-version-check --only-binary=:all: \
+        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+        --python-version "$py" -d "$out/reference/wheels" "${ref_wheels[@]}"
+    done
+    rm -f "$out/reference/wheels"/{numpy,pillow,hf_xet,torch,nvidia,triton}[-_]*
+    du -sh "$out/reference"
+    parts+=(reference)
+  fi
+  XZ_OPT=-T0 tar -C "$out" -cJf "$out/bundle.tar.xz" "${parts[@]}"
   ls -l "$out/bundle.tar.xz"
   size=$(stat -c %s "$out/bundle.tar.xz")
   if [ "$size" -gt $((64 * 1024 * 1024)) ]; then
@@ -47,6 +74,8 @@ run)
   work=$(mktemp -d /tmp/gpu-check.XXXXXX)
   tar -C "$work" -xJf "$out/bundle.tar.xz" || { echo "no bundle: run 'tools/gpu-check.sh pack' first" >&2; exit 1; }
   bin="$work/bin"
+  python3 --version
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   # The CUDA 13 runtime libraries (cuBLAS, cuRAND, NVRTC) of the machine's PyTorch install.
   libs=$(python3 - <<'EOF' 2>/dev/null
 import glob, os
@@ -121,6 +150,33 @@ parity() {
 vocab=()
 [ -f "$bin/vocab.json" ] && vocab=(--vocab "$bin/vocab.json")
 
+# The PyTorch reference's component timings on the same device and dtype, when its sources were
+# packed and its imports resolve (from the machine's Python, else the packed wheelhouse).
+reference() {
+  step "PyTorch reference on $device, $dtype"
+  local ref="$work/reference"
+  if [ ! -d "$ref/acestep" ]; then
+    echo "reference: not run (not packed: ACESTEP_REFERENCE=/path/to/ACE-Step tools/gpu-check.sh pack)"
+    record "reference: not packed"
+    return
+  fi
+  if ! python3 -c 'import transformers, diffusers' 2>/dev/null; then
+    timeout 120 python3 -m pip install -q --no-index --no-deps --find-links "$ref/wheels" \
+      --target "$work/py" "${ref_wheels[@]}" >"$work/pip.log" 2>&1
+    export PYTHONPATH="$work/py${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  if ! python3 -c 'import transformers, diffusers' >"$work/import.log" 2>&1; then
+    tail -n 3 "$work/pip.log" "$work/import.log"
+    record "reference: imports failed ($(tail -n 1 "$work/import.log"))"
+    return
+  fi
+  for what in umt5 dit dcae; do
+    ACESTEP_REFERENCE="$ref" timeout "$1" python3 tools/bench_reference.py "$what" \
+      --device "$device" --dtype "$dtype" --reps "$2" 2>&1 | grep -vE 'Warning|warn\(' | tee -a "$work/reference.log"
+  done
+  record "reference: $(grep -c ' ms ' "$work/reference.log") timings"
+}
+
 if [ "$mode" = run ]; then
   parity f32 150
   parity bf16 150
@@ -129,14 +185,19 @@ if [ "$mode" = run ]; then
   timeout 120 "$bin/gpu_check" checkpoint "$ckpt"
   record "checkpoint: exit $?"
   step "components at the full configs, $dtype"
-  timeout 120 "$bin/gpu_check" components --device "$device" --dtype "$dtype" --reps 5 | tee "$work/components.log"
+  timeout 150 "$bin/gpu_check" components --device "$device" --dtype "$dtype" --reps 5 | tee "$work/components.log"
   record "components: exit ${PIPESTATUS[0]}"
   for s in ${ACESTEP_GPU_CHECK_SECONDS:-60 240}; do
     step "generation of $s s, 27 steps, $dtype"
     peak_mem timeout 150 "$bin/gpu_check" generate --checkpoint "$ckpt" --seconds "$s" --steps 27 \
       --device "$device" --dtype "$dtype" "${vocab[@]}" | tee "$work/gen-$s.log"
-    record "generate $s s: $(grep -E 'real time' "$work/gen-$s.log" | tail -n 1) $(grep -E 'peak' "$work/gen-$s.log")"
+    record "generate $s s (exit ${PIPESTATUS[0]}): $(grep -E 'real time|peak' "$work/gen-$s.log" | tr '\n' ' ')"
   done
+  step "whole-pipeline drift: 10 s, 27 steps, $dtype against f32"
+  timeout 120 "$bin/gpu_check" drift --checkpoint "$ckpt" --seconds 10 --steps 27 \
+    --device "$device" --dtype "$dtype" "${vocab[@]}" | tee "$work/drift.log"
+  record "drift (exit ${PIPESTATUS[0]}): $(grep -E 'drift' "$work/drift.log" | tr '\n' ' ')"
+  reference 150 5
 else
   parity f32 600
   parity bf16 900
@@ -144,9 +205,18 @@ else
   timeout 300 "$bin/gpu_check" components --device "$device" --dtype "$dtype" --reps 1 --tiny
   record "components (tiny): exit $?"
   step "generation on the tiny checkpoint (dry run)"
+  # (No lyrics: the tiny DiT's lyric vocabulary is smaller than vocab.json's ids.)
   peak_mem timeout 300 "$bin/gpu_check" generate --checkpoint "$fixtures/tiny" --seconds 10 --steps 27 \
-    --device "$device" --dtype "$dtype" "${vocab[@]}" | tee "$work/gen.log"
-  record "generate (tiny): $(grep -E 'real time' "$work/gen.log" | tail -n 1)"
+    --device "$device" --dtype "$dtype" | tee "$work/gen.log"
+  record "generate tiny (exit ${PIPESTATUS[0]}): $(grep -E 'real time|peak' "$work/gen.log" | tr '\n' ' ')"
+  step "whole-pipeline drift on the tiny checkpoint: f16 against f32 (dry run)"
+  timeout 300 "$bin/gpu_check" drift --checkpoint "$fixtures/tiny" --seconds 10 --steps 27 \
+    --device "$device" --dtype f16 | tee "$work/drift.log"
+  record "drift (exit ${PIPESTATUS[0]}): $(grep -E 'drift' "$work/drift.log" | tr '\n' ' ')"
+  if [ -n "${ACESTEP_REFERENCE:-}" ]; then
+    mkdir -p "$work/reference" && cp -r "$ACESTEP_REFERENCE/acestep" "$work/reference/"
+    reference 600 1
+  fi
 fi
 
 step "summary"
