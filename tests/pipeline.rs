@@ -139,8 +139,9 @@ fn bad_parameters_and_cancellation_are_errors() {
 
 #[test]
 fn generates_in_f16_and_refuses_bf16_on_the_cpu() {
-    // Every stage runs in half precision (f16 here; bf16, the GPU default, has no CPU matmul in
-    // candle and is refused up front with a clear error).
+    // Every stage runs in half precision (f16 here; bf16, the GPU default, is refused up front
+    // on the CPU with a clear error: candle widens every CPU bf16 product to f32, slower than
+    // f32). The whole pipeline's f16 drift, same seed: 4.7e-3 measured, bound 1e-2.
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
     let ckpt = Checkpoint::from_dir(dir).unwrap();
     let f32_lat = pipe()
@@ -188,7 +189,7 @@ fn generates_in_f16_and_refuses_bf16_on_the_cpu() {
         let c =
             acestep::testing::compare(&s.latents.to_dtype(DType::F32).unwrap(), &f32_lat).unwrap();
         println!("{dtype:?} latents vs f32: max_rel {:.3e}", c.max_rel);
-        assert!(c.max_rel < 0.25, "{dtype:?}: {}", c.max_rel);
+        assert!(c.max_rel < 1e-2, "{dtype:?}: {}", c.max_rel);
     }
 }
 

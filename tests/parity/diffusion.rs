@@ -9,14 +9,13 @@
 
 use std::collections::HashMap;
 
-use acestep::dit::AceStepTransformer2DModel;
 use acestep::pipeline::{
     text2music_diffusion_process, ConditionInputs, Control, DiffusionSettings, EditInputs,
 };
 use acestep::testing::{compare, test_target, Drift};
 use candle_core::{DType, Device, Tensor};
 
-use crate::fixtures;
+use crate::{fixtures, tiny_dit as model};
 
 const F32_TOL: f64 = 1e-3;
 const DRIFT: Drift = Drift {
@@ -73,15 +72,6 @@ fn cases() -> Vec<Case> {
         });
     }
     out
-}
-
-fn model() -> AceStepTransformer2DModel {
-    AceStepTransformer2DModel::load_dir(
-        &fixtures().join("tiny/ace_step_transformer"),
-        &test_target().device,
-        test_target().dtype,
-    )
-    .expect("tiny DiT")
 }
 
 #[test]

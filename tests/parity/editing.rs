@@ -21,22 +21,13 @@ use acestep::pipeline::{
 use acestep::testing::{compare, test_target, Drift};
 use candle_core::{DType, Shape, Tensor};
 
-use crate::fixtures;
+use crate::{fixtures, tiny_dit as model};
 
 const F32_TOL: f64 = 1e-3;
 const DRIFT: Drift = Drift {
     bf16: 8e-2,
     f16: 1e-2,
 };
-
-fn model() -> AceStepTransformer2DModel {
-    AceStepTransformer2DModel::load_dir(
-        &fixtures().join("tiny/ace_step_transformer"),
-        &test_target().device,
-        test_target().dtype,
-    )
-    .expect("tiny DiT")
-}
 
 /// A fixture file as recorded (host; the reference's latents are compared from here).
 fn load(path: &str) -> HashMap<String, Tensor> {

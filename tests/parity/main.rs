@@ -32,3 +32,15 @@ pub fn fixtures() -> PathBuf {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
     }
 }
+
+/// The DiT of the tiny four-component checkpoint on the test target (the sampling-loop and
+/// editing cases run on it).
+pub fn tiny_dit() -> acestep::dit::AceStepTransformer2DModel {
+    let target = acestep::testing::test_target();
+    acestep::dit::AceStepTransformer2DModel::load_dir(
+        &fixtures().join("tiny/ace_step_transformer"),
+        &target.device,
+        target.dtype,
+    )
+    .expect("tiny DiT")
+}
