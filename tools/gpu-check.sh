@@ -15,8 +15,9 @@
 # without network into a temporary folder. Without them the run says what is missing.
 #
 # With the device tool: run(command="tools/gpu-check.sh run", carry=["target/gpu-check/bundle.tar.xz"],
-# timeout_s=560). The run takes at most 8 minutes (each step has its own time limit) and ends
-# with a summary; ACESTEP_GPU_CHECK_SECONDS="60 240" sets the generation lengths.
+# timeout_s=560). The run takes at most 8 minutes: each step has its own time limit, cut to what
+# is left of ACESTEP_GPU_CHECK_BUDGET (470 s after unpacking), and it ends with a summary;
+# ACESTEP_GPU_CHECK_SECONDS="60 240" sets the generation lengths.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -115,6 +116,18 @@ export ACESTEP_FIXTURES="$fixtures"
 summary=()
 record() { summary+=("$1"); }
 
+# A step's time limit: its own, or what is left of the whole check's budget (at least 1 s).
+if [ "$mode" = run ]; then
+  deadline=$((SECONDS + ${ACESTEP_GPU_CHECK_BUDGET:-470}))
+else
+  deadline=$((SECONDS + 7200))
+fi
+budget() {
+  local left=$((deadline - SECONDS))
+  [ "$left" -lt 1 ] && left=1
+  [ "$left" -lt "$1" ] && echo "$left" || echo "$1"
+}
+
 # Peak device memory of a command: the largest memory.used sampled every 20 ms while it runs,
 # minus the value before it started (on the CPU: the process's peak RSS).
 peak_mem() {
@@ -140,7 +153,7 @@ peak_mem() {
 parity() {
   local dt=$1 limit=$2
   step "parity suite on $device, $dt"
-  ACESTEP_TEST_DEVICE=$device ACESTEP_TEST_DTYPE=$dt timeout "$limit" \
+  ACESTEP_TEST_DEVICE=$device ACESTEP_TEST_DTYPE=$dt timeout "$(budget "$limit")" \
     "$bin/parity" --test-threads 1 --nocapture >"$work/parity-$dt.log" 2>&1
   local rc=$?
   grep -E '^parity |^test .* \.\.\. |^test result|panicked|FAILED|error' "$work/parity-$dt.log"
@@ -161,7 +174,7 @@ reference() {
     return
   fi
   if ! python3 -c 'import transformers, diffusers' 2>/dev/null; then
-    timeout 120 python3 -m pip install -q --no-index --no-deps --find-links "$ref/wheels" \
+    timeout "$(budget 120)" python3 -m pip install -q --no-index --no-deps --find-links "$ref/wheels" \
       --target "$work/py" "${ref_wheels[@]}" >"$work/pip.log" 2>&1
     export PYTHONPATH="$work/py${PYTHONPATH:+:$PYTHONPATH}"
   fi
@@ -171,7 +184,7 @@ reference() {
     return
   fi
   for what in umt5 dit dcae; do
-    ACESTEP_REFERENCE="$ref" timeout "$1" python3 tools/bench_reference.py "$what" \
+    ACESTEP_REFERENCE="$ref" timeout "$(budget "$1")" python3 tools/bench_reference.py "$what" \
       --device "$device" --dtype "$dtype" --reps "$2" 2>&1 | grep -vE 'Warning|warn\(' | tee -a "$work/reference.log"
   done
   record "reference: $(grep -c ' ms ' "$work/reference.log") timings"
@@ -182,19 +195,19 @@ if [ "$mode" = run ]; then
   parity bf16 150
   step "full-size random checkpoint"
   ckpt="$work/checkpoint"
-  timeout 120 "$bin/gpu_check" checkpoint "$ckpt"
+  timeout "$(budget 120)" "$bin/gpu_check" checkpoint "$ckpt"
   record "checkpoint: exit $?"
   step "components at the full configs, $dtype"
-  timeout 150 "$bin/gpu_check" components --device "$device" --dtype "$dtype" --reps 5 | tee "$work/components.log"
+  timeout "$(budget 150)" "$bin/gpu_check" components --device "$device" --dtype "$dtype" --reps 5 | tee "$work/components.log"
   record "components: exit ${PIPESTATUS[0]}"
   for s in ${ACESTEP_GPU_CHECK_SECONDS:-60 240}; do
     step "generation of $s s, 27 steps, $dtype"
-    peak_mem timeout 150 "$bin/gpu_check" generate --checkpoint "$ckpt" --seconds "$s" --steps 27 \
+    peak_mem timeout "$(budget 150)" "$bin/gpu_check" generate --checkpoint "$ckpt" --seconds "$s" --steps 27 \
       --device "$device" --dtype "$dtype" "${vocab[@]}" | tee "$work/gen-$s.log"
     record "generate $s s (exit ${PIPESTATUS[0]}): $(grep -E 'real time|peak' "$work/gen-$s.log" | tr '\n' ' ')"
   done
   step "whole-pipeline drift: 10 s, 27 steps, $dtype against f32"
-  timeout 120 "$bin/gpu_check" drift --checkpoint "$ckpt" --seconds 10 --steps 27 \
+  timeout "$(budget 120)" "$bin/gpu_check" drift --checkpoint "$ckpt" --seconds 10 --steps 27 \
     --device "$device" --dtype "$dtype" "${vocab[@]}" | tee "$work/drift.log"
   record "drift (exit ${PIPESTATUS[0]}): $(grep -E 'drift' "$work/drift.log" | tr '\n' ' ')"
   reference 150 5
@@ -202,15 +215,15 @@ else
   parity f32 600
   parity bf16 900
   step "components at the tiny configs (dry run)"
-  timeout 300 "$bin/gpu_check" components --device "$device" --dtype "$dtype" --reps 1 --tiny
+  timeout "$(budget 300)" "$bin/gpu_check" components --device "$device" --dtype "$dtype" --reps 1 --tiny
   record "components (tiny): exit $?"
   step "generation on the tiny checkpoint (dry run)"
   # (No lyrics: the tiny DiT's lyric vocabulary is smaller than vocab.json's ids.)
-  peak_mem timeout 300 "$bin/gpu_check" generate --checkpoint "$fixtures/tiny" --seconds 10 --steps 27 \
+  peak_mem timeout "$(budget 300)" "$bin/gpu_check" generate --checkpoint "$fixtures/tiny" --seconds 10 --steps 27 \
     --device "$device" --dtype "$dtype" | tee "$work/gen.log"
   record "generate tiny (exit ${PIPESTATUS[0]}): $(grep -E 'real time|peak' "$work/gen.log" | tr '\n' ' ')"
   step "whole-pipeline drift on the tiny checkpoint: f16 against f32 (dry run)"
-  timeout 300 "$bin/gpu_check" drift --checkpoint "$fixtures/tiny" --seconds 10 --steps 27 \
+  timeout "$(budget 300)" "$bin/gpu_check" drift --checkpoint "$fixtures/tiny" --seconds 10 --steps 27 \
     --device "$device" --dtype f16 | tee "$work/drift.log"
   record "drift (exit ${PIPESTATUS[0]}): $(grep -E 'drift' "$work/drift.log" | tr '\n' ' ')"
   if [ -n "${ACESTEP_REFERENCE:-}" ]; then
