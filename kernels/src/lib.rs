@@ -8,7 +8,9 @@
 //!   residual and activations before and after fused into the pass over the data;
 //! - on every other device or dtype they run a formulation out of candle's batched ops that needs
 //!   no per-group or per-sample launch (a depthwise convolution is `k` shifted multiply-adds, a
-//!   grouped one a batched matmul), so the same model code runs on CUDA and Metal.
+//!   grouped one a batched matmul), so the same model code runs on CUDA and Metal. On the CPU
+//!   [`with_generic`] (one thread) or the `ACESTEP_KERNELS_GENERIC` environment variable (the
+//!   whole process) forces that path, to prove it there.
 //!
 //! Results match candle's plain implementation to rounding (see each kernel's tests).
 
@@ -87,9 +89,18 @@ pub fn with_generic<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// True when the environment sets `ACESTEP_KERNELS_GENERIC` (to anything): every call of the
+/// process takes the candle-op formulation that other devices run, so a whole model (the parity
+/// suite) can be checked on the CPU with the code path CUDA and Metal take.
+fn generic_everywhere() -> bool {
+    static GENERIC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *GENERIC.get_or_init(|| std::env::var_os("ACESTEP_KERNELS_GENERIC").is_some())
+}
+
 /// True when `ts` run on this crate's CPU kernels.
 fn on_cpu_f32(ts: &[&Tensor]) -> bool {
     !FORCE_GENERIC.with(|c| c.get())
+        && !generic_everywhere()
         && ts
             .iter()
             .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
