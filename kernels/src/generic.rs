@@ -99,10 +99,6 @@ fn grouped_conv1d(x: &Tensor, w: &Tensor, s: ConvSpec) -> Result<Tensor> {
         .reshape((b, cout, lout))
 }
 
-/// Transposed 1-D convolution.
-///
-/// candle 0.11's CPU `conv_transpose1d` takes a col2im shortcut when `padding == 0` whose batched
-/// matmul gets every batch item after the first wrong: on the CPU such calls run item by item.
 /// `conv(x, w)`, through f32 for bf16 on the CPU: candle 0.11's CPU convolutions have no bf16
 /// matrix product (its plain `matmul` widens bf16 the same way), so the result is the f32
 /// convolution rounded to bf16, as a GPU's bf16 convolution with f32 accumulation gives.
@@ -118,6 +114,10 @@ fn widened(
     conv(x, w)
 }
 
+/// Transposed 1-D convolution.
+///
+/// candle 0.11's CPU `conv_transpose1d` takes a col2im shortcut when `padding == 0` whose batched
+/// matmul gets every batch item after the first wrong: on the CPU such calls run item by item.
 pub(crate) fn conv_transpose1d(
     x: &Tensor,
     w: &Tensor,
