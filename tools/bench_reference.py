@@ -8,6 +8,13 @@ our criterion benches (same machine, same thread count, same shapes).
     ACESTEP_REFERENCE=/path/to/ACE-Step python tools/bench_reference.py lyrics --reps 10
     python tools/bench_reference.py kernels --threads 2 --reps 5
     ACESTEP_REFERENCE=... python tools/bench_reference.py dit --device cuda --dtype bf16 --reps 5
+    ACESTEP_REFERENCE=... python tools/bench_reference.py pipeline --checkpoint DIR --seconds 10 --steps 27
+
+`pipeline` runs one whole text2music generation with the reference's `ACEStepPipeline` on a
+checkpoint folder (e.g. the full-size random one of `examples/random_checkpoint.rs`), with its
+defaults (Euler, APG at 15, ERG on, seed 42, no lyrics), and prints the load time, the
+generation's wall time and the process's peak resident memory; put it beside
+`/usr/bin/time -v acestep generate --checkpoint-dir DIR --duration 10 --steps 27 --seed 42`.
 
 `--device` / `--dtype` (umt5, dit, dcae) move the models and their float inputs there; each timed
 call ends with a device synchronization. The figures' names keep their `_f32` prefix (the
@@ -230,13 +237,45 @@ def bench_kernels(reps):
                    2 * 4 * 128 * 128 * 856, unit="GB/s")
 
 
+def bench_pipeline(args):
+    import resource
+    import sys
+    import tempfile
+    ref = os.environ.get("ACESTEP_REFERENCE")
+    if not ref:
+        raise SystemExit("set ACESTEP_REFERENCE=/path/to/ACE-Step (the reference checkout)")
+    if not args.checkpoint:
+        raise SystemExit("pipeline needs --checkpoint DIR")
+    sys.path.insert(0, ref)
+    from acestep.pipeline_ace_step import ACEStepPipeline
+
+    t = time.perf_counter()
+    pipe = ACEStepPipeline(checkpoint_dir=args.checkpoint,
+                           dtype="bfloat16" if DTYPE == torch.bfloat16 else "float32")
+    pipe.load_checkpoint(args.checkpoint)
+    _sync()
+    print(f"reference pipeline load: {time.perf_counter() - t:.1f} s")
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        pipe(audio_duration=args.seconds, prompt="pop, rock, upbeat, electric guitar, drums, 120 bpm",
+             lyrics="", infer_step=args.steps, manual_seeds=[42], save_path=os.path.join(d, "out.wav"))
+        _sync()
+        wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"reference pipeline generate {args.seconds} s, {args.steps} steps: {wall:.1f} s; "
+          f"peak RSS {peak:.2f} GiB")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae", "lyrics", "kernels"])
+    ap.add_argument("what", choices=["umt5", "dit", "dit-lora", "dcae", "lyrics", "kernels", "pipeline"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--device", default="cpu", help="umt5 / dit / dcae: cpu, cuda, cuda:N")
     ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"])
+    ap.add_argument("--checkpoint", help="pipeline: the checkpoint folder")
+    ap.add_argument("--seconds", type=float, default=10.0, help="pipeline: audio duration")
+    ap.add_argument("--steps", type=int, default=27, help="pipeline: diffusion steps")
     args = ap.parse_args()
     global DEVICE, DTYPE
     DEVICE = torch.device(args.device)
@@ -244,6 +283,9 @@ def main():
     print(f"reference {args.what} on {DEVICE}, {args.dtype}, torch {torch.__version__}")
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
+    if args.what == "pipeline":
+        bench_pipeline(args)
+        return
     {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora, "dcae": bench_dcae,
      "lyrics": bench_lyrics, "kernels": bench_kernels}[args.what](args.reps)
 
