@@ -92,8 +92,39 @@ impl CheckedSafetensors {
                 }));
             }
         }
-        self.st.load(name, dev)?.to_dtype(dtype)
+        let t = self.st.load(name, dev)?.to_dtype(dtype)?;
+        release_mapped_pages(view.data());
+        Ok(t)
     }
+}
+
+/// Drops the resident pages of a memory-mapped range once its tensor has been copied out
+/// (`madvise(MADV_DONTNEED)`): while a model loads, the checkpoint pages it has read would
+/// otherwise stay in the process's resident set beside their copies until the whole file is
+/// unmapped (a 60 s generation in f32 peaked at 19.4 GiB while loading, against 12.3 GiB while
+/// generating). The file stays mapped read-only and the pages stay in the page cache: a later
+/// read of the range faults them back in unchanged.
+fn release_mapped_pages(bytes: &[u8]) {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if page <= 0 || bytes.is_empty() {
+            return;
+        }
+        let page = page as usize;
+        let start = bytes.as_ptr() as usize / page * page;
+        let end = (bytes.as_ptr() as usize + bytes.len()).div_ceil(page) * page;
+        // SAFETY: `[start, end)` lies within the read-only shared file mapping that holds `bytes`
+        // (mappings are page-granular); MADV_DONTNEED on such a mapping only drops page-table
+        // entries, and its contents read back the same from the file. No tensor borrows the
+        // mapping: `load` copied the data out.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = bytes;
 }
 
 impl SimpleBackend for CheckedSafetensors {

@@ -247,8 +247,20 @@ def bench_pipeline(args):
     if not args.checkpoint:
         raise SystemExit("pipeline needs --checkpoint DIR")
     sys.path.insert(0, ref)
+    import torchaudio
+    import wave
     from acestep.pipeline_ace_step import ACEStepPipeline
 
+    def save(path, wav, sample_rate, **_):
+        # torchaudio >= 2.9 saves through torchcodec; a plain 16-bit WAV writer instead.
+        pcm = (wav.float().clamp(-1, 1) * 32767).short().t().contiguous().cpu().numpy()
+        with wave.open(str(path), "wb") as f:
+            f.setnchannels(pcm.shape[1])
+            f.setsampwidth(2)
+            f.setframerate(sample_rate)
+            f.writeframes(pcm.tobytes())
+
+    torchaudio.save = save
     t = time.perf_counter()
     pipe = ACEStepPipeline(checkpoint_dir=args.checkpoint,
                            dtype="bfloat16" if DTYPE == torch.bfloat16 else "float32")
