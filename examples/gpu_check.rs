@@ -82,31 +82,19 @@ fn parse_args() -> Res<Args> {
         }
     }
     a.device = acestep::device::parse_device(&device)?;
-    // Through the test switches' parser: bf16 is allowed on the CPU here (a dry run).
-    a.dtype = match dtype.as_str() {
-        "f32" => DType::F32,
-        "bf16" => DType::BF16,
-        "f16" => DType::F16,
-        other => return Err(format!("--dtype {other}: expected f32, bf16 or f16").into()),
-    };
+    // The test switches' parser: bf16 is allowed on the CPU here (a dry run).
+    a.dtype = acestep::testing::parse_float_dtype("--dtype", &dtype)?;
     a.reps = a.reps.max(1);
     Ok(a)
-}
-
-fn fixtures() -> PathBuf {
-    match std::env::var_os("ACESTEP_FIXTURES") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
-    }
 }
 
 /// The config of `component`: the full one from its manifest, or the tiny fixture's.
 fn config<T: serde::de::DeserializeOwned>(component: &str, tiny: bool) -> Res<T> {
     let value = if tiny {
-        let path = fixtures().join(format!("tiny/{component}/config.json"));
+        let path = acestep::testing::fixtures_dir().join(format!("tiny/{component}/config.json"));
         serde_json::from_str(&std::fs::read_to_string(path)?)?
     } else {
-        let path = fixtures().join(format!("manifests/{component}.json"));
+        let path = acestep::testing::fixtures_dir().join(format!("manifests/{component}.json"));
         acestep::testing::read_manifest(&path)?.config
     };
     Ok(serde_json::from_value(value)?)
@@ -245,6 +233,18 @@ const LYRICS: &str = "[verse]\nWe ran along the river when the night was young\n
     [chorus]\nHold on, hold on, the morning's coming soon\n\
     We'll dance across the rooftops underneath the moon\n";
 
+/// The timed song: text2music with the pipeline's defaults, seed 42, lyrics when a vocab is given.
+fn song(a: &Args, seconds: f64, steps: usize) -> GenerationParams {
+    GenerationParams {
+        prompt: PROMPT.into(),
+        lyrics: if a.vocab.is_some() { LYRICS } else { "" }.into(),
+        audio_duration: seconds,
+        infer_step: steps,
+        manual_seeds: vec![42],
+        ..Default::default()
+    }
+}
+
 fn generate(a: &Args) -> Res<()> {
     let dir = a
         .checkpoint
@@ -260,15 +260,7 @@ fn generate(a: &Args) -> Res<()> {
     let pipe = Pipeline::load(&Checkpoint::from_dir(&dir)?, &options)?;
     a.device.synchronize()?;
     println!("gpu_check load: {:.1} s", t0.elapsed().as_secs_f64());
-    let lyrics = if a.vocab.is_some() { LYRICS } else { "" };
-    let params = |seconds: f64, steps: usize| GenerationParams {
-        prompt: PROMPT.into(),
-        lyrics: lyrics.into(),
-        audio_duration: seconds,
-        infer_step: steps,
-        manual_seeds: vec![42],
-        ..Default::default()
-    };
+    let params = |seconds: f64, steps: usize| song(a, seconds, steps);
     let t0 = Instant::now();
     pipe.generate(&params(a.seconds.min(10.0), 2))?;
     a.device.synchronize()?;
@@ -317,15 +309,7 @@ fn generate(a: &Args) -> Res<()> {
 fn drift(a: &Args) -> Res<()> {
     let dir = a.checkpoint.clone().ok_or("drift needs --checkpoint DIR")?;
     let checkpoint = Checkpoint::from_dir(&dir)?;
-    let lyrics = if a.vocab.is_some() { LYRICS } else { "" };
-    let params = GenerationParams {
-        prompt: PROMPT.into(),
-        lyrics: lyrics.into(),
-        audio_duration: a.seconds,
-        infer_step: a.steps,
-        manual_seeds: vec![42],
-        ..Default::default()
-    };
+    let params = song(a, a.seconds, a.steps);
     let run = |dtype: DType| -> Res<acestep::GeneratedAudio> {
         let options = PipelineOptions {
             device: a.device.clone(),
@@ -365,7 +349,7 @@ fn main() -> Res<()> {
             let out = a.positional.first().ok_or("checkpoint needs OUT_DIR")?;
             Ok(acestep::testing::write_random_checkpoint(
                 &PathBuf::from(out),
-                &fixtures(),
+                &acestep::testing::fixtures_dir(),
             )?)
         }
         other => Err(

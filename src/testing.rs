@@ -137,17 +137,9 @@ impl TestTarget {
             Some(spec) => crate::device::parse_device(&spec)?,
             None => Device::Cpu,
         };
-        let dtype = match var("ACESTEP_TEST_DTYPE").as_deref().map(str::trim) {
-            None | Some("f32") => DType::F32,
-            Some("bf16") => DType::BF16,
-            Some("f16") => DType::F16,
-            Some(other) => {
-                return Err(Error::InvalidArgument {
-                    name: "ACESTEP_TEST_DTYPE",
-                    value: other.to_string(),
-                    expected: "f32, bf16 or f16".into(),
-                })
-            }
+        let dtype = match var("ACESTEP_TEST_DTYPE") {
+            Some(spec) => parse_float_dtype("ACESTEP_TEST_DTYPE", &spec)?,
+            None => DType::F32,
         };
         Ok(Self { device, dtype })
     }
@@ -191,6 +183,30 @@ impl TestTarget {
     /// expected to the f32 tolerances and bit-exact checks hold.
     pub fn is_cpu_f32(&self) -> bool {
         self.device.is_cpu() && self.dtype == DType::F32
+    }
+}
+
+/// `f32`, `bf16` or `f16` as a dtype, on any device (unlike [`crate::device::parse_dtype`],
+/// which refuses bf16 on the CPU for users); `name` names the setting in the error.
+pub fn parse_float_dtype(name: &'static str, spec: &str) -> Result<DType> {
+    match spec.trim() {
+        "f32" => Ok(DType::F32),
+        "bf16" => Ok(DType::BF16),
+        "f16" => Ok(DType::F16),
+        other => Err(Error::InvalidArgument {
+            name,
+            value: other.to_string(),
+            expected: "f32, bf16 or f16".into(),
+        }),
+    }
+}
+
+/// The fixture folder: `$ACESTEP_FIXTURES` when set (a copy of `tests/fixtures` beside binaries
+/// carried to another machine), else this crate's `tests/fixtures`.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    match std::env::var_os("ACESTEP_FIXTURES") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
     }
 }
 

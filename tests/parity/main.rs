@@ -22,16 +22,8 @@ mod editing;
 mod sampling;
 mod umt5;
 
-use std::path::PathBuf;
-
-/// The fixture folder: `ACESTEP_FIXTURES` when set (a copy of `tests/fixtures` beside a test
-/// binary carried to another machine), else the crate's own.
-pub fn fixtures() -> PathBuf {
-    match std::env::var_os("ACESTEP_FIXTURES") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
-    }
-}
+/// The fixture folder (`$ACESTEP_FIXTURES`, else the crate's `tests/fixtures`).
+pub use acestep::testing::fixtures_dir as fixtures;
 
 /// The DiT of the tiny four-component checkpoint on the test target (the sampling-loop and
 /// editing cases run on it).
