@@ -193,6 +193,36 @@ fn bench_kernels(c: &mut Criterion) {
         });
     }
     g.finish();
+    bench_quantized(c);
+}
+
+/// Quantized linear layers at the DiT's shapes (k = 2560; n = 2560 attention, 6400 feed-forward):
+/// this crate's layer (its tiles on an AVX-512 VNNI CPU) against candle's `QMatMul` on the same
+/// blocks (the repacked copy it keeps beside them on such a CPU), GFLOP as the f32 product's.
+fn bench_quantized(c: &mut Criterion) {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    let mut g = c.benchmark_group("kernels_quantized");
+    g.sample_size(10);
+    for dt in [GgmlDType::Q8_0, GgmlDType::Q4K] {
+        for &(m, k, n) in &[
+            (107usize, 2560usize, 2560usize),
+            (646, 2560, 2560),
+            (646, 2560, 6400),
+        ] {
+            let x = rand(&[1, m, k], 1.0);
+            let q = std::sync::Arc::new(QTensor::quantize(&rand(&[n, k], 0.02), dt).expect("q"));
+            let ours = Linear::quantized(q.clone(), None).expect("linear");
+            let candle = QMatMul::from_arc(q).expect("qmatmul");
+            g.throughput(Throughput::Elements((2 * m * k * n) as u64));
+            g.bench_function(format!("{dt:?}/ours/{m}x{k}x{n}"), |b| {
+                b.iter(|| ours.forward(&x).expect("linear"))
+            });
+            g.bench_function(format!("{dt:?}/candle/{m}x{k}x{n}"), |b| {
+                b.iter(|| candle.forward(&x).expect("qmatmul"))
+            });
+        }
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench_kernels);

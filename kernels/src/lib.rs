@@ -679,6 +679,9 @@ enum LinearWeight {
     /// GGML block-quantized (candle's quantized matmul: the activations are quantized to the
     /// matching 8-bit blocks and dotted with the weight's blocks; the weight is never expanded).
     Quantized(QMatMul, std::sync::Arc<QTensor>),
+    /// GGML `q8_0` / `q4k` blocks re-laid out in tiles for this crate's CPU kernel (in place of
+    /// the blocks: one copy).
+    QPacked(std::sync::Arc<cpu::qmatmul::QPacked>),
 }
 
 impl Linear {
@@ -701,8 +704,29 @@ impl Linear {
     }
 
     /// A layer over a block-quantized weight `[out, in]` (GGML formats: `Q8_0`, `Q6K`, ...).
+    ///
+    /// On a CPU with AVX-512 VNNI, `Q8_0` and `Q4K` weights are re-laid out for this crate's
+    /// quantized kernel (the blocks are dropped once copied: the layer holds the weight once,
+    /// where candle's x86 kernel would keep a repacked copy beside them); everything else runs
+    /// candle's quantized matmul.
     pub fn quantized(weight: std::sync::Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
-        weight.shape().dims2()?;
+        let (n, k) = weight.shape().dims2()?;
+        let format = match weight.dtype() {
+            GgmlDType::Q8_0 => Some(cpu::qmatmul::Format::Q8_0),
+            GgmlDType::Q4K => Some(cpu::qmatmul::Format::Q4K),
+            _ => None,
+        };
+        if let Some(format) = format {
+            let bias_ok = bias.as_ref().is_none_or(|b| on_cpu_f32(&[b]));
+            if cpu::qmatmul::fast() && bias_ok && matches!(weight.device(), Device::Cpu) {
+                if let Some(p) = cpu::qmatmul::QPacked::from_ggml(format, &weight.data()?, n, k) {
+                    return Ok(Self {
+                        weight: LinearWeight::QPacked(std::sync::Arc::new(p)),
+                        bias,
+                    });
+                }
+            }
+        }
         let qm = QMatMul::from_arc(weight.clone())?;
         Ok(Self {
             weight: LinearWeight::Quantized(qm, weight),
@@ -723,6 +747,10 @@ impl Linear {
     pub fn quantized_dtype(&self) -> Option<GgmlDType> {
         match &self.weight {
             LinearWeight::Quantized(_, q) => Some(q.dtype()),
+            LinearWeight::QPacked(p) => Some(match p.format {
+                cpu::qmatmul::Format::Q8_0 => GgmlDType::Q8_0,
+                cpu::qmatmul::Format::Q4K => GgmlDType::Q4K,
+            }),
             _ => None,
         }
     }
@@ -733,6 +761,7 @@ impl Linear {
             LinearWeight::Tensor(t) => t.elem_count() * t.dtype().size_in_bytes(),
             LinearWeight::Packed(p) => p.n * p.k * 4,
             LinearWeight::Quantized(_, q) => q.storage_size_in_bytes(),
+            LinearWeight::QPacked(p) => p.bytes(),
         }
     }
 
@@ -744,6 +773,7 @@ impl Linear {
                 (d[0], d.get(1).copied().unwrap_or(0))
             }
             LinearWeight::Packed(p) => (p.n, p.k),
+            LinearWeight::QPacked(p) => (p.n, p.k),
             LinearWeight::Quantized(_, q) => {
                 let d = q.shape().dims();
                 (d[0], d.get(1).copied().unwrap_or(0))
@@ -755,7 +785,7 @@ impl Linear {
     pub fn device(&self) -> Device {
         match &self.weight {
             LinearWeight::Tensor(t) => t.device().clone(),
-            LinearWeight::Packed(_) => Device::Cpu,
+            LinearWeight::Packed(_) | LinearWeight::QPacked(_) => Device::Cpu,
             LinearWeight::Quantized(_, q) => q.device(),
         }
     }
@@ -764,7 +794,9 @@ impl Linear {
     pub fn dtype(&self) -> DType {
         match &self.weight {
             LinearWeight::Tensor(t) => t.dtype(),
-            LinearWeight::Packed(_) | LinearWeight::Quantized(..) => DType::F32,
+            LinearWeight::Packed(_) | LinearWeight::Quantized(..) | LinearWeight::QPacked(_) => {
+                DType::F32
+            }
         }
     }
 
@@ -775,6 +807,7 @@ impl Linear {
             LinearWeight::Tensor(t) => Ok(t.clone()),
             LinearWeight::Packed(p) => Tensor::from_vec(p.unpack(), (p.n, p.k), &Device::Cpu),
             LinearWeight::Quantized(_, q) => q.dequantize(&q.device()),
+            LinearWeight::QPacked(p) => Tensor::from_vec(p.unpack(), (p.n, p.k), &Device::Cpu),
         }
     }
 
@@ -798,6 +831,25 @@ impl Linear {
                 return generic::linear(x, &w, self.bias.as_ref(), act);
             }
             LinearWeight::Tensor(w) => return generic::linear(x, w, self.bias.as_ref(), act),
+            LinearWeight::QPacked(p) => {
+                let dt = x.dtype();
+                let m = x.elem_count() / k.max(1);
+                let x32 = x.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+                let mut all = vec![&x32];
+                let b32 = match &self.bias {
+                    Some(b) => Some(b.to_device(&Device::Cpu)?.to_dtype(DType::F32)?),
+                    None => None,
+                };
+                all.extend(b32.as_ref());
+                let y = cpu::with_f32(&all, |v| {
+                    cpu::qmatmul::matmul(v[0], m, p, v.get(1).copied(), act)
+                })?;
+                let mut out = dims;
+                *out.last_mut().expect("rank >= 1") = n;
+                return Tensor::from_vec(y, out, &Device::Cpu)?
+                    .to_device(x.device())?
+                    .to_dtype(dt);
+            }
             LinearWeight::Quantized(qm, _) => {
                 let dt = x.dtype();
                 let xq = match dt {

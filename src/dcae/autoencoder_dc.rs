@@ -372,6 +372,19 @@ enum Block {
 }
 
 impl Block {
+    /// For a block whose output columns depend only on nearby input columns: how many input
+    /// columns on each side an output column reads, and output columns per input column.
+    fn reach(&self) -> Option<(usize, usize)> {
+        match self {
+            // Two 3x3 convolutions; the norm is per pixel.
+            Block::Res(_) => Some((2, 1)),
+            // One 3x3 convolution (before or after a 2x upsampling); the shortcut is per pixel.
+            Block::Up { .. } => Some((1, 2)),
+            // Linear attention is global; the encoder's downsampling does not run here.
+            Block::Vit(..) | Block::Down { .. } => None,
+        }
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Block::Res(r) => r.forward(x),
@@ -578,23 +591,92 @@ impl DcaeDecoder {
 
     /// Decodes a latent.
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
+        self.forward_in_columns(z, COLUMNS)
+    }
+
+    /// [`DcaeDecoder::forward`] with the local blocks (ResBlocks, upsampling, the output head)
+    /// run `columns` frames at a time (see [`by_columns`]).
+    pub fn forward_in_columns(&self, z: &Tensor, columns: usize) -> Result<Tensor> {
         let mut h = self
             .conv_in
             .forward_fused(z, plus(&repeat_channels(z, self.in_repeats)?.contiguous()?))?;
         for stage in &self.stages {
             for blk in stage {
-                h = blk.forward(&h)?;
+                h = match blk.reach() {
+                    Some((halo, scale)) => {
+                        by_columns(&h, columns, halo, scale, |x| blk.forward(x))?
+                    }
+                    None => blk.forward(&h)?,
+                };
             }
         }
-        let h = self.norm_out.forward_nchw(&h, None)?;
-        self.conv_out.forward_fused(
-            &h,
-            Fused {
-                act_in: Activation::Relu,
-                ..Default::default()
-            },
-        )
+        by_columns(&h, columns, 1, 1, |h| {
+            let h = self.norm_out.forward_nchw(h, None)?;
+            self.conv_out.forward_fused(
+                &h,
+                Fused {
+                    act_in: Activation::Relu,
+                    ..Default::default()
+                },
+            )
+        })
     }
+}
+
+/// Frames (columns) of an activation the decoder's local blocks compute at once on the CPU: 512
+/// columns of a stage are 32 MB per tensor at every resolution (the channels double as the mel
+/// height halves), where a whole 47 s window's full-resolution tensor is 268 MB.
+pub const COLUMNS: usize = 512;
+
+/// `f(x)` for a block `f` whose output columns `[j * scale, (j + 1) * scale)` depend only on the
+/// input columns `j - halo ..= j + halo` (zero past the edges), computed `columns` input columns
+/// at a time (each with its halo, the halo's outputs dropped) into one output: the block's
+/// intermediate tensors are held for one slice at a time instead of the whole width. Each output
+/// value sums the same inputs as the whole-width call. Runs whole where the slicing buys nothing:
+/// off the CPU, outside f32, or on a tensor no wider than two slices.
+pub fn by_columns(
+    x: &Tensor,
+    columns: usize,
+    halo: usize,
+    scale: usize,
+    f: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    use rayon::prelude::*;
+    let (b, _, _, w) = x.dims4()?;
+    if !x.device().is_cpu()
+        || x.dtype() != candle_core::DType::F32
+        || w <= columns.max(1).saturating_mul(2)
+    {
+        return f(x);
+    }
+    let mut out: Vec<f32> = Vec::new();
+    let mut dims = None;
+    let ow = w * scale;
+    for a in (0..w).step_by(columns) {
+        let e = (a + columns).min(w);
+        let (lo, hi) = (a.saturating_sub(halo), (e + halo).min(w));
+        let y = f(&x.narrow(3, lo, hi - lo)?)?;
+        let (yb, yc, yh, yw) = y.dims4()?;
+        if yb != b || yw != (hi - lo) * scale || dims.is_some_and(|d| d != (yc, yh)) {
+            candle_core::bail!(
+                "by_columns: slice output {:?} of a block of scale {scale}",
+                y.dims()
+            );
+        }
+        if dims.is_none() {
+            dims = Some((yc, yh));
+            out = vec![0f32; b * yc * yh * ow];
+        }
+        let y = y.flatten_all()?.to_vec1::<f32>()?;
+        let (skip, width) = ((a - lo) * scale, (e - a) * scale);
+        out.par_chunks_mut(ow)
+            .zip(y.par_chunks(yw))
+            .for_each(|(o, y)| {
+                o[a * scale..a * scale + width].copy_from_slice(&y[skip..skip + width])
+            });
+    }
+    let (c, h) = dims.unwrap_or((0, 0));
+    Tensor::from_vec(out, (b, c, h, ow), x.device())
 }
 
 /// Encoder and decoder of `music_dcae_f8c8/`.

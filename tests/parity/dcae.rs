@@ -56,6 +56,19 @@ fn dcae_decoder_matches_diffusers() {
     let (m, r) = (model(), io());
     let out = m.dcae.decoder.forward(&input("dec_in")).unwrap();
     assert_close("AutoencoderDC decoder", &out, &r["dec_out"], tol());
+    // The local blocks run a few columns at a time (3: uneven last slice, halos at both ends),
+    // as they do past 1024 columns: the same result. (Whole off the CPU or outside f32.)
+    let out = m
+        .dcae
+        .decoder
+        .forward_in_columns(&input("dec_in"), 3)
+        .unwrap();
+    assert_close(
+        "AutoencoderDC decoder, 3 columns at a time",
+        &out,
+        &r["dec_out"],
+        tol(),
+    );
     // Latent so small that the EfficientViT stage takes the quadratic-attention branch.
     let out = m.dcae.decoder.forward(&input("dec_quad_in")).unwrap();
     assert_close(

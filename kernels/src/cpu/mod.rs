@@ -10,6 +10,7 @@ pub(crate) mod gemm;
 pub(crate) mod layout;
 pub(crate) mod linear;
 pub(crate) mod norm;
+pub(crate) mod qmatmul;
 pub(crate) mod scratch;
 pub(crate) mod simd;
 
