@@ -708,7 +708,7 @@ impl Linear {
     /// On a CPU with AVX-512 VNNI, `Q8_0` and `Q4K` weights are re-laid out for this crate's
     /// quantized kernel (the blocks are dropped once copied: the layer holds the weight once,
     /// where candle's x86 kernel would keep a repacked copy beside them); everything else runs
-    /// candle's quantized matmul.
+    /// candle's quantized matmul (as does every layer while the candle-op path is forced).
     pub fn quantized(weight: std::sync::Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
         let (n, k) = weight.shape().dims2()?;
         let format = match weight.dtype() {
@@ -717,8 +717,9 @@ impl Linear {
             _ => None,
         };
         if let Some(format) = format {
-            let bias_ok = bias.as_ref().is_none_or(|b| on_cpu_f32(&[b]));
-            if cpu::qmatmul::fast() && bias_ok && matches!(weight.device(), Device::Cpu) {
+            // (`on_cpu_f32` of no tensors: the candle-op path is not forced.)
+            let cpu_f32 = on_cpu_f32(&bias.iter().collect::<Vec<_>>());
+            if cpu::qmatmul::fast() && cpu_f32 && matches!(weight.device(), Device::Cpu) {
                 if let Some(p) = cpu::qmatmul::QPacked::from_ggml(format, &weight.data()?, n, k) {
                     return Ok(Self {
                         weight: LinearWeight::QPacked(std::sync::Arc::new(p)),
