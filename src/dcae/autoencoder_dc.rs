@@ -380,7 +380,8 @@ impl Block {
             Block::Res(_) => Some((2, 1)),
             // One 3x3 convolution (before or after a 2x upsampling); the shortcut is per pixel.
             Block::Up { .. } => Some((1, 2)),
-            // Linear attention is global; the encoder's downsampling does not run here.
+            // Linear attention is global; the encoder's downsampling keeps the whole width (its
+            // output is half as wide: not a slice of the input's columns).
             Block::Vit(..) | Block::Down { .. } => None,
         }
     }
@@ -517,12 +518,13 @@ impl DcaeEncoder {
 
     /// Encodes an image.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut h = self.conv_in.forward(x)?;
-        for stage in &self.stages {
-            for blk in stage {
-                h = blk.forward(&h)?;
-            }
-        }
+        self.forward_in_columns(x, COLUMNS)
+    }
+
+    /// [`DcaeEncoder::forward`] with the ResBlocks run `columns` frames at a time (see
+    /// [`by_columns`]): a long clip's full-resolution activations are held one slice at a time.
+    pub fn forward_in_columns(&self, x: &Tensor, columns: usize) -> Result<Tensor> {
+        let h = run_stages(self.conv_in.forward(x)?, &self.stages, columns)?;
         self.conv_out
             .forward_fused(&h, plus(&group_mean(&h, self.out_group)?))
     }
@@ -597,19 +599,10 @@ impl DcaeDecoder {
     /// [`DcaeDecoder::forward`] with the local blocks (ResBlocks, upsampling, the output head)
     /// run `columns` frames at a time (see [`by_columns`]).
     pub fn forward_in_columns(&self, z: &Tensor, columns: usize) -> Result<Tensor> {
-        let mut h = self
+        let h = self
             .conv_in
             .forward_fused(z, plus(&repeat_channels(z, self.in_repeats)?.contiguous()?))?;
-        for stage in &self.stages {
-            for blk in stage {
-                h = match blk.reach() {
-                    Some((halo, scale)) => {
-                        by_columns(&h, columns, halo, scale, |x| blk.forward(x))?
-                    }
-                    None => blk.forward(&h)?,
-                };
-            }
-        }
+        let h = run_stages(h, &self.stages, columns)?;
         by_columns(&h, columns, 1, 1, |h| {
             let h = self.norm_out.forward_nchw(h, None)?;
             self.conv_out.forward_fused(
@@ -623,7 +616,19 @@ impl DcaeDecoder {
     }
 }
 
-/// Frames (columns) of an activation the decoder's local blocks compute at once on the CPU: 512
+/// Runs the blocks of `stages` in order, each local one (see [`Block::reach`]) `columns` frames
+/// at a time.
+fn run_stages(mut h: Tensor, stages: &[Vec<Block>], columns: usize) -> Result<Tensor> {
+    for blk in stages.iter().flatten() {
+        h = match blk.reach() {
+            Some((halo, scale)) => by_columns(&h, columns, halo, scale, |x| blk.forward(x))?,
+            None => blk.forward(&h)?,
+        };
+    }
+    Ok(h)
+}
+
+/// Frames (columns) of an activation the DCAE's local blocks compute at once on the CPU: 512
 /// columns of a stage are 32 MB per tensor at every resolution (the channels double as the mel
 /// height halves), where a whole 47 s window's full-resolution tensor is 268 MB.
 pub const COLUMNS: usize = 512;

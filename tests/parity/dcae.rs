@@ -84,6 +84,17 @@ fn dcae_encoder_matches_diffusers() {
     let (m, r) = (model(), io());
     let out = m.dcae.encoder.forward(&input("enc_in")).unwrap();
     assert_close("AutoencoderDC encoder", &out, &r["enc_out"], tol());
+    let out = m
+        .dcae
+        .encoder
+        .forward_in_columns(&input("enc_in"), 3)
+        .unwrap();
+    assert_close(
+        "AutoencoderDC encoder, 3 columns at a time",
+        &out,
+        &r["enc_out"],
+        tol(),
+    );
 }
 
 #[test]
