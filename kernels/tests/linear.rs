@@ -81,7 +81,10 @@ fn quantized_linear_matches_the_dequantized_product() {
             let ggml = q.storage_size_in_bytes();
             let held = lin.weight_bytes();
             let rows = n.div_ceil(16) * 16;
-            assert!(held <= ggml * rows / n * 1029 / 1000, "{dt:?}: {held} bytes for {ggml}");
+            assert!(
+                held <= ggml * rows / n * 1029 / 1000,
+                "{dt:?}: {held} bytes for {ggml}"
+            );
             let got = lin.forward(&x).unwrap();
             let candle = QMatMul::from_arc(q)
                 .unwrap()
