@@ -304,7 +304,7 @@ pub(crate) fn matmul(
     let pairs = tiles.div_ceil(2);
     let row_tasks = m.div_ceil(ROWS_PER_TASK);
     let dst = SendPtr::new(out.as_mut_ptr());
-    let vnni = vnni();
+    let vnni = fast();
     (0..pairs * row_tasks).into_par_iter().for_each(|task| {
         let (pair, rt) = (task / row_tasks, task % row_tasks);
         let rows = rt * ROWS_PER_TASK..((rt + 1) * ROWS_PER_TASK).min(m);
@@ -425,17 +425,16 @@ unsafe fn portable(job: &Job, rows: std::ops::Range<usize>) {
     }
 }
 
-/// True when the CPU runs the AVX-512 VNNI kernel.
-fn vnni() -> bool {
+/// True when this CPU runs [`matmul`] at vector speed: the kernels' ISA is AVX-512 (see
+/// [`super::simd::isa`], which `ACESTEP_KERNELS_PORTABLE` turns off) and it has VNNI, BW and F16C.
+/// Elsewhere the caller keeps candle's quantized matmul, which has AVX2 and NEON kernels.
+pub(crate) fn fast() -> bool {
     use std::sync::OnceLock;
     static VNNI: OnceLock<bool> = OnceLock::new();
     *VNNI.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::env::var_os("ACESTEP_KERNELS_PORTABLE").is_some() {
-                return false;
-            }
-            is_x86_feature_detected!("avx512f")
+            super::simd::isa() == super::simd::Isa::Avx512
                 && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512vnni")
                 && is_x86_feature_detected!("f16c")
@@ -443,12 +442,6 @@ fn vnni() -> bool {
         #[cfg(not(target_arch = "x86_64"))]
         false
     })
-}
-
-/// True when this CPU runs [`matmul`] at vector speed (AVX-512 VNNI); elsewhere the caller keeps
-/// candle's quantized matmul, which has AVX2 and NEON kernels.
-pub(crate) fn fast() -> bool {
-    vnni()
 }
 
 #[cfg(target_arch = "x86_64")]
