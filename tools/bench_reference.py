@@ -132,9 +132,10 @@ def bench_dit_lora(reps):
         print(f"dit_full_f32/decode_lora/T=107: {t * 1e3:.1f} ms (median of {reps})")
 
 
-def bench_dcae(reps):
+def bench_dcae(reps, only=None):
     """MusicDCAE.decode for 10 s (T=107) and 60 s (T=646), decode_overlap for 60 s and encode
-    of 10 s of audio; full configs, random weights (default init)."""
+    of 10 s of audio; full configs, random weights (default init). `only`: run just the benches
+    whose name contains it (as criterion's filter: `--only encode`)."""
     import sys
     import tempfile
     ref = os.environ.get("ACESTEP_REFERENCE")
@@ -156,16 +157,18 @@ def bench_dcae(reps):
         m = MusicDCAE(dcae_checkpoint_path=os.path.join(d, "dcae"),
                       vocoder_checkpoint_path=os.path.join(d, "vocoder")).eval().to(DEVICE, DTYPE)
     with torch.no_grad():
+        def run(name, fn):
+            if only is None or only in name:
+                t = _timeit(fn, reps)
+                print(f"music_dcae_full_f32/{name}: {t * 1e3:.1f} ms (median of {reps})")
+
         for length, secs in ((107, 10), (646, 60)):
             lat = _on(torch.randn(1, 8, 16, length))
-            t = _timeit(lambda: m.decode(lat), reps)
-            print(f"music_dcae_full_f32/decode/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
+            run(f"decode/{secs}s", lambda: m.decode(lat))
             if length > 516:
-                t = _timeit(lambda: m.decode_overlap(lat), reps)
-                print(f"music_dcae_full_f32/decode_overlap/{secs}s: {t * 1e3:.1f} ms (median of {reps})")
+                run(f"decode_overlap/{secs}s", lambda: m.decode_overlap(lat))
         audio = _on(torch.randn(1, 2, 441000) * 0.1)
-        t = _timeit(lambda: m.encode(audio), reps)
-        print(f"music_dcae_full_f32/encode/10s: {t * 1e3:.1f} ms (median of {reps})")
+        run("encode/10s", lambda: m.encode(audio))
 
 
 def bench_lyrics(reps):
@@ -288,6 +291,7 @@ def main():
     ap.add_argument("--checkpoint", help="pipeline: the checkpoint folder")
     ap.add_argument("--seconds", type=float, default=10.0, help="pipeline: audio duration")
     ap.add_argument("--steps", type=int, default=27, help="pipeline: diffusion steps")
+    ap.add_argument("--only", help="dcae: only the benches whose name contains this (e.g. encode)")
     args = ap.parse_args()
     global DEVICE, DTYPE
     DEVICE = torch.device(args.device)
@@ -298,7 +302,10 @@ def main():
     if args.what == "pipeline":
         bench_pipeline(args)
         return
-    {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora, "dcae": bench_dcae,
+    if args.what == "dcae":
+        bench_dcae(args.reps, args.only)
+        return
+    {"umt5": bench_umt5, "dit": bench_dit, "dit-lora": bench_dit_lora,
      "lyrics": bench_lyrics, "kernels": bench_kernels}[args.what](args.reps)
 
 
