@@ -206,6 +206,31 @@ fn strided_and_dilated_taps_match_plain() {
 }
 
 #[test]
+fn im2col_matches_plain() {
+    // The DCAE encoder's downsampling (stride 2) and its input convolution (2 channels), odd
+    // sizes, batch 2, dilation, no padding, wider kernels; chunks of one and of many rows (the
+    // 512-channel case builds one output row per chunk).
+    for &(b, cin, cout, h, w, k, p, st, dil) in &[
+        (1, 16, 32, 32, 214, 3, 1, 2, 1),
+        (1, 512, 8, 6, 470, 3, 1, 2, 1),
+        (2, 8, 8, 17, 31, 3, 1, 2, 1),
+        (1, 2, 16, 33, 71, 3, 1, 1, 1),
+        (2, 4, 4, 12, 13, 3, 2, 1, 2),
+        (1, 5, 7, 9, 9, 3, 0, 2, 2),
+        (2, 6, 9, 20, 23, 5, 2, 3, 1),
+        (1, 3, 5, 1, 1, 3, 1, 2, 1),
+    ] {
+        let s = ConvSpec {
+            padding: p,
+            stride: st,
+            dilation: dil,
+            groups: 1,
+        };
+        run(b, cin, cout, h, w, k, s, Conv2dAlgo::Im2col, 1e-5);
+    }
+}
+
+#[test]
 fn bf16_on_the_cpu_is_the_f32_convolution_rounded() {
     // candle's CPU convolutions have no bf16 matrix product: the candle-op path widens, as a
     // GPU's bf16 convolution accumulates in f32. Dense and grouped, padded and strided.

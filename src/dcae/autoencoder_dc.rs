@@ -395,13 +395,20 @@ impl Block {
                 unshuffle,
                 shortcut_group,
             } => {
-                let mut y = conv.forward(x)?;
+                let shortcut = shortcut_group
+                    .map(|g| pixel_unshuffle_mean(x, g))
+                    .transpose()?;
                 if *unshuffle {
-                    y = pixel_unshuffle(&y, 2)?;
+                    let y = pixel_unshuffle(&conv.forward(x)?, 2)?;
+                    return match shortcut {
+                        Some(s) => y + s,
+                        None => Ok(y),
+                    };
                 }
-                match shortcut_group {
-                    Some(g) => y + pixel_unshuffle_mean(x, *g)?,
-                    None => Ok(y),
+                match &shortcut {
+                    // The shortcut added in the convolution's epilogue (as `y + s`, one pass).
+                    Some(s) => conv.forward_fused(x, plus(s)),
+                    None => conv.forward(x),
                 }
             }
             Block::Up {

@@ -68,6 +68,9 @@ pub enum Algo {
     /// One strided matrix product per tap over the stride phases of a padded input (any
     /// stride, dilation and groups).
     Taps,
+    /// One matrix product over the whole depth `cin * kh * kw` per chunk of output rows, from
+    /// a column matrix copied out of the stride phases (`groups == 1`; any stride, dilation).
+    Im2col,
 }
 
 /// Whether `algo` can run `g`.
@@ -87,11 +90,14 @@ pub(crate) fn applies(algo: Algo, g: &Geom) -> bool {
             s.groups == g.cin && s.groups == g.cout && s.stride == 1 && s.dilation == 1
         }
         Algo::Taps => true,
+        Algo::Im2col => s.groups == 1,
     }
 }
 
 /// The algorithm for a shape: F(4x4, 3x3) where there are enough 4x4 tiles to amortise its
-/// larger transforms (measured: faster from a few hundred tiles on), F(2x2, 3x3) below.
+/// larger transforms (measured: faster from a few hundred tiles on), F(2x2, 3x3) below; one
+/// product over the whole depth for dense strided convolutions and for inputs of a few
+/// channels (too shallow for a product per Winograd component or per tap).
 pub(crate) fn plan(g: &Geom) -> Algo {
     let tiles4 = g.h.div_ceil(4) * g.w.div_ceil(4);
     let wino = if tiles4 >= 256 {
@@ -99,6 +105,10 @@ pub(crate) fn plan(g: &Geom) -> Algo {
     } else {
         Algo::Winograd
     };
+    let dense = g.spec.groups == 1;
+    if dense && (g.spec.stride > 1 || g.cin < 8) && !applies(Algo::Pointwise, g) {
+        return Algo::Im2col;
+    }
     [Algo::Pointwise, Algo::Depthwise, wino]
         .into_iter()
         .find(|a| applies(*a, g))
@@ -114,6 +124,7 @@ pub(crate) fn conv2d(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue, algo: Algo)
         Algo::Pointwise => pointwise(x, wt, g, ep),
         Algo::Depthwise => depthwise(x, wt, g, ep),
         Algo::Taps => taps(x, wt, g, ep),
+        Algo::Im2col => im2col(x, wt, g, ep),
     }
 }
 
@@ -255,62 +266,129 @@ fn depthwise(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
 // (i + qy, j + qx), so on an output grid as wide as the padded phase every tap is one strided
 // matrix product (columns past the output width are computed and dropped).
 
-fn taps(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
-    let sp = g.spec;
-    let (st, dil, p) = (
-        sp.stride as isize,
-        sp.dilation as isize,
-        sp.padding as isize,
-    );
-    let groups = sp.groups;
-    let (cig, cog) = (g.cin / groups, g.cout / groups);
-    let (ho, wo) = (g.hout(), g.wout());
-    // Tap offset r = d * dil - p = st * q + ph (0 <= ph < st).
-    let split = |d: usize| {
-        let r = d as isize * dil - p;
+/// A batch item's input, activated, zero-padded and split into the stride phases of a
+/// convolution (`stride^2` planes per channel, each with a margin of zeros), so that every tap
+/// of output row `i` reads one contiguous run of the input: [`Phases::at`].
+struct Phases {
+    xp: Scratch,
+    stride: usize,
+    dil: isize,
+    pad: isize,
+    /// Zeros on each side of a phase, in phase rows / columns.
+    m: usize,
+    /// Phase row length: at least `wo` columns past every tap's start.
+    wpp: usize,
+    plane: usize,
+    nph: usize,
+}
+
+impl Phases {
+    fn new(g: &Geom) -> Self {
+        let sp = g.spec;
+        let (st, dil, pad) = (sp.stride, sp.dilation as isize, sp.padding as isize);
+        let (ho, wo) = (g.hout(), g.wout());
+        let split = |d: usize| (d as isize * dil - pad).div_euclid(st as isize);
+        let qs: Vec<isize> = (0..g.kh.max(g.kw)).map(split).collect();
+        let m = qs.iter().map(|q| (-q).max(0)).max().unwrap_or(0) as usize;
+        let qmax = qs.iter().copied().max().unwrap_or(0).max(0) as usize;
+        let nph = st * st;
+        let (hph, wph) = (g.h.div_ceil(st), g.w.div_ceil(st));
+        // Every read (i + q + m, j + q + m) with i < ho, j < wpp stays in the phase.
+        let wpp = wph.max(wo + qmax) + 2 * m;
+        let hpp = hph.max(ho + qmax) + 2 * m + 1;
+        let plane = hpp * wpp;
+        let mut xp = Scratch::uninit(g.cin * nph * plane + wpp);
+        xp[g.cin * nph * plane..].fill(0.0);
+        Self {
+            xp,
+            stride: st,
+            dil,
+            pad,
+            m,
+            wpp,
+            plane,
+            nph,
+        }
+    }
+
+    /// Tap offset `d * dil - pad = stride * q + phase`: `(phase, q)`.
+    fn split(&self, d: usize) -> (usize, isize) {
+        let r = d as isize * self.dil - self.pad;
+        let st = self.stride as isize;
         (r.rem_euclid(st) as usize, r.div_euclid(st))
-    };
-    let qs: Vec<isize> = (0..g.kh.max(g.kw)).map(|d| split(d).1).collect();
-    let m = qs.iter().map(|q| (-q).max(0)).max().unwrap_or(0) as usize;
-    let qmax = qs.iter().copied().max().unwrap_or(0).max(0) as usize;
-    let nph = sp.stride * sp.stride;
-    let (hph, wph) = (g.h.div_ceil(sp.stride), g.w.div_ceil(sp.stride));
-    // Every read (i + q + m, j + q + m) with i < ho, j < wpp stays in the phase.
-    let wpp = wph.max(wo + qmax) + 2 * m;
-    let hpp = hph.max(ho + qmax) + 2 * m + 1;
-    let plane = hpp * wpp;
-    let ncol = ho * wpp;
-    let mut y = super::output_vec(g.b * g.cout * ho * wo);
-    let mut xp = Scratch::uninit(g.cin * nph * plane + wpp);
-    let mut grid = Scratch::uninit(g.cout * ncol);
-    for b in 0..g.b {
-        xp.par_chunks_mut(nph * plane)
+    }
+
+    /// Fills the phases with batch item `b` of `x`, `act` applied.
+    fn fill(&mut self, x: &[f32], b: usize, g: &Geom, act: Activation) {
+        let (st, m, wpp, plane) = (self.stride, self.m, self.wpp, self.plane);
+        let nph = self.nph;
+        self.xp
+            .par_chunks_mut(nph * plane)
             .take(g.cin)
             .enumerate()
             .for_each(|(ci, dst)| {
-                dst.fill(0.0);
+                // Zero what the rows below leave: each phase's margin rows and columns.
+                for pr in 0..st {
+                    let rows = (g.h.saturating_sub(pr)).div_ceil(st);
+                    for pc in 0..st {
+                        let cols = (g.w.saturating_sub(pc)).div_ceil(st);
+                        let p = &mut dst[(pr * st + pc) * plane..(pr * st + pc + 1) * plane];
+                        p[..m * wpp].fill(0.0);
+                        p[(m + rows) * wpp..].fill(0.0);
+                        for r in p[m * wpp..(m + rows) * wpp].chunks_exact_mut(wpp) {
+                            r[..m].fill(0.0);
+                            r[m + cols..].fill(0.0);
+                        }
+                    }
+                }
                 let src = &x[(b * g.cin + ci) * g.h * g.w..(b * g.cin + ci + 1) * g.h * g.w];
                 let mut row = vec![0f32; g.w];
                 for yy in 0..g.h {
-                    act::apply_into(ep.act_in, &src[yy * g.w..(yy + 1) * g.w], &mut row);
-                    let (pr, a) = (yy % sp.stride, yy / sp.stride);
-                    for (xx, &v) in row.iter().enumerate() {
-                        let (pc, bb) = (xx % sp.stride, xx / sp.stride);
-                        dst[(pr * sp.stride + pc) * plane + (a + m) * wpp + bb + m] = v;
+                    act::apply_into(act, &src[yy * g.w..(yy + 1) * g.w], &mut row);
+                    let (pr, a) = (yy % st, yy / st);
+                    // Column xx = st * bb + pc goes to phase (pr, pc), column bb.
+                    for pc in 0..st.min(g.w) {
+                        let at = (pr * st + pc) * plane + (a + m) * wpp + m;
+                        let d = &mut dst[at..at + (g.w - pc).div_ceil(st)];
+                        if st == 1 {
+                            d.copy_from_slice(&row);
+                        } else {
+                            for (v, &r) in d.iter_mut().zip(row[pc..].iter().step_by(st)) {
+                                *v = r;
+                            }
+                        }
                     }
                 }
             });
-        let tail = g.cin * nph * plane;
-        xp[tail..].fill(0.0);
+    }
+
+    /// Where tap `(dy, dx)` of channel `ci` reads for output row `i`, column 0 (column `j` at
+    /// `+ j`).
+    fn at(&self, ci: usize, dy: usize, dx: usize, i: usize) -> usize {
+        let ((pr, qy), (pc, qx)) = (self.split(dy), self.split(dx));
+        let m = self.m as isize;
+        (ci * self.nph + pr * self.stride + pc) * self.plane
+            + (i as isize + qy + m) as usize * self.wpp
+            + (qx + m) as usize
+    }
+}
+
+fn taps(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
+    let groups = g.spec.groups;
+    let (cig, cog) = (g.cin / groups, g.cout / groups);
+    let (ho, wo) = (g.hout(), g.wout());
+    let mut ph = Phases::new(g);
+    let (nph, plane, wpp) = (ph.nph, ph.plane, ph.wpp);
+    let ncol = ho * wpp;
+    let mut y = super::output_vec(g.b * g.cout * ho * wo);
+    let mut grid = Scratch::uninit(g.cout * ncol);
+    for b in 0..g.b {
+        ph.fill(x, b, g, ep.act_in);
         for grp in 0..groups {
             for dy in 0..g.kh {
-                let (pr, qy) = split(dy);
                 for dx in 0..g.kw {
-                    let (pc, qx) = split(dx);
                     let tap = dy * g.kw + dx;
-                    let off = (pr * sp.stride + pc) * plane
-                        + (qy + m as isize) as usize * wpp
-                        + (qx + m as isize) as usize;
+                    let off = ph.at(grp * cig, dy, dx, 0);
                     // SAFETY: column i * wpp + j reads the phase at row i + qy + m < hpp and
                     // column j + qx + m (< wpp + wpp slack at the very end); writes inside grid.
                     unsafe {
@@ -325,11 +403,7 @@ fn taps(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
                                 cig * g.kh * g.kw,
                                 g.kh * g.kw,
                             ),
-                            MatRef::new(
-                                xp.as_ptr().add(grp * cig * nph * plane + off),
-                                nph * plane,
-                                1,
-                            ),
+                            MatRef::new(ph.xp.as_ptr().add(off), nph * plane, 1),
                             Threads::All,
                         );
                     }
@@ -349,6 +423,85 @@ fn taps(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
                 let res = ep.residual.map(|r| &r[pl..pl + ho * wo]);
                 finish_row(yr, bias, res, ep.act_out);
             });
+    }
+    y
+}
+
+// ---------------------------------------------------------------------------------------------
+// Im2col.
+
+/// Bytes of the column matrix one chunk of [`im2col`] builds (a few MB: it stays in the
+/// last-level cache while its product runs, and the weight is re-read once per chunk).
+const IM2COL_CHUNK_BYTES: usize = 2 << 20;
+
+/// A dense (`groups == 1`) convolution as one matrix product per chunk of output rows: the
+/// chunk's column matrix (a row per input channel and tap, in the weight's order, each a copy
+/// of a contiguous run of the stride phases) times the weight `[cout x cin*kh*kw]`, written
+/// straight into the output's rows, epilogue fused per chunk. One product over the whole depth
+/// `cin*kh*kw` instead of [`taps`]' product per tap accumulated through a grid.
+fn im2col(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue) -> Vec<f32> {
+    let (cin, cout) = (g.cin, g.cout);
+    let (ho, wo) = (g.hout(), g.wout());
+    let (kh, kw) = (g.kh, g.kw);
+    let k = cin * kh * kw;
+    let rows = (IM2COL_CHUNK_BYTES / (4 * k * wo).max(1)).clamp(1, ho.max(1));
+    let nchunks = ho.div_ceil(rows);
+    let per_chunk_parallel = nchunks >= 2 * rayon::current_num_threads();
+    let mut y = super::output_vec(g.b * cout * ho * wo);
+    let mut ph = Phases::new(g);
+    for b in 0..g.b {
+        ph.fill(x, b, g, ep.act_in);
+        let ph = &ph;
+        let yb = SendPtr::new(y[b * cout * ho * wo..].as_mut_ptr());
+        let run = |chunk: usize, col: &mut [f32], threads: Threads| {
+            let (i0, i1) = (chunk * rows, ((chunk + 1) * rows).min(ho));
+            let n = (i1 - i0) * wo;
+            col[..k * n]
+                .par_chunks_mut(n)
+                .enumerate()
+                .for_each(|(r, dst)| {
+                    let (ci, dy, dx) = (r / (kh * kw), r / kw % kh, r % kw);
+                    for (i, d) in (i0..i1).zip(dst.chunks_exact_mut(wo)) {
+                        let s = ph.at(ci, dy, dx, i);
+                        d.copy_from_slice(&ph.xp[s..s + wo]);
+                    }
+                });
+            // SAFETY: the chunk writes output rows [i0, i1) of each channel plane only; the
+            // weight and the column matrix are read inside their buffers.
+            unsafe {
+                sgemm(
+                    cout,
+                    n,
+                    k,
+                    MatMut::new(yb.get().add(i0 * wo), ho * wo, 1),
+                    false,
+                    MatRef::new(wt.as_ptr(), k, 1),
+                    MatRef::new(col.as_ptr(), n, 1),
+                    threads,
+                );
+            }
+            if ep.bias.is_some() || ep.residual.is_some() || ep.act_out != Activation::Identity {
+                (0..cout).into_par_iter().for_each(|co| {
+                    let off = co * ho * wo + i0 * wo;
+                    // SAFETY: rows [i0, i1) of channel co: this chunk's, written above.
+                    let seg = unsafe { std::slice::from_raw_parts_mut(yb.get().add(off), n) };
+                    let pl = (b * cout + co) * ho * wo + i0 * wo;
+                    let res = ep.residual.map(|r| &r[pl..pl + n]);
+                    finish_row(seg, ep.bias.map_or(0.0, |bb| bb[co]), res, ep.act_out);
+                });
+            }
+        };
+        if per_chunk_parallel {
+            (0..nchunks).into_par_iter().for_each_init(
+                || Scratch::uninit(k * rows * wo),
+                |col, chunk| run(chunk, col, Threads::One),
+            );
+        } else {
+            let mut col = Scratch::uninit(k * rows * wo);
+            for chunk in 0..nchunks {
+                run(chunk, &mut col, Threads::All);
+            }
+        }
     }
     y
 }
@@ -651,10 +804,11 @@ fn winograd(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue, m: usize) -> Vec<f32
     let pw = tw + 1;
     let plane = hp * pw;
     let u = filter_transform(wt, cout, cin, a);
-    // Chunks of whole tile rows, at least 256 tiles (the products re-pack U per chunk). With
-    // enough chunks each runs on one thread, its transforms and products in cache; else the
-    // chunks run one by one with the work inside spread over the threads.
-    let rows_per_chunk = 256usize.div_ceil(tw).clamp(1, th);
+    // Chunks of whole tile rows, at least 64 tiles (one micro-kernel panel; measured: 64 to
+    // 144 tiles are 5 % faster than 256 at the DCAE's shapes, their buffers closer to the
+    // cache). With enough chunks each runs on one thread, its transforms and products in
+    // cache; else the chunks run one by one with the work inside spread over the threads.
+    let rows_per_chunk = 64usize.div_ceil(tw).clamp(1, th);
     let nchunks = th.div_ceil(rows_per_chunk);
     let threads = rayon::current_num_threads();
     let per_chunk_parallel = nchunks < 2 * threads;
@@ -669,7 +823,11 @@ fn winograd(x: &[f32], wt: &[f32], g: &Geom, ep: &Epilogue, m: usize) -> Vec<f32
             .take(cin)
             .enumerate()
             .for_each_init(Vec::new, |prow: &mut Vec<f32>, (ci, dst)| {
-                dst.fill(0.0);
+                // Rows 1..=h are written whole below: zero the padding rows only.
+                for q in 0..m {
+                    dst[q * plane..q * plane + pw].fill(0.0);
+                    dst[q * plane + (h + 1) * pw..(q + 1) * plane].fill(0.0);
+                }
                 let src = &x[(b * cin + ci) * h * w..(b * cin + ci + 1) * h * w];
                 prow.clear();
                 prow.resize(m * pw, 0.0);
