@@ -15,12 +15,15 @@ use rustfft::{num_complex::Complex, Fft, FftPlanner};
 
 use crate::vocoder::VocoderConfig;
 
+/// Frames whose magnitudes are held at once (2 MB of f64 spectra).
+const MEL_BLOCK: usize = 128;
+
 /// The log-mel spectrogram.
 #[derive(Clone)]
 pub struct LogMelSpectrogram {
     window: Vec<f64>,
-    /// `[n_fft/2 + 1][n_mels]`, row-major.
-    fb: Vec<f64>,
+    /// `[n_fft/2 + 1, n_mels]`, f64 on the CPU.
+    fb: Tensor,
     n_fft: usize,
     hop: usize,
     win: usize,
@@ -53,7 +56,10 @@ impl LogMelSpectrogram {
         // As stored (f32), whatever the model's dtype: the transform computes in f64.
         let vb = vb.to_dtype(DType::F32);
         let window = to_f64(vb.get(cfg.win_length, "spectrogram.window")?)?;
-        let fb = to_f64(vb.get((bins, cfg.n_mels), "mel_scale.fb")?)?;
+        let fb = vb
+            .get((bins, cfg.n_mels), "mel_scale.fb")?
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F64)?;
         if cfg.win_length != cfg.n_fft {
             candle_core::bail!(
                 "win_length {} must equal n_fft {}",
@@ -102,41 +108,35 @@ impl LogMelSpectrogram {
         p.extend((0..right).map(|i| y[n - 2 - i] as f64));
         let frames = self.frames(n);
         let bins = self.n_fft / 2 + 1;
-        // Frames in parallel; per frame the filterbank sums run over the bins in order (the
-        // mel accumulators side by side, so the loop vectorises) as before.
+        // Blocks of frames: the magnitudes of a block's frames (one FFT per frame, frames in
+        // parallel), then the block's filterbank sums as one f64 matrix product.
         let n_mels = self.n_mels;
-        let mut by_frame = vec![0f32; n_mels * frames];
-        by_frame.par_chunks_mut(n_mels).enumerate().for_each_init(
-            || {
-                (
-                    vec![Complex::new(0f64, 0f64); self.n_fft],
-                    vec![0f64; n_mels],
-                )
-            },
-            |(buf, acc), (f, dst)| {
-                let start = f * self.hop;
-                for (i, c) in buf.iter_mut().enumerate() {
-                    *c = Complex::new(p[start + i] * self.window[i], 0.0);
-                }
-                self.fft.process(buf);
-                acc.fill(0.0);
-                for (k, b) in buf.iter().take(bins).enumerate() {
-                    let v = (b.re * b.re + b.im * b.im + 1e-6).sqrt();
-                    let row = &self.fb[k * n_mels..(k + 1) * n_mels];
-                    for (a, w) in acc.iter_mut().zip(row) {
-                        *a += v * w;
-                    }
-                }
-                for (d, a) in dst.iter_mut().zip(acc.iter()) {
-                    *d = a.max(1e-5).ln() as f32;
-                }
-            },
-        );
-        // [frames][n_mels] -> [n_mels][frames]
         let mut out = vec![0f32; n_mels * frames];
-        for (f, row) in by_frame.chunks_exact(n_mels).enumerate() {
-            for (m, &v) in row.iter().enumerate() {
-                out[m * frames + f] = v;
+        for f0 in (0..frames).step_by(MEL_BLOCK) {
+            let nf = MEL_BLOCK.min(frames - f0);
+            let mut mags = vec![0f64; nf * bins];
+            mags.par_chunks_mut(bins).enumerate().for_each_init(
+                || vec![Complex::new(0f64, 0f64); self.n_fft],
+                |buf, (i, dst)| {
+                    let start = (f0 + i) * self.hop;
+                    for (j, c) in buf.iter_mut().enumerate() {
+                        *c = Complex::new(p[start + j] * self.window[j], 0.0);
+                    }
+                    self.fft.process(buf);
+                    for (d, b) in dst.iter_mut().zip(buf.iter()) {
+                        *d = (b.re * b.re + b.im * b.im + 1e-6).sqrt();
+                    }
+                },
+            );
+            let mel = Tensor::from_vec(mags, (nf, bins), &Device::Cpu)?
+                .matmul(&self.fb)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            // [frames][n_mels] -> [n_mels][frames]
+            for (i, row) in mel.chunks_exact(n_mels).enumerate() {
+                for (m, &v) in row.iter().enumerate() {
+                    out[m * frames + f0 + i] = v.max(1e-5).ln() as f32;
+                }
             }
         }
         Ok(out)
