@@ -1,14 +1,16 @@
 //! 2-D convolution on the CPU, NCHW: `[b, cin, h, w] (*) [cout, cin / groups, kh, kw]`, with the
 //! epilogue `act_out(conv(act_in(x)) + bias + residual)` fused.
 //!
-//! - Winograd F(2x2, 3x3) for dense 3x3 stride-1 padding-1 convolutions (every ResBlock and
-//!   up/in/out convolution of the DCAE): 16 matrix products over 4x4 input tiles, 2.25x fewer
-//!   multiplies than the direct sum, with the transforms vectorised over tiles and the tiles
-//!   processed in cache-sized chunks;
+//! - Winograd F(2x2, 3x3) and F(4x4, 3x3) for dense 3x3 stride-1 padding-1 convolutions (every
+//!   ResBlock and up convolution of the DCAE): 16 (36) matrix products over 4x4 (6x6) input
+//!   tiles, 2.25x (4x) fewer multiplies than the direct sum, with the transforms vectorised over
+//!   tiles and the tiles processed in cache-sized chunks;
 //! - pointwise (1x1, any groups): one matrix product per group;
 //! - depthwise (`groups == cin == cout`): a vectorised pass per channel plane;
+//! - im2col: dense convolutions with a stride (the encoder's downsampling) or a few input
+//!   channels, one product over the whole depth `cin * kh * kw` per chunk of output rows;
 //! - taps: one strided matrix product per tap over the stride phases of a zero-padded input
-//!   (everything else: strides, dilations, groups).
+//!   (everything else: dilations, groups, a few output channels).
 
 use rayon::prelude::*;
 
