@@ -221,7 +221,8 @@ def bench_kernels(reps):
         report("conv_transpose1d/c1024to512_k8_s4_l856x2",
                lambda: F.conv_transpose1d(F.silu(x), w, b, stride=4, padding=2), 2 * 2 * 1024 * 512 * 8 * 856)
         for cin, cout, h, wd, k, stride, groups in ((128, 128, 128, 856, 3, 1, 1), (512, 512, 32, 214, 3, 1, 1),
-                                                     (128, 256, 128, 856, 3, 2, 1), (8192, 8192, 16, 107, 3, 1, 8192),
+                                                     (128, 256, 128, 856, 3, 2, 1), (512, 1024, 32, 214, 3, 2, 1),
+                                                     (2, 128, 128, 856, 3, 1, 1), (8192, 8192, 16, 107, 3, 1, 8192),
                                                      (1024, 8192, 16, 107, 1, 1, 1)):
             x = torch.randn(1, cin, h, wd)
             w = torch.randn(cout, cin // groups, k, k) * 0.02
