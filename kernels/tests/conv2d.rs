@@ -231,6 +231,47 @@ fn im2col_matches_plain() {
 }
 
 #[test]
+fn im2col_and_taps_take_non_contiguous_inputs() {
+    // A transposed view (strides not those of NCHW) and a channel slice of a wider tensor.
+    let dev = Device::Cpu;
+    let wide = Tensor::randn(0f32, 1.0, (2, 12, 21, 17), &dev).unwrap();
+    let views = [
+        wide.narrow(1, 0, 6).unwrap().transpose(2, 3).unwrap(),
+        wide.narrow(1, 3, 6).unwrap(),
+    ];
+    let wt = Tensor::randn(0f32, 0.3, (5, 6, 3, 3), &dev).unwrap();
+    for x in &views {
+        assert!(!x.is_contiguous());
+        for (stride, algo) in [
+            (2, Conv2dAlgo::Im2col),
+            (1, Conv2dAlgo::Im2col),
+            (2, Conv2dAlgo::Taps),
+        ] {
+            let s = ConvSpec {
+                padding: 1,
+                stride,
+                dilation: 1,
+                groups: 1,
+            };
+            let got = Conv2d::new(wt.clone(), None, s)
+                .forward_algo(x, Fused::default(), Some(algo))
+                .unwrap();
+            let want = x
+                .contiguous()
+                .unwrap()
+                .conv2d(&wt, 1, stride, 1, 1)
+                .unwrap();
+            let e = rel_err(&got, &want);
+            eprintln!(
+                "{algo:?} stride {stride}, {:?} view: max rel err {e:.2e} (tol 1e-5)",
+                x.dims()
+            );
+            assert!(e < 1e-5, "{algo:?}: {e}");
+        }
+    }
+}
+
+#[test]
 fn bf16_on_the_cpu_is_the_f32_convolution_rounded() {
     // candle's CPU convolutions have no bf16 matrix product: the candle-op path widens, as a
     // GPU's bf16 convolution accumulates in f32. Dense and grouped, padded and strided.
