@@ -15,7 +15,7 @@ use rustfft::{num_complex::Complex, Fft, FftPlanner};
 
 use crate::vocoder::VocoderConfig;
 
-/// Frames whose magnitudes are held at once (2 MB of f64 spectra).
+/// Frames whose magnitudes are held at once (1 MB of f64 spectra).
 const MEL_BLOCK: usize = 128;
 
 /// The log-mel spectrogram.
