@@ -5,7 +5,7 @@ mod common;
 
 use acestep_kernels::{Activation, Conv1d, Conv1dAlgo, ConvSpec, Fused};
 use candle_core::{Device, Tensor, D};
-use common::rel_err;
+use common::{randn, rel_err};
 
 fn reference(
     x: &Tensor,
@@ -45,11 +45,11 @@ struct Case {
 
 fn run(c: &Case, algo: Conv1dAlgo, tol: f32) {
     let dev = Device::Cpu;
-    let x = Tensor::randn(0f32, 1.0, (c.b, c.cin, c.l), &dev).unwrap();
-    let w = (Tensor::randn(0f32, 1.0, (c.cout, c.cin / c.s.groups, c.k), &dev).unwrap()
+    let x = randn(0f32, 1.0, (c.b, c.cin, c.l), &dev).unwrap();
+    let w = (randn(0f32, 1.0, (c.cout, c.cin / c.s.groups, c.k), &dev).unwrap()
         / ((c.cin / c.s.groups * c.k) as f64).sqrt())
     .unwrap();
-    let bias = Tensor::randn(0f32, 1.0, c.cout, &dev).unwrap();
+    let bias = randn(0f32, 1.0, c.cout, &dev).unwrap();
     let conv = Conv1d::new(w.clone(), Some(bias.clone()), c.s);
     assert_eq!(conv.cpu_algo(c.b, c.l).map(|_| ()).ok(), Some(()));
     let plain = reference(
@@ -61,7 +61,7 @@ fn run(c: &Case, algo: Conv1dAlgo, tol: f32) {
         Activation::Identity,
         None,
     );
-    let res = Tensor::randn(0f32, 1.0, plain.dims(), &dev).unwrap();
+    let res = randn(0f32, 1.0, plain.dims(), &dev).unwrap();
     for (ai, ao, r) in [
         (Activation::Identity, Activation::Identity, None),
         (Activation::Silu, Activation::Identity, Some(&res)),
@@ -276,11 +276,11 @@ fn depthwise_matches_plain() {
 #[test]
 fn non_contiguous_input_and_planner() {
     let dev = Device::Cpu;
-    let x = Tensor::randn(0f32, 1.0, (2, 300, 64), &dev)
+    let x = randn(0f32, 1.0, (2, 300, 64), &dev)
         .unwrap()
         .transpose(1, 2)
         .unwrap(); // [2, 64, 300]
-    let w = (Tensor::randn(0f32, 1.0, (64, 64, 13), &dev).unwrap() * 0.03).unwrap();
+    let w = (randn(0f32, 1.0, (64, 64, 13), &dev).unwrap() * 0.03).unwrap();
     let b = Tensor::zeros(64, candle_core::DType::F32, &dev).unwrap();
     let conv = Conv1d::new(w.clone(), Some(b.clone()), spec(6, 1, 1, 1));
     let got = conv.forward_fused(&x, Fused::default()).unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use acestep_kernels::{Activation, Conv2d, Conv2dAlgo, ConvSpec, Fused};
 use candle_core::{Device, Tensor};
-use common::{max_diff, rel_err};
+use common::{max_diff, randn, rel_err};
 
 fn act(t: Tensor, a: Activation) -> Tensor {
     match a {
@@ -30,16 +30,16 @@ fn run(
     tol: f32,
 ) {
     let dev = Device::Cpu;
-    let x = Tensor::randn(0f32, 1.0, (b, cin, h, w), &dev).unwrap();
-    let wt = (Tensor::randn(0f32, 1.0, (cout, cin / s.groups, k, k), &dev).unwrap()
+    let x = randn(0f32, 1.0, (b, cin, h, w), &dev).unwrap();
+    let wt = (randn(0f32, 1.0, (cout, cin / s.groups, k, k), &dev).unwrap()
         / ((cin / s.groups * k * k) as f64).sqrt())
     .unwrap();
-    let bias = Tensor::randn(0f32, 1.0, cout, &dev).unwrap();
+    let bias = randn(0f32, 1.0, cout, &dev).unwrap();
     let conv = Conv2d::new(wt.clone(), Some(bias.clone()), s);
     let plain = x
         .conv2d(&wt, s.padding, s.stride, s.dilation, s.groups)
         .unwrap();
-    let res = Tensor::randn(0f32, 1.0, plain.dims(), &dev).unwrap();
+    let res = randn(0f32, 1.0, plain.dims(), &dev).unwrap();
     for (ai, ao, r) in [
         (Activation::Identity, Activation::Identity, None),
         (Activation::Silu, Activation::Identity, Some(&res)),
@@ -234,12 +234,12 @@ fn im2col_matches_plain() {
 fn im2col_and_taps_take_non_contiguous_inputs() {
     // A transposed view (strides not those of NCHW) and a channel slice of a wider tensor.
     let dev = Device::Cpu;
-    let wide = Tensor::randn(0f32, 1.0, (2, 12, 21, 17), &dev).unwrap();
+    let wide = randn(0f32, 1.0, (2, 12, 21, 17), &dev).unwrap();
     let views = [
         wide.narrow(1, 0, 6).unwrap().transpose(2, 3).unwrap(),
         wide.narrow(1, 3, 6).unwrap(),
     ];
-    let wt = Tensor::randn(0f32, 0.3, (5, 6, 3, 3), &dev).unwrap();
+    let wt = randn(0f32, 0.3, (5, 6, 3, 3), &dev).unwrap();
     for x in &views {
         assert!(!x.is_contiguous());
         for (stride, algo) in [
@@ -284,10 +284,10 @@ fn bf16_on_the_cpu_is_the_f32_convolution_rounded() {
             dilation: 1,
             groups,
         };
-        let x = Tensor::randn(0f32, 1.0, (2, cin, 9, 13), &dev)
+        let x = randn(0f32, 1.0, (2, cin, 9, 13), &dev)
             .and_then(|t| t.to_dtype(DType::BF16))
             .unwrap();
-        let wt = Tensor::randn(0f32, 0.3, (4, cin / groups, 3, 3), &dev)
+        let wt = randn(0f32, 0.3, (4, cin / groups, 3, 3), &dev)
             .and_then(|t| t.to_dtype(DType::BF16))
             .unwrap();
         let got = Conv2d::new(wt.clone(), None, s)

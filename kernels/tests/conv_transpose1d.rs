@@ -5,7 +5,7 @@ mod common;
 
 use acestep_kernels::{Activation, ConvTranspose1d};
 use candle_core::{Device, Tensor};
-use common::{max_abs, max_diff};
+use common::{max_abs, max_diff, randn};
 
 #[test]
 fn conv_transpose1d_matches_plain() {
@@ -17,9 +17,9 @@ fn conv_transpose1d_matches_plain() {
         (2, 7, 9, 33, 3, 1, 1),
         (2, 8, 4, 50, 4, 4, 0),
     ] {
-        let x = Tensor::randn(0f32, 1.0, (b, cin, l), &dev).unwrap();
-        let w = (Tensor::randn(0f32, 1.0, (cin, cout, k), &dev).unwrap() * 0.2).unwrap();
-        let bias = Tensor::randn(0f32, 1.0, cout, &dev).unwrap();
+        let x = randn(0f32, 1.0, (b, cin, l), &dev).unwrap();
+        let w = (randn(0f32, 1.0, (cin, cout, k), &dev).unwrap() * 0.2).unwrap();
+        let bias = randn(0f32, 1.0, cout, &dev).unwrap();
         let layer = ConvTranspose1d::new(w.clone(), Some(bias.clone()), stride, padding, 0);
         let got = layer
             .forward_act(&x, Activation::Silu, Activation::Identity)

@@ -7,10 +7,10 @@ use acestep_kernels::{
     Activation,
 };
 use candle_core::{DType, Device, Tensor};
-use common::{max_abs, max_diff};
+use common::{max_abs, max_diff, randn};
 
 fn rand(dims: &[usize]) -> Tensor {
-    Tensor::randn(0f32, 1.0, dims, &Device::Cpu).unwrap()
+    randn(0f32, 1.0, dims, &Device::Cpu).unwrap()
 }
 
 #[test]

@@ -3,8 +3,8 @@
 mod common;
 
 use acestep_kernels::{layer_norm_channels, rms_norm_channels};
-use candle_core::{Device, Tensor};
-use common::rel_err;
+use candle_core::Device;
+use common::{randn, rel_err};
 
 #[test]
 fn channel_norms_match() {
@@ -15,10 +15,10 @@ fn channel_norms_match() {
         vec![2, 512, 77],
     ] {
         let c = dims[1];
-        let x = (Tensor::randn(0f32, 1.0, dims.as_slice(), &dev).unwrap() + 0.3).unwrap();
-        let w = Tensor::randn(0f32, 1.0, c, &dev).unwrap();
-        let b = Tensor::randn(0f32, 1.0, c, &dev).unwrap();
-        let res = Tensor::randn(0f32, 1.0, dims.as_slice(), &dev).unwrap();
+        let x = (randn(0f32, 1.0, dims.as_slice(), &dev).unwrap() + 0.3).unwrap();
+        let w = randn(0f32, 1.0, c, &dev).unwrap();
+        let b = randn(0f32, 1.0, c, &dev).unwrap();
+        let res = randn(0f32, 1.0, dims.as_slice(), &dev).unwrap();
         let mut shape = vec![1; dims.len()];
         shape[1] = c;
         let (wr, br) = (w.reshape(shape.clone()).unwrap(), b.reshape(shape).unwrap());

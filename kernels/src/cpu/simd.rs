@@ -74,14 +74,11 @@ pub(crate) unsafe fn silu<S: Simd>(x: S::V) -> S::V {
     S::div(x, S::add(S::splat(1.0), e))
 }
 
-/// `erf(x)` (Abramowitz & Stegun 7.1.26 refined: |error| < 1.2e-7 absolute).
+/// `erfc(|x|)` (Numerical Recipes' Chebyshev fit: fractional error < 1.2e-7 everywhere).
 #[inline(always)]
-pub(crate) unsafe fn erf<S: Simd>(x: S::V) -> S::V {
-    // erf is odd: work on |x| and put the sign back.
+unsafe fn erfc_abs<S: Simd>(x: S::V) -> S::V {
     let ax = S::max(x, S::sub(S::splat(0.0), x));
-    // For small |x| a Taylor series is exact to f32; the rational form below covers the rest.
     let t = S::div(S::splat(1.0), S::fma(S::splat(0.5), ax, S::splat(1.0)));
-    // Numerical Recipes' erfc Chebyshev fit (fractional error < 1.2e-7 everywhere).
     let mut p = S::splat(0.170_872_77);
     p = S::fma(p, t, S::splat(-0.822_152_23));
     p = S::fma(p, t, S::splat(1.488_515_9));
@@ -92,38 +89,36 @@ pub(crate) unsafe fn erf<S: Simd>(x: S::V) -> S::V {
     p = S::fma(p, t, S::splat(0.374_091_96));
     p = S::fma(p, t, S::splat(1.000_023_68));
     p = S::fma(p, t, S::splat(-1.265_512_23));
-    let e = exp::<S>(S::sub(p, S::mul(ax, ax)));
-    let erfc = S::mul(t, e);
-    let pos = S::sub(S::splat(1.0), erfc);
-    // Copy the sign of x: erf(x) = sign(x) * pos.
-    let neg = S::sub(S::splat(0.0), pos);
-    select_neg::<S>(x, neg, pos)
+    S::mul(t, exp::<S>(S::sub(p, S::mul(ax, ax))))
 }
 
 /// `0.5 x (1 + erf(x / sqrt 2))` (the exact GELU).
+///
+/// `1 + erf(x / sqrt 2)` is formed as `erfc(|x| / sqrt 2)` for negative `x` and
+/// `2 - erfc(x / sqrt 2)` otherwise: no cancellation, so the result keeps its relative precision
+/// on the negative tail (where `1 + erf` would lose it all below about -5).
 #[inline(always)]
 pub(crate) unsafe fn gelu<S: Simd>(x: S::V) -> S::V {
-    let e = erf::<S>(S::mul(x, S::splat(std::f32::consts::FRAC_1_SQRT_2)));
-    S::mul(S::mul(x, S::splat(0.5)), S::add(S::splat(1.0), e))
+    let c = erfc_abs::<S>(S::mul(x, S::splat(std::f32::consts::FRAC_1_SQRT_2)));
+    let one_plus_erf = select_neg::<S>(x, c, S::sub(S::splat(2.0), c));
+    S::mul(S::mul(x, S::splat(0.5)), one_plus_erf)
 }
 
 /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))` (the tanh GELU, `gelu_new`).
+///
+/// Evaluated as `x / (1 + e^{-2z})` (`0.5 (1 + tanh z)` is `sigmoid(2z)`): no cancellation on the
+/// negative tail, and exact at both ends (`e^{-2z}` saturates to 0 or a large value).
 #[inline(always)]
 pub(crate) unsafe fn gelu_tanh<S: Simd>(x: S::V) -> S::V {
     let z = S::mul(
-        S::splat(0.797_884_6),
+        S::splat(-2.0 * 0.797_884_6),
         S::fma(S::mul(S::splat(0.044_715), S::mul(x, x)), x, x),
     );
-    // tanh z = 1 - 2 / (e^{2z} + 1): exact at both ends (e^{2z} saturates to 0 or a large value).
-    let e = exp::<S>(S::add(z, z));
-    let t = S::sub(
-        S::splat(1.0),
-        S::div(S::splat(2.0), S::add(e, S::splat(1.0))),
-    );
-    S::mul(S::mul(x, S::splat(0.5)), S::add(S::splat(1.0), t))
+    S::div(x, S::add(S::splat(1.0), exp::<S>(z)))
 }
 
-/// `if x < 0 { a } else { b }` lane-wise, from min/max arithmetic (no mask type needed).
+/// `if x < 0 { a } else { b }` lane-wise (finite `a`, `b`), from min/max arithmetic (no mask type
+/// needed); exact: each lane is `a * 1 + b * 0` or `a * 0 + b * 1`.
 #[inline(always)]
 unsafe fn select_neg<S: Simd>(x: S::V, a: S::V, b: S::V) -> S::V {
     // s = 1 where x < 0, 0 where x >= 0 (x / |x| is not safe at 0).
@@ -132,7 +127,7 @@ unsafe fn select_neg<S: Simd>(x: S::V, a: S::V, b: S::V) -> S::V {
         S::max(S::mul(S::sub(S::splat(0.0), x), big), S::splat(0.0)),
         S::splat(1.0),
     );
-    S::fma(s, S::sub(a, b), b)
+    S::fma(a, s, S::mul(b, S::sub(S::splat(1.0), s)))
 }
 
 /// Portable 8-lane vector: plain arrays, vectorised by LLVM for the baseline target.
