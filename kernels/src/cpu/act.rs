@@ -134,6 +134,9 @@ mod tests {
                 "{act:?}: max error {worst:.2e}, max relative error {worst_rel:.1} x cond x eps"
             );
             assert!(worst < 5e-7, "{act:?}: {worst}");
+            // Measured: SiLU 0.9, GELU 2.6, tanh GELU 1.6 (the cancelling `1 + erf` / `1 + tanh`
+            // forms were off by 100 % on the negative tail).
+            assert!(worst_rel < 4.0, "{act:?}: {worst_rel} x cond x eps");
         }
     }
 }
